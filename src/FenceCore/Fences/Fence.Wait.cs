@@ -1,0 +1,369 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
+using FenceCore.Internal;
+
+namespace FenceCore;
+
+/// <summary>Waiting on fences.</summary>
+/// <remarks>
+/// How the results map to the kernel's return values (<c>dma_fence_wait_timeout</c>,
+/// <c>dma_fence_default_wait</c>, <c>dma_fence_wait_any_timeout</c>):
+/// <list type="table">
+/// <listheader><term>kernel</term><description>FenceCore</description></listheader>
+/// <item><term>&gt; 0 (remaining jiffies; 1 for a zero timeout on a signalled fence)</term><description><c>true</c>, or the index for wait-any</description></item>
+/// <item><term>0 (timed out)</term><description><c>false</c>, or -1 for wait-any</description></item>
+/// <item><term>-ERESTARTSYS (interrupted)</term><description><see cref="OperationCanceledException"/> from the token</description></item>
+/// <item><term>-EINVAL (negative timeout, empty set)</term><description><see cref="ArgumentOutOfRangeException"/> / <see cref="ArgumentException"/></description></item>
+/// </list>
+/// A zero timeout never blocks. A wait enables signalling first, as the kernel's does.
+/// </remarks>
+public partial class Fence
+{
+    [ThreadStatic]
+    private static BlockingWaiter? t_waiter;
+
+    /// <summary>Blocks until the fence signals.</summary>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    public void Wait(CancellationToken cancellationToken = default) =>
+        Wait(Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>Blocks until the fence signals or the timeout expires.</summary>
+    /// <param name="timeout">Zero to poll without blocking; <see cref="Timeout.InfiniteTimeSpan"/> for no limit.</param>
+    /// <param name="cancellationToken">Interrupts the wait (the kernel's interruptible wait).</param>
+    /// <returns>True if signalled; false on timeout.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite).</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled before the fence signalled.</exception>
+    public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidateTimeout(timeout, nameof(timeout));
+        if (IsSignaled)
+        {
+            return true;
+        }
+
+        EnableSignaling();
+        if (IsSignaled)
+        {
+            return true;
+        }
+
+        if (timeout == TimeSpan.Zero)
+        {
+            return false;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        BlockingWaiter waiter = t_waiter ?? new BlockingWaiter();
+        t_waiter = null;
+        if (!AddCallback(waiter))
+        {
+            t_waiter = waiter;
+            return true;
+        }
+
+        bool set;
+        try
+        {
+            set = waiter.Event.Wait(timeout, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            if (RemoveCallback(waiter))
+            {
+                waiter.Event.Reset();
+                t_waiter = waiter;
+                throw;
+            }
+
+            // The signal won the race: report it. The waiter will still be set, so it is not reused.
+            return true;
+        }
+
+        if (set)
+        {
+            waiter.Event.Reset();
+            t_waiter = waiter;
+            return true;
+        }
+
+        if (RemoveCallback(waiter))
+        {
+            t_waiter = waiter;
+            return false;
+        }
+
+        return true; // signalled between the timeout and the removal
+    }
+
+    /// <summary>
+    /// Waits until any of <paramref name="fences"/> signals and returns the index of the first signalled
+    /// one (the lowest index among those signalled when the wait ends), or -1 on timeout. Mirrors
+    /// <c>dma_fence_wait_any_timeout</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The set is empty.</exception>
+    /// <exception cref="ArgumentNullException">An element is null.</exception>
+    public static int WaitAny(ReadOnlySpan<Fence> fences, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidateSet(fences, nameof(fences));
+        ValidateTimeout(timeout, nameof(timeout));
+        int first = FirstSignaled(fences);
+        if (first >= 0 || timeout == TimeSpan.Zero)
+        {
+            return first;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        using var gate = new ManualResetEventSlim(false);
+        var nodes = new WaitAnyNode[fences.Length];
+        try
+        {
+            for (int i = 0; i < fences.Length; i++)
+            {
+                var node = new WaitAnyNode(gate);
+                if (!fences[i].AddCallback(node))
+                {
+                    return i;
+                }
+
+                nodes[i] = node;
+            }
+
+            gate.Wait(timeout, cancellationToken);
+            return FirstSignaled(fences);
+        }
+        finally
+        {
+            for (int i = 0; i < nodes.Length; i++)
+            {
+                if (nodes[i] is { } node)
+                {
+                    fences[i].RemoveCallback(node);
+                }
+            }
+        }
+    }
+
+    /// <summary>Waits until every fence has signalled, sharing one timeout across them.</summary>
+    /// <returns>True when all signalled; false on timeout.</returns>
+    public static bool WaitAll(ReadOnlySpan<Fence> fences, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidateSet(fences, nameof(fences));
+        ValidateTimeout(timeout, nameof(timeout));
+        long start = FenceClock.NowNs;
+        foreach (Fence fence in fences)
+        {
+            TimeSpan remaining = timeout;
+            if (timeout != Timeout.InfiniteTimeSpan && timeout != TimeSpan.Zero)
+            {
+                long left = timeout.Ticks - ((FenceClock.NowNs - start) / 100);
+                remaining = left > 0 ? TimeSpan.FromTicks(left) : TimeSpan.Zero;
+            }
+
+            if (!fence.Wait(remaining, cancellationToken))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Waits asynchronously until the fence signals. Completes synchronously, without allocating,
+    /// when it already has.</summary>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    public ValueTask WaitAsync(CancellationToken cancellationToken = default)
+    {
+        if (IsSignaled)
+        {
+            return default;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var waiter = new AsyncWaiter(this);
+        return waiter.Start(Timeout.InfiniteTimeSpan, cancellationToken) ? default : new ValueTask(waiter, waiter.Version);
+    }
+
+    /// <summary>Waits asynchronously until the fence signals or the timeout expires.</summary>
+    /// <returns>True if signalled; false on timeout.</returns>
+    public ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidateTimeout(timeout, nameof(timeout));
+        if (IsSignaled)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        EnableSignaling();
+        if (IsSignaled)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        if (timeout == TimeSpan.Zero)
+        {
+            return new ValueTask<bool>(false);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var waiter = new AsyncWaiter(this);
+        return waiter.Start(timeout, cancellationToken) ? new ValueTask<bool>(true) : new ValueTask<bool>(waiter, waiter.Version);
+    }
+
+    /// <summary>Lets <c>await fence</c> wait for the fence.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2012", Justification = "The awaiter is the single consumer of the ValueTask.")]
+    public ValueTaskAwaiter GetAwaiter() => WaitAsync().GetAwaiter();
+
+    private static int FirstSignaled(ReadOnlySpan<Fence> fences)
+    {
+        for (int i = 0; i < fences.Length; i++)
+        {
+            if (fences[i].IsSignaled)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private static void ValidateSet(ReadOnlySpan<Fence> fences, string paramName)
+    {
+        if (fences.IsEmpty)
+        {
+            ThrowHelper.ThrowEmptyFenceSet(paramName);
+        }
+
+        for (int i = 0; i < fences.Length; i++)
+        {
+            if (fences[i] is null)
+            {
+                ThrowHelper.ThrowNullFenceInSet(paramName, i);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ValidateTimeout(TimeSpan timeout, string paramName)
+    {
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            ThrowHelper.ThrowNegativeTimeout(paramName);
+        }
+    }
+
+    /// <summary>A reusable per-thread blocking waiter (the kernel's on-stack wait callback).</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "Thread-static and reused for the thread's lifetime; the event holds no kernel handle unless a wait blocks.")]
+    private sealed class BlockingWaiter : FenceCallback
+    {
+        public readonly ManualResetEventSlim Event = new(false, spinCount: 32);
+
+        protected internal override void Invoke(Fence fence) => Event.Set();
+    }
+
+    private sealed class WaitAnyNode(ManualResetEventSlim gate) : FenceCallback
+    {
+        protected internal override void Invoke(Fence fence) => gate.Set();
+    }
+
+    /// <summary>
+    /// One asynchronous wait. Completed exactly once, by whichever of signal, timeout or cancellation
+    /// wins the <see cref="_completed"/> CAS; timeout and cancellation only complete it if they also
+    /// removed the callback, so a signal that was already running is never reported as a timeout.
+    /// Continuations run asynchronously, never on the signalling thread.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The timer is disposed when the wait completes, by whichever path completes it.")]
+    private sealed class AsyncWaiter : FenceCallback, IValueTaskSource<bool>, IValueTaskSource
+    {
+        private readonly Fence _fence;
+        private ManualResetValueTaskSourceCore<bool> _core;
+        private CancellationTokenRegistration _registration;
+        private Timer? _timer;
+        private CancellationToken _token;
+
+        /// <summary>0 until completed; set once by CAS.</summary>
+        private int _completed;
+
+        public AsyncWaiter(Fence fence)
+        {
+            _fence = fence;
+            _core.RunContinuationsAsynchronously = true;
+        }
+
+        public short Version => _core.Version;
+
+        /// <summary>Registers; returns true if the fence had already signalled (nothing to await).</summary>
+        public bool Start(TimeSpan timeout, CancellationToken token)
+        {
+            if (!_fence.AddCallback(this))
+            {
+                return true;
+            }
+
+            _token = token;
+            if (token.CanBeCanceled)
+            {
+                _registration = token.UnsafeRegister(static s => ((AsyncWaiter)s!).OnCancelled(), this);
+            }
+
+            if (timeout != Timeout.InfiniteTimeSpan)
+            {
+                _timer = new Timer(static s => ((AsyncWaiter)s!).OnTimedOut(), this, timeout, Timeout.InfiniteTimeSpan);
+            }
+
+            if (Volatile.Read(ref _completed) != 0)
+            {
+                // Signalled before the registration and timer existed: release them now.
+                _registration.Unregister();
+                _timer?.Dispose();
+            }
+
+            return false;
+        }
+
+        protected internal override void Invoke(Fence fence) => Complete(true, null);
+
+        private void OnCancelled()
+        {
+            if (_fence.RemoveCallback(this))
+            {
+                Complete(false, new OperationCanceledException(_token));
+            }
+        }
+
+        private void OnTimedOut()
+        {
+            if (_fence.RemoveCallback(this))
+            {
+                Complete(false, null);
+            }
+        }
+
+        private void Complete(bool result, Exception? error)
+        {
+            if (Interlocked.CompareExchange(ref _completed, 1, 0) != 0)
+            {
+                return;
+            }
+
+            _registration.Unregister();
+            _timer?.Dispose();
+            if (error is null)
+            {
+                _core.SetResult(result);
+            }
+            else
+            {
+                _core.SetException(error);
+            }
+        }
+
+        public bool GetResult(short token) => _core.GetResult(token);
+
+        void IValueTaskSource.GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+}

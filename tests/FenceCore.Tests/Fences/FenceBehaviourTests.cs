@@ -1,0 +1,304 @@
+using static FenceCore.Tests.Fences.TestFences;
+
+namespace FenceCore.Tests.Fences;
+
+/// <summary>Fence behaviour beyond the kernel self-tests: ordering, hooks, callbacks, stubs, size.</summary>
+public class FenceBehaviourTests
+{
+    [Fact]
+    public void Callbacks_RunInRegistrationOrder()
+    {
+        var f = Pending();
+        var log = new List<int>();
+        for (int i = 0; i < 10; i++)
+        {
+            int n = i;
+            f.AddCallback(_ => log.Add(n));
+        }
+
+        f.Signal();
+        Assert.Equal(Enumerable.Range(0, 10), log);
+    }
+
+    [Fact]
+    public void Callback_SeesFinalStatusAndTimestamp()
+    {
+        var f = Pending();
+        int status = 0;
+        long ts = 0;
+        f.AddCallback(x =>
+        {
+            status = x.Status;
+            ts = x.TimestampNs;
+        });
+
+        f.SignalWithTimestamp(-Errno.ECANCELED, 12345);
+        Assert.Equal(-Errno.ECANCELED, status);
+        Assert.Equal(12345, ts);
+    }
+
+    [Fact]
+    public void ThrowingCallback_DoesNotStopOthers_AndSignalReportsIt()
+    {
+        var f = Pending();
+        var before = new Recorder();
+        var after = new Recorder();
+        f.AddCallback(before);
+        f.AddCallback(_ => throw new InvalidOperationException("boom"));
+        f.AddCallback(after);
+
+        var ex = Assert.Throws<FenceCallbackException>(() => f.Signal());
+        Assert.Same(f, ex.Fence);
+        Assert.IsType<InvalidOperationException>(Assert.Single(ex.InnerExceptions));
+        Assert.Equal(1, before.Count);
+        Assert.Equal(1, after.Count);
+        Assert.True(f.IsSignaled);
+        Assert.Equal(1, f.Status);
+    }
+
+    [Fact]
+    public void Callback_MayReAddItselfToAnotherFence()
+    {
+        var a = Pending();
+        var b = Pending();
+        int runs = 0;
+        FenceCallback? node = null;
+        node = FenceCallback.Create(x =>
+        {
+            runs++;
+            if (ReferenceEquals(x, a))
+            {
+                Assert.True(b.AddCallback(node!));
+            }
+        });
+        a.AddCallback(node);
+
+        a.Signal();
+        Assert.True(node.IsQueued);
+        b.Signal();
+        Assert.Equal(2, runs);
+        Assert.False(node.IsQueued);
+    }
+
+    [Fact]
+    public void RemovedNode_CanBeReAddedAtOnce_AndRunsOnlyForItsNewFence()
+    {
+        var a = Pending();
+        var b = Pending();
+        var node = new Recorder();
+        a.AddCallback(node);
+        Assert.True(a.RemoveCallback(node));
+
+        Assert.True(b.AddCallback(node));
+        a.Signal();
+        Assert.Equal(0, node.Count);
+        b.Signal();
+        Assert.Equal(1, node.Count);
+    }
+
+    [Fact]
+    public void RemovedNode_ReAddedToSameFence_RunsOnce()
+    {
+        var a = Pending();
+        var node = new Recorder();
+        a.AddCallback(node);
+        a.AddCallback(new Recorder());
+        Assert.True(a.RemoveCallback(node));
+        Assert.True(a.AddCallback(node));
+
+        a.Signal();
+        Assert.Equal(1, node.Count);
+    }
+
+    [Fact]
+    public void AddingAQueuedNode_Throws_AndLeavesItQueuedOnce()
+    {
+        var a = Pending();
+        var b = Pending();
+        var node = new Recorder();
+        a.AddCallback(node);
+
+        var ex = Assert.Throws<InvalidOperationException>(() => b.AddCallback(node));
+        Assert.Contains("already queued", ex.Message, StringComparison.Ordinal);
+        b.Signal();
+        Assert.Equal(0, node.Count);
+        a.Signal();
+        Assert.Equal(1, node.Count);
+    }
+
+    [Fact]
+    public void RemoveCallback_OfANodeNeverAdded_ReturnsFalse()
+    {
+        var a = Pending();
+        Assert.False(a.RemoveCallback(new Recorder()));
+    }
+
+    [Fact]
+    public void TimedOutWaits_DoNotGrowTheCallbackList()
+    {
+        var f = Pending();
+        for (int i = 0; i < 200; i++)
+        {
+            Assert.False(f.Wait(TimeSpan.FromTicks(1)));
+        }
+
+        Assert.True(f.LinkedCallbackCellsForTesting() <= 1, $"linked cells: {f.LinkedCallbackCellsForTesting()}");
+        f.Signal();
+    }
+
+    [Fact]
+    public void EnableSignaling_HookRunsOnceOnFirstCallback()
+    {
+        var f = new HookedFence(FenceContext.Allocate(), 1);
+        Assert.False(f.IsSignalingEnabled);
+        f.AddCallback(new Recorder());
+        f.AddCallback(new Recorder());
+        f.EnableSignaling();
+
+        Assert.Equal(1, f.EnableCalls);
+        Assert.True(f.IsSignalingEnabled);
+        Assert.False(f.IsSignaled);
+    }
+
+    [Fact]
+    public void EnableSignaling_ReturningFalse_SignalsAtOnce()
+    {
+        var f = new HookedFence(FenceContext.Allocate(), 1, enableResult: false);
+        var cb = new Recorder();
+
+        Assert.False(f.AddCallback(cb));
+        Assert.True(f.IsSignaled);
+        Assert.Equal(0, cb.Count);
+    }
+
+    [Fact]
+    public void IsSignaled_PollsImplementation_AndSignalsAsSideEffect()
+    {
+        var f = new HookedFence(FenceContext.Allocate(), 1) { PollError = -Errno.EIO };
+        var cb = new Recorder();
+        f.AddCallback(cb);
+        Assert.False(f.IsSignaled);
+
+        f.HardwareDone = true;
+        Assert.False(f.IsSignaledFlag);
+        Assert.True(f.IsSignaled);
+        Assert.True(f.IsSignaledFlag);
+        Assert.Equal(1, cb.Count);
+        Assert.Equal(-Errno.EIO, f.Status);
+    }
+
+    [Fact]
+    public void Deadline_KeepsEarliest_AndForwardsOnlyEarlierHints()
+    {
+        var f = new HookedFence(FenceContext.Allocate(), 1);
+        Assert.Null(f.Deadline);
+        f.SetDeadline(500);
+        f.SetDeadline(700);
+        f.SetDeadline(300);
+
+        Assert.Equal(300, f.Deadline);
+        Assert.Equal(new long[] { 500, 300 }, f.DeadlinesSeen);
+    }
+
+    [Fact]
+    public void Deadline_IgnoredAfterSignal()
+    {
+        var f = new HookedFence(FenceContext.Allocate(), 1);
+        f.Signal();
+        f.SetDeadline(10);
+        Assert.Null(f.Deadline);
+        Assert.Empty(f.DeadlinesSeen);
+    }
+
+    [Fact]
+    public void PrivateStub_IsSignalledOnContextZeroWithItsTimestamp()
+    {
+        Fence stub = Fence.CreateSignaledStub(987654321);
+        Assert.True(stub.IsSignaled);
+        Assert.Equal(FenceContext.Stub, stub.Context);
+        Assert.Equal(987654321, stub.TimestampNs);
+        Assert.NotSame(Fence.Stub, stub);
+    }
+
+    [Fact]
+    public void Signal_UsesMonotonicClock()
+    {
+        long before = FenceClock.NowNs;
+        var f = Pending();
+        f.Signal();
+        long after = FenceClock.NowNs;
+        Assert.InRange(f.TimestampNs, before, after);
+        Assert.True(f.TryGetTimestamp(out long ts));
+        Assert.Equal(f.TimestampNs, ts);
+    }
+
+    [Fact]
+    public void ConcurrentSignals_ExactlyOneWins_WithItsErrorAndTimestamp()
+    {
+        for (int round = 0; round < 200; round++)
+        {
+            var f = Pending();
+            int winner = -1;
+            using var go = new ManualResetEventSlim();
+            var threads = Enumerable.Range(1, 4).Select(i => new Thread(() =>
+            {
+                go.Wait();
+                if (f.SignalWithTimestamp(-i, i * 1000))
+                {
+                    Interlocked.Exchange(ref winner, i);
+                }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            go.Set();
+            threads.ForEach(t => t.Join());
+
+            Assert.InRange(winner, 1, 4);
+            Assert.Equal(-winner, f.Error);
+            Assert.Equal(winner * 1000, f.TimestampNs);
+        }
+    }
+
+    [Fact]
+    public void Describe_PrintsContextSeqnoTimelineDriverAndState()
+    {
+        var f = new Fence(FenceContext.Allocate(), 7);
+        Assert.Equal($"{f.Context}:7 unbound fencecore unsignalled", f.Describe());
+        f.Signal();
+        Assert.EndsWith(" signalled", f.Describe(), StringComparison.Ordinal);
+    }
+
+    /// <summary>The fence object is 64 bytes, like the kernel's struct dma_fence on 64-bit.</summary>
+    [Fact]
+    public void FenceObject_Is64Bytes()
+    {
+        const int n = 10_000;
+        var keep = new Fence[n];
+        ulong ctx = FenceContext.Allocate();
+        keep[0] = new Fence(ctx, 0);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < n; i++)
+        {
+            keep[i] = new Fence(ctx, (ulong)i);
+        }
+
+        long perFence = (GC.GetAllocatedBytesForCurrentThread() - before) / n;
+        Assert.Equal(64, perFence);
+        GC.KeepAlive(keep);
+    }
+
+    [Fact]
+    public void AddCallback_WithCallerOwnedNode_AllocatesNothing()
+    {
+        var f = Pending();
+        var node = new Recorder();
+        f.AddCallback(node);
+        f.RemoveCallback(node);
+        f.Signal(); // the old list lets go of the removed cell: the node's own cell is free again
+        var h = Pending();
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        h.AddCallback(node);
+        long after = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(0, after - before);
+    }
+}
