@@ -56,4 +56,10 @@ internal static class ThrowHelper
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
     public static void ThrowTimelineClosed(string name) =>
         throw new ObjectDisposedException(name, $"The sw_sync timeline '{name}' is closed: no fence can be created on it and it cannot advance.");
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ThrowContainerMember(string paramName, int index, Fence member) =>
+        throw new ArgumentException(
+            $"The fence at index {index} is a {member.GetType().Name}; an array's members must be plain fences. " +
+            "Nesting containers makes signalling recurse; unwrap it first (FenceUnwrap) or add its leaves.", paramName);
 }

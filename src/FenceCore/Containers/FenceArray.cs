@@ -1,0 +1,287 @@
+using System.Runtime.CompilerServices;
+using FenceCore.Internal;
+
+namespace FenceCore;
+
+/// <summary>
+/// A fence that stands for a set of fences: it signals when all of them have signalled, or when any
+/// has. Mirrors <c>dma_fence_array</c>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Members must be plain fences: an array or a chain as a member is rejected, the rule the kernel
+/// WARNs on since 2022 (nested containers make signalling and release recurse).
+/// </para>
+/// <para>
+/// The pending count is kept with <see cref="Interlocked"/>: it starts at the member count (or 1 for
+/// signal-on-any) and each member callback decrements it; the decrement that reaches zero signals the
+/// array. The first member error wins by compare-and-swap and becomes the array's error.
+/// </para>
+/// <para>
+/// Recursion: the kernel defers the array's own signal to irq_work because its callbacks run under
+/// the member's spinlock. FenceCore runs callbacks outside any lock, so it signals inline, on the
+/// member's signalling thread, which keeps virtual-time runs deterministic. The depth that adds is
+/// bounded by construction: arrays hold only leaves and a chain may hold an array but never a chain,
+/// so a member's signal can run at most an array and then one chain node before reaching user
+/// callbacks. Nothing FenceCore does recurses further.
+/// </para>
+/// <para>
+/// <see cref="Fence.IsSignaled"/> is correct when the array is only polled and signalling was never
+/// enabled (the 2024 kernel fix): the poll counts signalled members itself.
+/// </para>
+/// </remarks>
+public sealed class FenceArray : Fence
+{
+    private readonly Fence[] _fences;
+    private readonly bool _signalOnAny;
+
+    /// <summary>Members still to signal before the array does. Decremented only with Interlocked; the
+    /// decrement that reaches exactly zero owns the array's signal.</summary>
+    private int _numPending;
+
+    /// <summary>The first member error, or 0. Set once by CAS from 0.</summary>
+    private int _pendingError;
+
+    /// <summary>Creates an array over <paramref name="fences"/> on a new context, seqno 1, signalling
+    /// when all members have (what <c>dma_resv_get_singleton</c> and unwrap-merge build).</summary>
+    public FenceArray(ReadOnlySpan<Fence> fences)
+        : this(fences, FenceContext.Allocate(), 1, signalOnAny: false)
+    {
+    }
+
+    /// <summary>Creates an array. Mirrors <c>dma_fence_array_create</c>.</summary>
+    /// <param name="fences">The members: at least one, each a plain fence (not an array or chain).</param>
+    /// <param name="context">The array's own context.</param>
+    /// <param name="seqno">The array's seqno on that context.</param>
+    /// <param name="signalOnAny">Signal when any member signals, instead of when all have.</param>
+    /// <exception cref="ArgumentException">The set is empty, or a member is a container.</exception>
+    /// <exception cref="ArgumentNullException">A member is null.</exception>
+    public FenceArray(ReadOnlySpan<Fence> fences, ulong context, ulong seqno, bool signalOnAny)
+        : base(context, seqno)
+    {
+        if (fences.IsEmpty)
+        {
+            ThrowHelper.ThrowEmptyFenceSet(nameof(fences));
+        }
+
+        for (int i = 0; i < fences.Length; i++)
+        {
+            Fence f = fences[i];
+            if (f is null)
+            {
+                ThrowHelper.ThrowNullFenceInSet(nameof(fences), i);
+            }
+
+            if (f is FenceArray or FenceChain)
+            {
+                ThrowHelper.ThrowContainerMember(nameof(fences), i, f);
+            }
+        }
+
+        _fences = fences.ToArray();
+        _signalOnAny = signalOnAny;
+        _numPending = signalOnAny ? 1 : _fences.Length;
+    }
+
+    /// <summary>The members, in construction order.</summary>
+    public ReadOnlySpan<Fence> Fences => _fences;
+
+    /// <summary>The number of members.</summary>
+    public int Count => _fences.Length;
+
+    /// <summary>True when the array signals on the first member instead of the last.</summary>
+    public bool SignalOnAny => _signalOnAny;
+
+    /// <inheritdoc/>
+    public override string DriverName => "dma_fence_array";
+
+    /// <inheritdoc/>
+    public override string TimelineName => "unbound";
+
+    /// <summary>Members whose signal the array still waits for (may go negative for signal-on-any).</summary>
+    internal int PendingCount => Volatile.Read(ref _numPending);
+
+    /// <inheritdoc/>
+    protected override bool OnEnableSignaling()
+    {
+        foreach (Fence member in _fences)
+        {
+            var node = new MemberCallback(this);
+            if (!member.AddCallback(node))
+            {
+                // Already signalled: account for it here, as the kernel's enable_signaling does.
+                MemberSignaled(member);
+            }
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc/>
+    protected override bool PollSignaled()
+    {
+        // Acquire-read the count first, so a concurrent enable that already counted members is seen.
+        int pending = Volatile.Read(ref _numPending);
+        if (IsSignalingEnabled)
+        {
+            return pending <= 0;
+        }
+
+        int needed = _signalOnAny ? 1 : _fences.Length;
+        int signaled = 0;
+        foreach (Fence member in _fences)
+        {
+            if (member.IsSignaled)
+            {
+                RecordError(member.Error);
+                if (++signaled >= needed)
+                {
+                    int error = Volatile.Read(ref _pendingError);
+                    if (error < 0 && !IsSignaledFlag)
+                    {
+                        // Polled without enabling: the array's error is the first failed member's.
+                        TrySetErrorBeforeSignal(error);
+                    }
+
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Forwards the hint to every member, as <c>dma_fence_array_set_deadline</c> does.</summary>
+    protected override void OnDeadlineSet(long deadlineNs)
+    {
+        foreach (Fence member in _fences)
+        {
+            member.SetDeadline(deadlineNs);
+        }
+    }
+
+    /// <summary>
+    /// Enumerates <paramref name="head"/>: the members of an array, a plain fence once, or nothing for
+    /// null. Mirrors <c>dma_fence_array_for_each</c>; the struct enumerator allocates nothing.
+    /// </summary>
+    public static Enumerable ForEach(Fence? head) => new(head);
+
+    /// <summary>The first fence of <paramref name="head"/>: null for null, the fence itself when it is not
+    /// an array, else member 0. Mirrors <c>dma_fence_array_first</c>.</summary>
+    public static Fence? First(Fence? head) => head switch
+    {
+        null => null,
+        FenceArray array => array._fences[0],
+        _ => head,
+    };
+
+    /// <summary>Member <paramref name="index"/> of <paramref name="head"/>, or null when it is not an array
+    /// or the index is past the end. Mirrors <c>dma_fence_array_next</c>.</summary>
+    public static Fence? Next(Fence? head, int index) =>
+        head is FenceArray array && (uint)index < (uint)array._fences.Length ? array._fences[index] : null;
+
+    /// <summary>True when <paramref name="fence"/>, or every member of it if it is an array, is on
+    /// <paramref name="context"/>. Mirrors <c>dma_fence_match_context</c>.</summary>
+    public static bool MatchContext(Fence fence, ulong context)
+    {
+        ArgumentNullException.ThrowIfNull(fence);
+        if (fence is not FenceArray array)
+        {
+            return fence.Context == context;
+        }
+
+        foreach (Fence member in array._fences)
+        {
+            if (member.Context != context)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void RecordError(int error)
+    {
+        if (error < 0)
+        {
+            // The first failed member wins; later ones leave the recorded error alone.
+            Interlocked.CompareExchange(ref _pendingError, error, 0);
+        }
+    }
+
+    private void MemberSignaled(Fence member)
+    {
+        RecordError(member.Error);
+
+        // The decrement that reaches exactly zero signals the array: one owner, no double signal.
+        if (Interlocked.Decrement(ref _numPending) == 0)
+        {
+            Signal(Volatile.Read(ref _pendingError));
+        }
+    }
+
+    private void TrySetErrorBeforeSignal(int error)
+    {
+        try
+        {
+            SetError(error);
+        }
+        catch (InvalidOperationException)
+        {
+            // Another thread signalled the array in the meantime; its error stands.
+        }
+    }
+
+    /// <summary>The per-member callback (the kernel's trailing <c>dma_fence_array_cb</c>).</summary>
+    private sealed class MemberCallback(FenceArray array) : FenceCallback
+    {
+        protected internal override void Invoke(Fence fence) => array.MemberSignaled(fence);
+    }
+
+    /// <summary>The result of <see cref="ForEach"/>: a struct so <c>foreach</c> allocates nothing.</summary>
+    public readonly struct Enumerable(Fence? head)
+    {
+        /// <summary>Returns the enumerator.</summary>
+        public Enumerator GetEnumerator() => new(head);
+    }
+
+    /// <summary>Enumerates an array's members or a plain fence once. Not <see cref="IDisposable"/>, so a
+    /// <c>foreach</c> over it inlines without try/finally (the <c>ImmutableArray</c> pattern).</summary>
+    public struct Enumerator
+    {
+        private readonly Fence? _head;
+        private readonly Fence[]? _members;
+        private int _index;
+
+        internal Enumerator(Fence? head)
+        {
+            _head = head;
+            _members = (head as FenceArray)?._fences;
+            _index = -1;
+        }
+
+        /// <summary>The current fence.</summary>
+        public readonly Fence Current
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => _members is not null ? _members[_index] : _head!;
+        }
+
+        /// <summary>Advances to the next fence.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool MoveNext()
+        {
+            int next = _index + 1;
+            int count = _members?.Length ?? (_head is null ? 0 : 1);
+            if (next < count)
+            {
+                _index = next;
+                return true;
+            }
+
+            _index = count;
+            return false;
+        }
+    }
+}
