@@ -7,7 +7,7 @@ namespace FenceCore.Internal;
 /// Non-inlined throw sites, so the hot methods that call them stay small enough to inline.
 /// Every message names the rule that was broken.
 /// </summary>
-internal static class ThrowHelper
+internal static partial class ThrowHelper
 {
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
     public static void ThrowContextMismatch(Fence f1, Fence f2) =>
