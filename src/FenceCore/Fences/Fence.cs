@@ -332,7 +332,7 @@ public partial class Fence
 
     /// <summary>Called once on the signalling thread, after the signal is published and before callbacks run.
     /// Lets containers and instrumentation observe the transition without a callback node.</summary>
-    private protected virtual void OnSignaled()
+    protected virtual void OnSignaled()
     {
     }
 

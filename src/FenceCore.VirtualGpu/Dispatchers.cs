@@ -1,0 +1,201 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace FenceCore.VirtualGpu;
+
+/// <summary>
+/// Runs the GPU's work items: "soon" (so a fence callback never recurses into the scheduler) and "at a
+/// time" (job completions, timeouts). One implementation per <see cref="GpuTimeMode"/>.
+/// </summary>
+internal abstract class GpuDispatcher : IDisposable
+{
+    /// <summary>The current time in ns (virtual or monotonic).</summary>
+    public abstract long NowNs { get; }
+
+    /// <summary>Runs <paramref name="action"/> soon, after the current work item, in FIFO order.</summary>
+    public abstract void Post(Action<object?> action, object? state);
+
+    /// <summary>Runs <paramref name="action"/> at <paramref name="timeNs"/> (or soon, if that has passed).</summary>
+    public abstract void PostAt(long timeNs, Action<object?> action, object? state);
+
+    public virtual void Dispose()
+    {
+    }
+}
+
+/// <summary>
+/// Deterministic virtual time: one event queue ordered by (time, sequence), run on the caller's thread.
+/// The same inputs give the same event order, so a seed replays a run exactly.
+/// </summary>
+internal sealed class VirtualDispatcher : GpuDispatcher
+{
+    private readonly PriorityQueue<(Action<object?> Action, object? State), (long Time, long Seq)> _queue = new(EventOrder.Instance);
+    private long _now;
+    private long _seq;
+
+    public override long NowNs => _now;
+
+    public int Pending => _queue.Count;
+
+    public override void Post(Action<object?> action, object? state) => _queue.Enqueue((action, state), (_now, _seq++));
+
+    public override void PostAt(long timeNs, Action<object?> action, object? state) =>
+        _queue.Enqueue((action, state), (Math.Max(timeNs, _now), _seq++));
+
+    /// <summary>Runs every event due at or before <paramref name="timeNs"/>, then sets the clock to it.</summary>
+    public void RunUntil(long timeNs)
+    {
+        while (_queue.TryPeek(out _, out (long Time, long Seq) key) && key.Time <= timeNs)
+        {
+            RunOne();
+        }
+
+        _now = Math.Max(_now, timeNs);
+    }
+
+    /// <summary>Runs events until none is left or the clock would pass <paramref name="limitNs"/>.</summary>
+    public void RunUntilIdle(long limitNs)
+    {
+        while (_queue.TryPeek(out _, out (long Time, long Seq) key) && key.Time <= limitNs)
+        {
+            RunOne();
+        }
+    }
+
+    /// <summary>Runs the next event, if any; returns false when the queue is empty.</summary>
+    public bool RunOne()
+    {
+        if (!_queue.TryDequeue(out (Action<object?> Action, object? State) item, out (long Time, long Seq) key))
+        {
+            return false;
+        }
+
+        _now = key.Time;
+        item.Action(item.State);
+        return true;
+    }
+
+    /// <summary>The time of the next event, or null.</summary>
+    public long? NextEventTime => _queue.TryPeek(out _, out (long Time, long Seq) key) ? key.Time : null;
+
+    private sealed class EventOrder : IComparer<(long Time, long Seq)>
+    {
+        public static readonly EventOrder Instance = new();
+
+        public int Compare((long Time, long Seq) x, (long Time, long Seq) y) =>
+            x.Time != y.Time ? x.Time.CompareTo(y.Time) : x.Seq.CompareTo(y.Seq);
+    }
+}
+
+/// <summary>
+/// Real threads: a pool of worker threads drains a FIFO of work items, and one timer thread releases
+/// timed items when they are due. Time is the monotonic clock.
+/// </summary>
+internal sealed class ThreadedDispatcher : GpuDispatcher
+{
+    private readonly BlockingCollection<(Action<object?> Action, object? State)> _work = new(new ConcurrentQueue<(Action<object?>, object?)>());
+    private readonly PriorityQueue<(Action<object?> Action, object? State), long> _timed = new();
+    private readonly object _timedGate = new(); // guards _timed; the timer thread waits on it
+    private readonly Thread[] _workers;
+    private readonly Thread _timer;
+    private readonly long _origin = Stopwatch.GetTimestamp();
+    private volatile bool _stopping;
+    private int _busy;
+
+    public ThreadedDispatcher(int workers)
+    {
+        _workers = new Thread[workers];
+        for (int i = 0; i < workers; i++)
+        {
+            _workers[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"vgpu-worker-{i}" };
+            _workers[i].Start();
+        }
+
+        _timer = new Thread(TimerLoop) { IsBackground = true, Name = "vgpu-timer" };
+        _timer.Start();
+    }
+
+    public override long NowNs => (long)Stopwatch.GetElapsedTime(_origin).TotalNanoseconds;
+
+    /// <summary>True when no work item is queued or running.</summary>
+    public bool IsIdle => _work.Count == 0 && Volatile.Read(ref _busy) == 0;
+
+    public override void Post(Action<object?> action, object? state)
+    {
+        if (!_stopping)
+        {
+            _work.Add((action, state));
+        }
+    }
+
+    public override void PostAt(long timeNs, Action<object?> action, object? state)
+    {
+        lock (_timedGate)
+        {
+            _timed.Enqueue((action, state), timeNs);
+            Monitor.Pulse(_timedGate);
+        }
+    }
+
+    public override void Dispose()
+    {
+        _stopping = true;
+        _work.CompleteAdding();
+        lock (_timedGate)
+        {
+            Monitor.Pulse(_timedGate);
+        }
+
+        foreach (Thread t in _workers)
+        {
+            t.Join(TimeSpan.FromSeconds(5));
+        }
+
+        _timer.Join(TimeSpan.FromSeconds(5));
+        _work.Dispose();
+        base.Dispose();
+    }
+
+    private void WorkerLoop()
+    {
+        foreach ((Action<object?> action, object? state) in _work.GetConsumingEnumerable())
+        {
+            Interlocked.Increment(ref _busy);
+            try
+            {
+                action(state);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _busy);
+            }
+        }
+    }
+
+    private void TimerLoop()
+    {
+        while (!_stopping)
+        {
+            (Action<object?> Action, object? State) due;
+            lock (_timedGate)
+            {
+                if (!_timed.TryPeek(out _, out long at))
+                {
+                    Monitor.Wait(_timedGate, 50);
+                    continue;
+                }
+
+                long waitNs = at - NowNs;
+                if (waitNs > 0)
+                {
+                    Monitor.Wait(_timedGate, TimeSpan.FromTicks(Math.Clamp(waitNs / 100, 1, 500_000)));
+                    continue;
+                }
+
+                due = _timed.Dequeue();
+            }
+
+            Post(due.Action, due.State);
+        }
+    }
+}

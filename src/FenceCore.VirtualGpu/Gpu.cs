@@ -1,0 +1,1095 @@
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
+
+namespace FenceCore.VirtualGpu;
+
+/// <summary>
+/// A virtual multi-engine GPU: engines with their own fence contexts, a DRM-style scheduler, implicit
+/// sync through reservation objects, a memory manager whose moves and clears add KERNEL fences, hangs,
+/// resets, and a leak detector that records any access to storage still being moved.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Embedding: build it from a <see cref="GpuConfig"/>, create clients and buffers, submit jobs, and in
+/// <see cref="GpuTimeMode.Virtual"/> advance time with <see cref="RunUntil"/>, <see cref="RunFor"/> or
+/// <see cref="RunUntilIdle"/>. In virtual mode every call must come from the thread that advances time
+/// (inside <see cref="Schedule"/> callbacks or between runs); in <see cref="GpuTimeMode.Threads"/>
+/// clients may submit from any thread.
+/// </para>
+/// <para>
+/// Locks: fences and reservations stay lock-free. An engine's ring and ready queue are guarded by that
+/// engine's lock and an entity's queue by the entity's lock (each changed by whichever worker runs the
+/// scheduler step); the memory manager's placement decisions serialize on one lock. No fence is signalled
+/// while any of these is held, so callbacks never run under a GPU lock.
+/// </para>
+/// <para>Error policy on faults: the guilty job of an engine timeout ends with -ETIMEDOUT; innocent jobs
+/// on the same ring end with -ECANCELED (they are not resubmitted); jobs of a killed client end with
+/// -ESRCH; a job whose dependency does not signal within <see cref="GpuConfig.DependencyTimeout"/> ends
+/// with -ETIME without running; device loss ends every pending job with -ENODEV. The scheduler does not
+/// propagate a dependency's error into a job: like the kernel's, it leaves that to the submitter.</para>
+/// </remarks>
+public sealed class Gpu : IDisposable
+{
+    private static readonly Meter s_meter = new("FenceCore.VirtualGpu", "0.1.0");
+    private static readonly Counter<long> s_jobsSubmitted = s_meter.CreateCounter<long>("vgpu.jobs.submitted", "{job}", "Jobs submitted");
+    private static readonly Counter<long> s_jobsCompleted = s_meter.CreateCounter<long>("vgpu.jobs.completed", "{job}", "Jobs whose finished fence signalled");
+    private static readonly Counter<long> s_fencesSignaled = s_meter.CreateCounter<long>("vgpu.fences.signaled", "{fence}", "GPU fences signalled");
+    private static readonly Counter<long> s_waits = s_meter.CreateCounter<long>("vgpu.dependency.waits", "{wait}", "Jobs that had to wait for dependencies");
+    private static readonly Counter<long> s_timeouts = s_meter.CreateCounter<long>("vgpu.dependency.timeouts", "{job}", "Jobs failed because a dependency did not signal in time");
+    private static readonly Counter<long> s_resets = s_meter.CreateCounter<long>("vgpu.engine.resets", "{reset}", "Engine resets after a timeout");
+    private static readonly Counter<long> s_moves = s_meter.CreateCounter<long>("vgpu.memory.moves", "{move}", "Buffer moves, evictions and clears");
+
+    private readonly GpuDispatcher _dispatcher;
+    private readonly VirtualDispatcher? _virtual;
+    private readonly Engine[] _engines;
+    private readonly SchedEntity _kernelEntity;
+    private readonly List<GpuClient> _clients = [];
+    private readonly object _mmGate = new(); // memory manager: placement, LRU and accounting
+    private readonly LinkedList<GpuBuffer> _lru = new();
+    private readonly object _eventGate = new(); // orders the digest and subscriber calls
+    private readonly long _engineTimeoutNs;
+    private readonly long _dependencyTimeoutNs;
+    private Action<GpuEvent>[] _subscribers = [];
+    private Action<GpuFence>[] _fenceSubscribers = [];
+    private long _usedBytes;
+    private long _peakUsedBytes;
+    private long _nextJobId;
+    private int _nextBufferId;
+    private long _leaks;
+    private long _jobsCompleted;
+    private long _fencesSignaled;
+    private ulong _digest = 14695981039346656037UL;
+    private long _events;
+    private int _lost;
+
+    /// <summary>Builds a GPU. The configuration is validated first.</summary>
+    public Gpu(GpuConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        _engineTimeoutNs = (long)config.EngineTimeout.TotalNanoseconds;
+        _dependencyTimeoutNs = (long)config.DependencyTimeout.TotalNanoseconds;
+        _engines = [.. config.Engines.Select((e, i) => new Engine(i, e) { Owner = this })];
+        if (config.Mode == GpuTimeMode.Virtual)
+        {
+            _virtual = new VirtualDispatcher();
+            _dispatcher = _virtual;
+        }
+        else
+        {
+            _dispatcher = new ThreadedDispatcher(config.WorkerThreads);
+        }
+
+        _kernelEntity = new SchedEntity(null, [.. _engines.Where(e => e.Kind == EngineKind.Copy)], GpuPriority.Kernel, "kernel.ttm");
+    }
+
+    /// <summary>The configuration.</summary>
+    public GpuConfig Config { get; }
+
+    /// <summary>The engines.</summary>
+    public IReadOnlyList<Engine> Engines => _engines;
+
+    /// <summary>The clients created so far.</summary>
+    public IReadOnlyList<GpuClient> Clients
+    {
+        get
+        {
+            lock (_clients)
+            {
+                return [.. _clients];
+            }
+        }
+    }
+
+    /// <summary>The current time in ns: virtual time, or the monotonic clock in threads mode.</summary>
+    public long NowNs => _dispatcher.NowNs;
+
+    /// <summary>Accesses recorded by the leak detector (storage touched before its move or clear signalled).</summary>
+    public long LeakCount => Interlocked.Read(ref _leaks);
+
+    /// <summary>Jobs completed (finished fence signalled), including failed ones.</summary>
+    public long JobsCompleted => Interlocked.Read(ref _jobsCompleted);
+
+    /// <summary>Jobs submitted.</summary>
+    public long JobsSubmitted => Interlocked.Read(ref _nextJobId);
+
+    /// <summary>GPU fences signalled.</summary>
+    public long FencesSignaled => Interlocked.Read(ref _fencesSignaled);
+
+    /// <summary>Device memory in use (bytes), by the memory manager's accounting.</summary>
+    public long DeviceMemoryUsed => Interlocked.Read(ref _usedBytes);
+
+    /// <summary>The highest <see cref="DeviceMemoryUsed"/> seen.</summary>
+    public long PeakDeviceMemoryUsed => Interlocked.Read(ref _peakUsedBytes);
+
+    /// <summary>True after <see cref="LoseDevice"/>.</summary>
+    public bool IsLost => Volatile.Read(ref _lost) != 0;
+
+    /// <summary>
+    /// A 64-bit FNV-1a digest of every event so far (kind, time, job, engine, error, buffer). In virtual
+    /// mode equal seeds and inputs give equal digests; in threads mode it varies with the interleaving.
+    /// </summary>
+    public ulong Digest
+    {
+        get
+        {
+            lock (_eventGate)
+            {
+                return _digest;
+            }
+        }
+    }
+
+    /// <summary>Events raised so far.</summary>
+    public long EventCount => Interlocked.Read(ref _events);
+
+    /// <summary>Work items waiting in virtual mode (0 in threads mode).</summary>
+    public int PendingEvents => _virtual?.Pending ?? 0;
+
+    // ----------------------------------------------------------------------------------------------
+    // Setup
+
+    /// <summary>Creates a client.</summary>
+    /// <param name="name">Name for traces.</param>
+    /// <param name="priority">Priority of its entities.</param>
+    /// <param name="explicitSync">Opt out of implicit sync (BOOKKEEP fences; waits only for KERNEL ones).</param>
+    public GpuClient CreateClient(string name, GpuPriority priority = GpuPriority.Normal, bool explicitSync = false)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (priority == GpuPriority.Kernel)
+        {
+            throw new ArgumentException("The Kernel priority is reserved for the memory manager's entity.", nameof(priority));
+        }
+
+        lock (_clients)
+        {
+            var client = new GpuClient(this, _clients.Count, name, priority, explicitSync);
+            _clients.Add(client);
+            return client;
+        }
+    }
+
+    /// <summary>Creates a buffer. Its storage is placed (and cleared, with a KERNEL fence) on first use.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The size is not positive or exceeds device memory.</exception>
+    public GpuBuffer CreateBuffer(long size, string? name = null)
+    {
+        if (size <= 0 || size > Config.DeviceMemoryBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"A buffer's size must be positive and fit in device memory ({Config.DeviceMemoryBytes} bytes).");
+        }
+
+        int id = Interlocked.Increment(ref _nextBufferId);
+        return new GpuBuffer(id, size, name ?? $"bo{id}");
+    }
+
+    /// <summary>Subscribes to events. Handlers run on the GPU's thread (the loop, or a worker) and must be quick.</summary>
+    public IDisposable Subscribe(Action<GpuEvent> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_eventGate)
+        {
+            _subscribers = [.. _subscribers, handler];
+        }
+
+        return new Unsubscriber(() =>
+        {
+            lock (_eventGate)
+            {
+                _subscribers = [.. _subscribers.Where(h => h != handler)];
+            }
+        });
+    }
+
+    /// <summary>Subscribes to every GPU fence signal (for checkers; costs a call per fence).</summary>
+    public IDisposable SubscribeFenceSignals(Action<GpuFence> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_eventGate)
+        {
+            _fenceSubscribers = [.. _fenceSubscribers, handler];
+        }
+
+        return new Unsubscriber(() =>
+        {
+            lock (_eventGate)
+            {
+                _fenceSubscribers = [.. _fenceSubscribers.Where(h => h != handler)];
+            }
+        });
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Time
+
+    /// <summary>Runs <paramref name="action"/> at virtual (or monotonic) time <paramref name="timeNs"/>.</summary>
+    public void Schedule(long timeNs, Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        _dispatcher.PostAt(timeNs, static a => ((Action)a!)(), action);
+    }
+
+    /// <summary>Virtual mode: runs every event up to <paramref name="timeNs"/> and sets the clock there.</summary>
+    public void RunUntil(long timeNs) => RequireVirtual().RunUntil(timeNs);
+
+    /// <summary>Virtual mode: advances the clock by <paramref name="durationNs"/>.</summary>
+    public void RunFor(long durationNs) => RequireVirtual().RunUntil(NowNs + durationNs);
+
+    /// <summary>Virtual mode: runs until no event is due before <paramref name="limitNs"/> (default: the far future).</summary>
+    public void RunUntilIdle(long limitNs = long.MaxValue / 8) => RequireVirtual().RunUntilIdle(limitNs);
+
+    /// <summary>Virtual mode: runs one event; false when none is left.</summary>
+    public bool RunOne() => RequireVirtual().RunOne();
+
+    /// <summary>Threads mode: waits until no work is queued or running, up to <paramref name="timeout"/>.</summary>
+    public bool WaitForIdle(TimeSpan timeout)
+    {
+        if (_dispatcher is not ThreadedDispatcher threaded)
+        {
+            RunUntilIdle();
+            return true;
+        }
+
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        int idleStreak = 0;
+        while (sw.Elapsed < timeout)
+        {
+            idleStreak = threaded.IsIdle ? idleStreak + 1 : 0;
+            if (idleStreak >= 3)
+            {
+                return true;
+            }
+
+            Thread.Sleep(1);
+        }
+
+        return false;
+    }
+
+    private VirtualDispatcher RequireVirtual() =>
+        _virtual ?? throw new InvalidOperationException("Advancing time by hand needs GpuTimeMode.Virtual; in Threads mode time is real.");
+
+    // ----------------------------------------------------------------------------------------------
+    // Submission
+
+    /// <summary>
+    /// Submits a job: places its buffers (moves and clears on a copy engine add KERNEL fences), arms it on
+    /// its entity, does implicit sync (reads its dependencies and adds its finished fence on every buffer
+    /// as one step, under a wait-die acquire context when it touches several), and pushes it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The device is lost (-ENODEV).</exception>
+    public GpuJob Submit(GpuClient client, JobDescription desc)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(desc);
+        if (!ReferenceEquals(client.Gpu, this))
+        {
+            throw new ArgumentException("The client belongs to another GPU.", nameof(client));
+        }
+
+        ValidateDescription(desc);
+        if (IsLost)
+        {
+            throw new InvalidOperationException("The device is lost (-ENODEV): no job can be submitted.");
+        }
+
+        SchedEntity entity = client.EntityFor(desc.Engine);
+        BufferAccess[] accesses = Deduplicate(desc.Buffers);
+
+        // 1. Memory: make every buffer resident and pin it until its fence is in place.
+        var storage = new Fence?[accesses.Length];
+        if (accesses.Length > 0)
+        {
+            lock (_mmGate)
+            {
+                for (int i = 0; i < accesses.Length; i++)
+                {
+                    EnsureResident(accesses[i].Buffer, accesses);
+                    accesses[i].Buffer.PinCount++;
+                    storage[i] = accesses[i].Buffer.StorageFence;
+                }
+            }
+        }
+
+        GpuJob job;
+        bool isHead;
+        lock (entity.Gate)
+        {
+            // 2. Arm: pick the engine (load balancing only when idle), take the next seqno, create fences.
+            job = Arm(client, entity, desc);
+            job.StorageFences = storage;
+            job.Accesses = accesses;
+
+            // 3. Implicit sync, then the explicit dependencies.
+            var deps = new List<Fence>();
+            AddExplicit(desc.Dependencies, deps);
+            ImplicitSync(client, job, accesses, deps);
+            job.EffectiveDependencies = Normalize(job, deps);
+
+            // 4. Push.
+            if (entity.Killed)
+            {
+                job.Phase = 2;
+                isHead = false;
+            }
+            else
+            {
+                entity.Queue.Enqueue(job);
+                isHead = entity.Queue.Count == 1;
+            }
+        }
+
+        if (accesses.Length > 0)
+        {
+            lock (_mmGate)
+            {
+                foreach (BufferAccess a in accesses)
+                {
+                    a.Buffer.PinCount--;
+                }
+            }
+        }
+
+        s_jobsSubmitted.Add(1);
+        Raise(new GpuEvent(GpuEventKind.JobSubmitted, NowNs, job, job.Engine, 0));
+        if (job.Phase == 2)
+        {
+            FailJob(job, -Errno.ESRCH);
+        }
+        else if (isHead)
+        {
+            BeginDependencyWait(job);
+        }
+
+        return job;
+    }
+
+    private static void ValidateDescription(JobDescription desc)
+    {
+        if (desc.DurationNs < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(desc), desc.DurationNs, "A job's duration must not be negative.");
+        }
+
+        if (desc.Credits < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(desc), desc.Credits, "A job takes at least one credit.");
+        }
+
+        for (int i = 0; i < desc.Buffers.Count; i++)
+        {
+            if (desc.Buffers[i].Buffer is null)
+            {
+                throw new ArgumentException($"Buffer access {i} has no buffer.", nameof(desc));
+            }
+        }
+
+        for (int i = 0; i < desc.Dependencies.Count; i++)
+        {
+            if (desc.Dependencies[i] is null)
+            {
+                throw new ArgumentException($"Dependency {i} is null.", nameof(desc));
+            }
+        }
+    }
+
+    private static BufferAccess[] Deduplicate(IReadOnlyList<BufferAccess> buffers)
+    {
+        var result = new List<BufferAccess>(buffers.Count);
+        foreach (BufferAccess a in buffers)
+        {
+            int at = result.FindIndex(x => ReferenceEquals(x.Buffer, a.Buffer));
+            if (at < 0)
+            {
+                result.Add(a);
+            }
+            else if (a.Write)
+            {
+                result[at] = a; // a write dominates a read of the same buffer
+            }
+        }
+
+        return [.. result];
+    }
+
+    private GpuJob Arm(GpuClient? client, SchedEntity entity, JobDescription desc)
+    {
+        if (entity.Queue.Count == 0 && (entity.LastFinished is null || entity.LastFinished.IsSignaledFlag))
+        {
+            entity.CurrentEngine = PickBest(entity.Engines); // drm_sched_pick_best, only when idle
+        }
+
+        long id = Interlocked.Increment(ref _nextJobId);
+        var job = new GpuJob(id, client!, entity, desc)
+        {
+            IsKernelJob = client is null,
+            SubmitNs = NowNs,
+            Engine = entity.CurrentEngine,
+            Credits = Math.Min(desc.Credits, entity.CurrentEngine.Config.CreditLimit),
+        };
+        ulong seqno = ++entity.NextSeqno;
+        job.Scheduled = new GpuFence(this, entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job, entity.Name + ".scheduled");
+        job.Finished = new GpuFence(this, entity.FinishedContext, seqno, GpuFenceKind.Finished, job, entity.Name + ".finished");
+        job.PreviousFinished = entity.LastFinished;
+        entity.LastFinished = job.Finished;
+        Interlocked.Increment(ref entity.CurrentEngine.Score);
+        return job;
+    }
+
+    private static Engine PickBest(IReadOnlyList<Engine> engines)
+    {
+        Engine best = engines[0];
+        for (int i = 1; i < engines.Count; i++)
+        {
+            if (Volatile.Read(ref engines[i].Score) < Volatile.Read(ref best.Score))
+            {
+                best = engines[i];
+            }
+        }
+
+        return best;
+    }
+
+    private static void AddExplicit(IReadOnlyList<Fence> explicitDeps, List<Fence> deps)
+    {
+        foreach (Fence f in explicitDeps)
+        {
+            foreach (Fence leaf in FenceArray.ForEach(f))
+            {
+                deps.Add(leaf);
+            }
+        }
+    }
+
+    private void ImplicitSync(GpuClient client, GpuJob job, BufferAccess[] accesses, List<Fence> deps)
+    {
+        if (accesses.Length == 0)
+        {
+            return;
+        }
+
+        bool skipKernel = client.ExplicitSync && Config.InjectSkipKernelFences;
+        if (accesses.Length == 1 || skipKernel)
+        {
+            foreach (BufferAccess a in accesses)
+            {
+                (FenceUsage usage, FenceUsage waitFor) = Usages(client, a.Write);
+                if (skipKernel)
+                {
+                    a.Buffer.Reservation.AddFence(job.Finished, usage); // the injected bug: no dependencies read
+                }
+                else
+                {
+                    a.Buffer.Reservation.AddFenceWithDependencies(job.Finished, usage, waitFor, deps);
+                }
+            }
+
+            return;
+        }
+
+        var objects = new Reservation[accesses.Length];
+        for (int i = 0; i < accesses.Length; i++)
+        {
+            objects[i] = accesses[i].Buffer.Reservation;
+        }
+
+        using var ctx = new ReservationAcquireContext();
+        ctx.LockAll(objects);
+        foreach (BufferAccess a in accesses)
+        {
+            (FenceUsage usage, FenceUsage waitFor) = Usages(client, a.Write);
+            ctx.AddFence(a.Buffer.Reservation, job.Finished, usage, waitFor, deps);
+        }
+
+        ctx.UnlockAll();
+    }
+
+    private static (FenceUsage Usage, FenceUsage WaitFor) Usages(GpuClient client, bool write) =>
+        client.ExplicitSync
+            ? (FenceUsage.Bookkeep, FenceUsage.Kernel)
+            : (write ? FenceUsage.Write : FenceUsage.Read, FenceUsages.UsageRw(write));
+
+    /// <summary>
+    /// The scheduler's dependency rules: one fence per context (the later one), none of the job's own
+    /// entity, none already signalled, and a same-engine finished fence replaced by its scheduled fence
+    /// (the ring runs in order) unless it already carries an error.
+    /// </summary>
+    private static Fence[] Normalize(GpuJob job, List<Fence> deps)
+    {
+        var result = new List<Fence>(deps.Count);
+        foreach (Fence dep in deps)
+        {
+            Fence f = dep;
+            if (f.Context == job.Entity.ScheduledContext || f.Context == job.Entity.FinishedContext || f.IsSignaled)
+            {
+                continue;
+            }
+
+            if (f is GpuFence { Kind: GpuFenceKind.Finished, Job: { } other } && ReferenceEquals(other.Engine, job.Engine) && f.Error == 0)
+            {
+                f = other.Scheduled;
+                if (f.IsSignaled)
+                {
+                    continue;
+                }
+            }
+
+            int at = result.FindIndex(x => x.Context == f.Context);
+            if (at < 0)
+            {
+                result.Add(f);
+            }
+            else if (Fence.IsLater(f, result[at]))
+            {
+                result[at] = f;
+            }
+        }
+
+        return [.. result];
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Memory manager
+
+    private void EnsureResident(GpuBuffer buffer, BufferAccess[] pinnedByCaller)
+    {
+        if (buffer.Placement == BufferPlacement.Device)
+        {
+            _lru.Remove(buffer.LruNode!);
+            _lru.AddLast(buffer.LruNode!);
+            return;
+        }
+
+        List<Fence>? evictions = null;
+        while (_usedBytes + buffer.Size > Config.DeviceMemoryBytes)
+        {
+            GpuBuffer? victim = null;
+            for (LinkedListNode<GpuBuffer>? n = _lru.First; n is not null; n = n.Next)
+            {
+                if (n.Value.PinCount == 0 && !pinnedByCaller.Any(a => ReferenceEquals(a.Buffer, n.Value)))
+                {
+                    victim = n.Value;
+                    break;
+                }
+            }
+
+            if (victim is null)
+            {
+                throw new InvalidOperationException(
+                    $"Device memory exhausted: {_usedBytes} of {Config.DeviceMemoryBytes} bytes are held by buffers pinned by submissions in flight; {buffer.Name} ({buffer.Size} bytes) cannot be placed.");
+            }
+
+            // Evict: copy out after everything that uses the victim (BOOKKEEP level), as a KERNEL fence.
+            GpuJob evict = SubmitKernelJob(victim, null, $"evict {victim.Name}");
+            (evictions ??= []).Add(evict.Finished);
+            victim.Placement = BufferPlacement.System;
+            _lru.Remove(victim.LruNode!);
+            Interlocked.Add(ref _usedBytes, -victim.Size);
+        }
+
+        // Move in (or clear on first placement) into the space the evictions free.
+        GpuJob move = SubmitKernelJob(buffer, evictions, buffer.StorageFence is null ? $"clear {buffer.Name}" : $"move {buffer.Name}");
+        buffer.StorageFence = move.Finished;
+        buffer.Placement = BufferPlacement.Device;
+        buffer.LruNode ??= new LinkedListNode<GpuBuffer>(buffer);
+        _lru.AddLast(buffer.LruNode);
+        long used = Interlocked.Add(ref _usedBytes, buffer.Size);
+        if (used > _peakUsedBytes)
+        {
+            Interlocked.Exchange(ref _peakUsedBytes, used);
+        }
+    }
+
+    private GpuJob SubmitKernelJob(GpuBuffer buffer, List<Fence>? extraDeps, string label)
+    {
+        long durationNs = Math.Max(1, buffer.Size / Config.CopyBytesPerMicrosecond) * 1000;
+        var desc = new JobDescription { Engine = EngineKind.Copy, DurationNs = durationNs, Label = label };
+        GpuJob job;
+        bool isHead;
+        lock (_kernelEntity.Gate)
+        {
+            job = Arm(null, _kernelEntity, desc);
+            var deps = new List<Fence>();
+            if (extraDeps is not null)
+            {
+                deps.AddRange(extraDeps);
+            }
+
+            // A move waits for everything on the buffer, bookkeeping included, and is itself a KERNEL fence.
+            buffer.Reservation.AddFenceWithDependencies(job.Finished, FenceUsage.Kernel, FenceUsage.Bookkeep, deps);
+            job.EffectiveDependencies = Normalize(job, deps);
+            _kernelEntity.Queue.Enqueue(job);
+            isHead = _kernelEntity.Queue.Count == 1;
+        }
+
+        s_moves.Add(1);
+        Raise(new GpuEvent(GpuEventKind.JobSubmitted, NowNs, job, job.Engine, 0, buffer));
+        if (isHead)
+        {
+            BeginDependencyWait(job);
+        }
+
+        return job;
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Scheduling
+
+    private void BeginDependencyWait(GpuJob job)
+    {
+        if (job.EffectiveDependencies.Count > 0)
+        {
+            s_waits.Add(1);
+        }
+
+        job.Waiter ??= new DependencyWaiter(this, job);
+        job.Waiter.Begin();
+    }
+
+    internal void ArmDependencyTimeout(DependencyWaiter waiter) =>
+        _dispatcher.PostAt(NowNs + _dependencyTimeoutNs, static s => ((DependencyWaiter)s!).Job.Engine.Owner!.OnDependencyTimeout((DependencyWaiter)s!), waiter);
+
+    internal void JobDependenciesMet(GpuJob job) => _dispatcher.Post(static s => ((GpuJob)s!).Engine.Owner!.OnJobReady((GpuJob)s!), job);
+
+    private void OnDependencyTimeout(DependencyWaiter waiter)
+    {
+        if (!waiter.TryAbandon())
+        {
+            return;
+        }
+
+        GpuJob job = waiter.Job;
+        if (Interlocked.CompareExchange(ref job.Phase, 2, 0) != 0)
+        {
+            return;
+        }
+
+        s_timeouts.Add(1);
+        Raise(new GpuEvent(GpuEventKind.DependencyTimeout, NowNs, job, job.Engine, -Errno.ETIME));
+        AdvanceEntity(job);
+        FailJob(job, -Errno.ETIME);
+    }
+
+    private void OnJobReady(GpuJob job)
+    {
+        Engine engine = job.Engine;
+        lock (engine.Gate)
+        {
+            engine.Ready.Enqueue(job, (-(int)job.Entity.Priority, engine.ReadySeq++));
+        }
+
+        Kick(engine);
+    }
+
+    /// <summary>The scheduler's main step: start ready jobs while the ring has credits.</summary>
+    private void Kick(Engine engine)
+    {
+        while (true)
+        {
+            GpuJob? job;
+            long start;
+            bool hang;
+            lock (engine.Gate)
+            {
+                if (IsLost || !engine.Ready.TryPeek(out job, out _))
+                {
+                    return;
+                }
+
+                if (Volatile.Read(ref job.Phase) != 0)
+                {
+                    engine.Ready.Dequeue(); // failed while ready (killed, timed out, device lost)
+                    continue;
+                }
+
+                if (engine.CreditsInUse + job.Credits > engine.Config.CreditLimit)
+                {
+                    return; // ring full: credit_limit
+                }
+
+                if (Interlocked.CompareExchange(ref job.Phase, 1, 0) != 0)
+                {
+                    engine.Ready.Dequeue();
+                    continue;
+                }
+
+                engine.Ready.Dequeue();
+                engine.CreditsInUse += job.Credits;
+                engine.Ring.Add(job);
+                job.State = GpuJobState.Running;
+                hang = job.Description.Hang;
+                long duration = Config.Mode == GpuTimeMode.Virtual ? job.Description.DurationNs : 0;
+                start = Math.Max(NowNs, engine.LastEndNs);
+                job.StartNs = start;
+                if (hang)
+                {
+                    engine.LastEndNs = long.MaxValue / 4; // the ring stalls behind a hung job
+                }
+                else
+                {
+                    job.EndNs = start + duration;
+                    engine.LastEndNs = job.EndNs;
+                }
+
+                job.Hardware = new GpuFence(this, engine.RingContext, ++engine.NextRingSeqno, GpuFenceKind.Hardware, job, engine.Name + ".ring");
+            }
+
+            CheckStorage(job, start);
+            job.Scheduled.Signal();
+            Raise(new GpuEvent(GpuEventKind.JobStarted, NowNs, job, engine, 0));
+            AdvanceEntity(job);
+
+            if (hang || job.Description.DurationNs >= _engineTimeoutNs)
+            {
+                // TDR: armed from when the job starts executing.
+                _dispatcher.PostAt(start + _engineTimeoutNs, static s => ((GpuJob)s!).Engine.Owner!.OnEngineTimeout((GpuJob)s!), job);
+            }
+
+            if (!hang)
+            {
+                _dispatcher.PostAt(job.EndNs, static s => ((GpuJob)s!).Engine.Owner!.OnHardwareDone((GpuJob)s!), job);
+            }
+        }
+    }
+
+    private void AdvanceEntity(GpuJob job)
+    {
+        SchedEntity entity = job.Entity;
+        GpuJob? next = null;
+        lock (entity.Gate)
+        {
+            if (entity.Queue.TryPeek(out GpuJob? head) && ReferenceEquals(head, job))
+            {
+                entity.Queue.Dequeue();
+                entity.Queue.TryPeek(out next);
+            }
+        }
+
+        if (next is not null)
+        {
+            BeginDependencyWait(next);
+        }
+    }
+
+    private void OnHardwareDone(GpuJob job)
+    {
+        job.HardwareDone = true;
+        DrainCompleted(job.Engine);
+    }
+
+    private void OnEngineTimeout(GpuJob job)
+    {
+        Engine engine = job.Engine;
+        lock (engine.Gate)
+        {
+            if (job.State != GpuJobState.Running || job.HardwareDone || !engine.Ring.Contains(job))
+            {
+                return; // finished in time, or already reset
+            }
+
+            // Reset: the head is guilty, everything else on the ring is an innocent casualty.
+            for (int i = 0; i < engine.Ring.Count; i++)
+            {
+                GpuJob j = engine.Ring[i];
+                j.PendingError = i == 0 ? -Errno.ETIMEDOUT : -Errno.ECANCELED;
+                j.HardwareDone = true;
+            }
+
+            engine.LastEndNs = NowNs;
+            engine.Resets++;
+        }
+
+        s_resets.Add(1);
+        Raise(new GpuEvent(GpuEventKind.EngineReset, NowNs, job, engine, -Errno.ETIMEDOUT));
+        DrainCompleted(engine);
+    }
+
+    /// <summary>Moves finished ring jobs to the completion queue in ring order and signals them, one
+    /// drainer at a time, so ring and entity fences signal in seqno order on any number of workers.</summary>
+    private void DrainCompleted(Engine engine)
+    {
+        lock (engine.Gate)
+        {
+            while (engine.Ring.Count > 0 && engine.Ring[0].HardwareDone)
+            {
+                GpuJob j = engine.Ring[0];
+                engine.Ring.RemoveAt(0);
+                engine.CreditsInUse -= j.Credits;
+                engine.Completed.Enqueue(j);
+            }
+        }
+
+        while (Interlocked.CompareExchange(ref engine.Draining, 1, 0) == 0)
+        {
+            while (true)
+            {
+                GpuJob? j;
+                lock (engine.Gate)
+                {
+                    if (!engine.Completed.TryDequeue(out j))
+                    {
+                        break;
+                    }
+                }
+
+                int error = j.PendingError;
+                j.Hardware!.Signal(error);
+                j.State = GpuJobState.Done;
+                Interlocked.Decrement(ref engine.Score);
+                j.Finished.Signal(error);
+                Interlocked.Increment(ref _jobsCompleted);
+                s_jobsCompleted.Add(1);
+                Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, j, engine, error));
+            }
+
+            Volatile.Write(ref engine.Draining, 0); // release, then look again for work queued meanwhile
+            lock (engine.Gate)
+            {
+                if (engine.Completed.Count == 0)
+                {
+                    break;
+                }
+            }
+        }
+
+        Kick(engine);
+    }
+
+    /// <summary>Ends a job that never ran, after its entity's previous job, with <paramref name="error"/>.</summary>
+    private void FailJob(GpuJob job, int error)
+    {
+        job.State = GpuJobState.Done;
+        job.Scheduled.Signal(error);
+        Interlocked.Decrement(ref job.Engine.Score);
+        GpuFence? previous = job.PreviousFinished;
+        if (previous is null || previous.IsSignaledFlag)
+        {
+            CompleteFailed(job, error);
+        }
+        else
+        {
+            previous.AddCallback(new FailAfterPrevious(this, job, error));
+        }
+    }
+
+    private void CompleteFailed(GpuJob job, int error)
+    {
+        job.Finished.Signal(error);
+        Interlocked.Increment(ref _jobsCompleted);
+        s_jobsCompleted.Add(1);
+        Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, job, job.Engine, error));
+    }
+
+    private void CheckStorage(GpuJob job, long startNs)
+    {
+        Fence?[] storage = job.StorageFences;
+        for (int i = 0; i < storage.Length; i++)
+        {
+            if (storage[i] is { } move && !move.IsSignaled)
+            {
+                if (startNs > NowNs)
+                {
+                    // Execution begins later (behind earlier ring work): check then.
+                    _dispatcher.PostAt(startNs, static s => ((GpuJob)s!).Engine.Owner!.CheckStorageNow((GpuJob)s!), job);
+                }
+                else
+                {
+                    RecordLeak(job, job.Accesses[i].Buffer);
+                }
+
+                return;
+            }
+        }
+    }
+
+    private void CheckStorageNow(GpuJob job)
+    {
+        Fence?[] storage = job.StorageFences;
+        for (int i = 0; i < storage.Length; i++)
+        {
+            if (storage[i] is { } move && !move.IsSignaled)
+            {
+                RecordLeak(job, job.Accesses[i].Buffer);
+                return;
+            }
+        }
+    }
+
+    private void RecordLeak(GpuJob? job, GpuBuffer? buffer)
+    {
+        Interlocked.Increment(ref _leaks);
+        Raise(new GpuEvent(GpuEventKind.LeakDetected, NowNs, job, job?.Engine, 0, buffer));
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // CPU access, kill, device loss
+
+    /// <summary>
+    /// A CPU access to <paramref name="buffer"/>: it begins once everything the direction must wait for
+    /// has signalled (KERNEL fences always; a write also waits for readers), then runs
+    /// <paramref name="onAccess"/>. The leak detector checks the storage at that moment.
+    /// </summary>
+    public void CpuAccess(GpuBuffer buffer, bool write, Action<GpuBuffer>? onAccess = null)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.UsageRw(write));
+        var access = new CpuAccessCallback(this, buffer, onAccess);
+        if (wait is null || !wait.AddCallback(access))
+        {
+            access.Run();
+        }
+    }
+
+    /// <summary>Kills a client: its queued jobs end with -ESRCH, in order; running jobs finish.
+    /// Later submissions from it end with -ESRCH at once. Mirrors <c>drm_sched_entity_kill</c>.</summary>
+    public void Kill(GpuClient client)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        client.Killed = true;
+        foreach (SchedEntity entity in client.Entities)
+        {
+            FailQueue(entity, -Errno.ESRCH, markKilled: true);
+        }
+    }
+
+    /// <summary>Loses the device: every pending job ends with -ENODEV and no job can be submitted.</summary>
+    public void LoseDevice()
+    {
+        if (Interlocked.Exchange(ref _lost, 1) != 0)
+        {
+            return;
+        }
+
+        Raise(new GpuEvent(GpuEventKind.DeviceLost, NowNs, null, null, -Errno.ENODEV));
+        foreach (Engine engine in _engines)
+        {
+            lock (engine.Gate)
+            {
+                foreach (GpuJob j in engine.Ring)
+                {
+                    j.PendingError = -Errno.ENODEV;
+                    j.HardwareDone = true;
+                }
+            }
+
+            DrainCompleted(engine);
+        }
+
+        foreach (GpuClient client in Clients)
+        {
+            foreach (SchedEntity entity in client.Entities)
+            {
+                FailQueue(entity, -Errno.ENODEV, markKilled: true);
+            }
+        }
+
+        FailQueue(_kernelEntity, -Errno.ENODEV, markKilled: true);
+    }
+
+    private void FailQueue(SchedEntity entity, int error, bool markKilled)
+    {
+        GpuJob[] queued;
+        lock (entity.Gate)
+        {
+            entity.Killed |= markKilled;
+            queued = [.. entity.Queue];
+            entity.Queue.Clear();
+        }
+
+        foreach (GpuJob job in queued)
+        {
+            job.Waiter?.TryAbandon();
+            if (Interlocked.CompareExchange(ref job.Phase, 2, 0) == 0)
+            {
+                FailJob(job, error);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Events
+
+    internal void OnFenceSignaled(GpuFence fence)
+    {
+        Interlocked.Increment(ref _fencesSignaled);
+        s_fencesSignaled.Add(1);
+        Action<GpuFence>[] subs = Volatile.Read(ref _fenceSubscribers);
+        foreach (Action<GpuFence> s in subs)
+        {
+            s(fence);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Raise(GpuEvent e)
+    {
+        Action<GpuEvent>[] subs;
+        lock (_eventGate)
+        {
+            _events++;
+            ulong h = _digest;
+            h = Mix(h, (ulong)e.Kind);
+            h = Mix(h, (ulong)e.TimeNs);
+            h = Mix(h, (ulong)(e.Job?.Id ?? -1));
+            h = Mix(h, (ulong)(e.Engine?.Index ?? -1));
+            h = Mix(h, (ulong)(uint)e.Error);
+            h = Mix(h, (ulong)(e.Buffer?.Id ?? -1));
+            _digest = h;
+            subs = _subscribers;
+        }
+
+        foreach (Action<GpuEvent> s in subs)
+        {
+            s(e);
+        }
+    }
+
+    private static ulong Mix(ulong hash, ulong value)
+    {
+        // FNV-1a over the 8 bytes of value.
+        for (int i = 0; i < 8; i++)
+        {
+            hash ^= (byte)(value >> (i * 8));
+            hash *= 1099511628211UL;
+        }
+
+        return hash;
+    }
+
+    /// <summary>Stops the worker threads (threads mode).</summary>
+    public void Dispose() => _dispatcher.Dispose();
+
+    private sealed class FailAfterPrevious(Gpu gpu, GpuJob job, int error) : FenceCallback
+    {
+        protected override void Invoke(Fence fence) => gpu._dispatcher.Post(static s =>
+        {
+            var self = (FailAfterPrevious)s!;
+            self.Run();
+        }, this);
+
+        private void Run() => gpu.CompleteFailed(job, error);
+    }
+
+    private sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, Action<GpuBuffer>? onAccess) : FenceCallback
+    {
+        protected override void Invoke(Fence fence) => gpu._dispatcher.Post(static s => ((CpuAccessCallback)s!).Run(), this);
+
+        public void Run()
+        {
+            if (buffer.StorageFence is { } move && !move.IsSignaled)
+            {
+                gpu.RecordLeak(null, buffer);
+            }
+
+            gpu.Raise(new GpuEvent(GpuEventKind.CpuAccess, gpu.NowNs, null, null, 0, buffer));
+            onAccess?.Invoke(buffer);
+        }
+    }
+
+    private sealed class Unsubscriber(Action action) : IDisposable
+    {
+        private Action? _action = action;
+
+        public void Dispose() => Interlocked.Exchange(ref _action, null)?.Invoke();
+    }
+}

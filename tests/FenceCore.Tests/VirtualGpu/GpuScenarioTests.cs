@@ -1,0 +1,384 @@
+using FenceCore.VirtualGpu;
+
+namespace FenceCore.Tests.VirtualGpu;
+
+/// <summary>Scenario tests for each scheduler rule, each fault and its error code, memory pressure and the leak detector.</summary>
+public class GpuScenarioTests
+{
+    private const long Us = 1_000;
+    private const long Ms = 1_000_000;
+
+    private static Gpu NewGpu(Func<GpuConfig, GpuConfig>? tweak = null)
+    {
+        var config = new GpuConfig();
+        return new Gpu(tweak is null ? config : tweak(config));
+    }
+
+    private static JobDescription Job(EngineKind engine, long durationNs, params BufferAccess[] buffers) =>
+        new() { Engine = engine, DurationNs = durationNs, Buffers = buffers };
+
+    [Fact]
+    public void Job_RunsForItsDuration_AndSignalsScheduledThenFinished()
+    {
+        using Gpu gpu = NewGpu();
+        GpuClient c = gpu.CreateClient("c");
+        GpuJob job = c.Submit(Job(EngineKind.Graphics, 50 * Us));
+
+        gpu.RunUntil(10 * Us);
+        Assert.True(job.Scheduled.IsSignaled);
+        Assert.False(job.Finished.IsSignaled);
+        gpu.RunUntil(60 * Us);
+        Assert.Equal(1, job.Finished.Status);
+        Assert.Equal(job.StartNs + (50 * Us), job.EndNs);
+        Assert.Equal(GpuJobState.Done, job.State);
+    }
+
+    [Fact]
+    public void JobsOfOneEntity_RunInPushOrder()
+    {
+        using Gpu gpu = NewGpu();
+        GpuClient c = gpu.CreateClient("c");
+        var jobs = Enumerable.Range(0, 10).Select(_ => c.Submit(Job(EngineKind.Graphics, 5 * Us))).ToList();
+        var order = new List<long>();
+        foreach (GpuJob j in jobs)
+        {
+            j.Finished.AddCallback(_ => order.Add(j.Id));
+        }
+
+        gpu.RunUntilIdle();
+        Assert.Equal(jobs.Select(j => j.Id), order);
+        Assert.Equal(jobs.Select(j => j.Finished.Seqno), jobs.Select(j => j.Finished.Seqno).Order());
+        for (int i = 1; i < jobs.Count; i++)
+        {
+            Assert.True(jobs[i].StartNs >= jobs[i - 1].EndNs);
+        }
+    }
+
+    [Fact]
+    public void ImplicitSync_ReaderOnAnotherEngineWaitsForTheWriter_ReadersOverlap()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer bo = gpu.CreateBuffer(4096);
+        GpuClient a = gpu.CreateClient("a");
+        GpuClient b = gpu.CreateClient("b");
+        GpuJob write = a.Submit(Job(EngineKind.Graphics, 100 * Us, new BufferAccess(bo, true)));
+        GpuJob read1 = b.Submit(Job(EngineKind.Compute, 30 * Us, new BufferAccess(bo, false)));
+        GpuJob read2 = b.Submit(Job(EngineKind.Video, 30 * Us, new BufferAccess(bo, false)));
+
+        gpu.RunUntilIdle();
+        Assert.Contains(write.Finished, read1.EffectiveDependencies);
+        Assert.True(read1.StartNs >= write.EndNs);
+        Assert.True(read2.StartNs >= write.EndNs);
+        Assert.True(read2.StartNs < read1.EndNs, "two readers on different engines overlap");
+    }
+
+    [Fact]
+    public void ImplicitSync_WriterWaitsForEarlierReaders()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer bo = gpu.CreateBuffer(4096);
+        GpuClient a = gpu.CreateClient("a");
+        GpuClient b = gpu.CreateClient("b");
+        GpuJob read = a.Submit(Job(EngineKind.Compute, 100 * Us, new BufferAccess(bo, false)));
+        GpuJob write = b.Submit(Job(EngineKind.Video, 10 * Us, new BufferAccess(bo, true)));
+
+        gpu.RunUntilIdle();
+        Assert.True(write.StartNs >= read.EndNs);
+    }
+
+    [Fact]
+    public void SameEngineDependency_WaitsOnlyForTheScheduledFence()
+    {
+        using Gpu gpu = NewGpu(c => new GpuConfig { Engines = [new("gfx", EngineKind.Graphics), new("copy0", EngineKind.Copy)] });
+        GpuBuffer bo = gpu.CreateBuffer(4096);
+        GpuClient a = gpu.CreateClient("a");
+        GpuClient b = gpu.CreateClient("b");
+        GpuJob write = a.Submit(Job(EngineKind.Graphics, 100 * Us, new BufferAccess(bo, true)));
+        GpuJob read = b.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(bo, false)));
+
+        Assert.Contains(write.Scheduled, read.EffectiveDependencies);
+        Assert.DoesNotContain(write.Finished, read.EffectiveDependencies);
+        gpu.RunUntilIdle();
+        Assert.True(read.StartNs >= write.EndNs, "the ring runs in order, so the read still executes after the write");
+    }
+
+    [Fact]
+    public void OwnEntityFences_AreSkipped_AndDependenciesAreDedupedPerContext()
+    {
+        using Gpu gpu = NewGpu();
+        GpuClient c = gpu.CreateClient("c");
+        GpuJob first = c.Submit(Job(EngineKind.Graphics, 10 * Us));
+        ulong foreignCtx = FenceContext.Allocate();
+        var older = new Fence(foreignCtx, 1);
+        var newer = new Fence(foreignCtx, 2);
+        GpuJob second = c.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [first.Finished, older, newer] });
+
+        Assert.Equal([newer], second.EffectiveDependencies);
+        older.Signal();
+        newer.Signal();
+        gpu.RunUntilIdle();
+        Assert.Equal(1, second.Finished.Status);
+    }
+
+    [Fact]
+    public void CreditLimit_HoldsJobsBackUntilTheRingHasRoom()
+    {
+        using Gpu gpu = NewGpu(_ => new GpuConfig { Engines = [new("gfx", EngineKind.Graphics, CreditLimit: 1), new("copy0", EngineKind.Copy)] });
+        GpuClient a = gpu.CreateClient("a");
+        GpuClient b = gpu.CreateClient("b");
+        GpuJob j1 = a.Submit(Job(EngineKind.Graphics, 50 * Us));
+        GpuJob j2 = b.Submit(Job(EngineKind.Graphics, 50 * Us));
+
+        gpu.RunUntil(10 * Us);
+        Assert.True(j1.Scheduled.IsSignaled);
+        Assert.False(j2.Scheduled.IsSignaled);
+        Assert.Equal(1, gpu.Engines[0].CreditsInFlight);
+        gpu.RunUntilIdle();
+        Assert.True(j2.Scheduled.TimestampNs >= j1.Finished.TimestampNs || j2.StartNs >= j1.EndNs);
+    }
+
+    [Fact]
+    public void HigherPriority_IsServedFirst()
+    {
+        using Gpu gpu = NewGpu(_ => new GpuConfig { Engines = [new("gfx", EngineKind.Graphics, CreditLimit: 1), new("copy0", EngineKind.Copy)] });
+        GpuClient low = gpu.CreateClient("low", GpuPriority.Low);
+        GpuClient high = gpu.CreateClient("high", GpuPriority.High);
+        GpuClient blocker = gpu.CreateClient("blocker");
+        GpuJob busy = blocker.Submit(Job(EngineKind.Graphics, 50 * Us));
+        GpuJob l = low.Submit(Job(EngineKind.Graphics, 10 * Us));
+        GpuJob h = high.Submit(Job(EngineKind.Graphics, 10 * Us));
+
+        gpu.RunUntilIdle();
+        Assert.True(h.StartNs < l.StartNs);
+        Assert.True(busy.EndNs <= h.StartNs);
+    }
+
+    [Fact]
+    public void LoadBalancing_SpreadsAnIdleEntityOverEnginesOfItsKind()
+    {
+        using Gpu gpu = NewGpu();
+        var clients = Enumerable.Range(0, 4).Select(i => gpu.CreateClient($"c{i}")).ToList();
+        var jobs = clients.Select(c => c.Submit(Job(EngineKind.Compute, 100 * Us))).ToList();
+        Assert.Equal(2, jobs.Select(j => j.Engine.Name).Distinct().Count());
+        gpu.RunUntilIdle();
+    }
+
+    [Fact]
+    public void Hang_IsResetByTheEngineTimeout_GuiltyETIMEDOUT_InnocentECANCELED()
+    {
+        using Gpu gpu = NewGpu(c => new GpuConfig { EngineTimeout = TimeSpan.FromMilliseconds(2) });
+        GpuClient bad = gpu.CreateClient("bad");
+        GpuClient good = gpu.CreateClient("good");
+        GpuJob hang = bad.Submit(new JobDescription { Engine = EngineKind.Graphics, Hang = true });
+        GpuJob behind = good.Submit(Job(EngineKind.Graphics, 10 * Us));
+
+        gpu.RunUntil(1 * Ms);
+        Assert.False(hang.Finished.IsSignaled);
+        gpu.RunUntil(3 * Ms);
+        Assert.Equal(-Errno.ETIMEDOUT, hang.Finished.Status);
+        Assert.Equal(-Errno.ECANCELED, behind.Finished.Status);
+        Assert.Equal(1, gpu.Engines[0].Resets);
+
+        GpuJob after = good.Submit(Job(EngineKind.Graphics, 10 * Us));
+        gpu.RunUntilIdle();
+        Assert.Equal(1, after.Finished.Status);
+    }
+
+    [Fact]
+    public void Kill_EndsQueuedJobsWithESRCH_InOrder()
+    {
+        using Gpu gpu = NewGpu();
+        GpuClient c = gpu.CreateClient("c");
+        var gate = new Fence(FenceContext.Allocate(), 1);
+        GpuJob running = c.Submit(Job(EngineKind.Graphics, 100 * Us));
+        GpuJob waiting = c.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [gate] });
+        GpuJob queued = c.Submit(Job(EngineKind.Graphics, 10 * Us));
+        var order = new List<long>();
+        foreach (GpuJob j in new[] { running, waiting, queued })
+        {
+            j.Finished.AddCallback(_ => order.Add(j.Id));
+        }
+
+        gpu.RunUntil(10 * Us);
+        gpu.Kill(c);
+        gpu.RunUntilIdle();
+        Assert.Equal(1, running.Finished.Status);
+        Assert.Equal(-Errno.ESRCH, waiting.Finished.Status);
+        Assert.Equal(-Errno.ESRCH, queued.Finished.Status);
+        Assert.Equal([running.Id, waiting.Id, queued.Id], order);
+        Assert.Equal(-Errno.ESRCH, c.Submit(Job(EngineKind.Graphics, 1)).Finished.Status);
+    }
+
+    [Fact]
+    public void DeviceLost_EndsEveryPendingJobWithENODEV_AndRejectsSubmission()
+    {
+        using Gpu gpu = NewGpu();
+        GpuClient c = gpu.CreateClient("c");
+        GpuJob running = c.Submit(Job(EngineKind.Graphics, 100 * Us));
+        GpuJob queued = c.Submit(Job(EngineKind.Graphics, 100 * Us));
+        GpuJob other = gpu.CreateClient("d").Submit(Job(EngineKind.Video, 100 * Us));
+        gpu.RunUntil(10 * Us);
+
+        gpu.LoseDevice();
+        gpu.RunUntilIdle();
+        Assert.All(new[] { running, queued, other }, j => Assert.Equal(-Errno.ENODEV, j.Finished.Status));
+        var ex = Assert.Throws<InvalidOperationException>(() => c.Submit(Job(EngineKind.Graphics, 1)));
+        Assert.Contains("-ENODEV", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ForeignFenceThatNeverSignals_FailsTheJobWithETIME_AndTheQueueMovesOn()
+    {
+        using Gpu gpu = NewGpu(c => new GpuConfig { DependencyTimeout = TimeSpan.FromMilliseconds(5) });
+        GpuClient c = gpu.CreateClient("c");
+        var never = new Fence(FenceContext.Allocate(), 1);
+        GpuJob stuck = c.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [never] });
+        GpuJob next = c.Submit(Job(EngineKind.Graphics, 10 * Us));
+
+        gpu.RunUntil(4 * Ms);
+        Assert.False(stuck.Finished.IsSignaled);
+        gpu.RunUntilIdle();
+        Assert.Equal(-Errno.ETIME, stuck.Finished.Status);
+        Assert.Equal(1, next.Finished.Status);
+    }
+
+    [Fact]
+    public void MemoryPressure_EvictsAndMovesBack_WithinDeviceMemory_AndNoLeak()
+    {
+        using Gpu gpu = NewGpu(c => new GpuConfig { DeviceMemoryBytes = 3 * 1024 * 1024 });
+        var buffers = Enumerable.Range(0, 6).Select(i => gpu.CreateBuffer(1024 * 1024, $"bo{i}")).ToArray();
+        GpuClient c = gpu.CreateClient("c");
+        var jobs = new List<GpuJob>();
+        for (int i = 0; i < 30; i++)
+        {
+            jobs.Add(c.Submit(Job(EngineKind.Compute, 20 * Us, new BufferAccess(buffers[i % 6], i % 2 == 0), new BufferAccess(buffers[(i + 1) % 6], false))));
+        }
+
+        gpu.RunUntilIdle();
+        Assert.All(jobs, j => Assert.Equal(1, j.Finished.Status));
+        Assert.True(gpu.PeakDeviceMemoryUsed <= 3 * 1024 * 1024);
+        Assert.True(buffers.Count(b => b.Placement == BufferPlacement.System) >= 3, "some buffers were evicted");
+        Assert.Equal(0, gpu.LeakCount);
+    }
+
+    [Fact]
+    public void ExplicitSyncClient_AddsBookkeep_SkipsImplicitFences_ButWaitsForKernelFences()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer bo = gpu.CreateBuffer(8 * 1024 * 1024);
+        GpuClient implicitClient = gpu.CreateClient("implicit");
+        GpuClient vulkan = gpu.CreateClient("vk", explicitSync: true);
+        GpuJob write = implicitClient.Submit(Job(EngineKind.Graphics, 500 * Us, new BufferAccess(bo, true)));
+        GpuJob mine = vulkan.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(bo, true)));
+
+        Assert.Contains(bo.Reservation.Snapshot.ToArray(), e => e.Fence == mine.Finished && e.Usage == FenceUsage.Bookkeep);
+        Assert.DoesNotContain(write.Finished, mine.EffectiveDependencies);
+        Assert.Contains(bo.StorageFence!, mine.EffectiveDependencies);
+        gpu.RunUntilIdle();
+        Assert.True(mine.StartNs >= ((GpuFence)bo.StorageFence!).Job!.EndNs, "the clear's KERNEL fence is never skipped");
+        Assert.Equal(0, gpu.LeakCount);
+    }
+
+    [Fact]
+    public void LeakDetector_Fires_WhenAKernelFenceIsDeliberatelySkipped()
+    {
+        using Gpu gpu = NewGpu(c => new GpuConfig { InjectSkipKernelFences = true });
+        GpuBuffer bo = gpu.CreateBuffer(8 * 1024 * 1024); // its clear takes a while on the copy engine
+        GpuClient vulkan = gpu.CreateClient("vk", explicitSync: true);
+        var leaks = new List<GpuEvent>();
+        using IDisposable sub = gpu.Subscribe(e =>
+        {
+            if (e.Kind == GpuEventKind.LeakDetected)
+            {
+                leaks.Add(e);
+            }
+        });
+
+        vulkan.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(bo, false)));
+        gpu.RunUntilIdle();
+        Assert.Equal(1, gpu.LeakCount);
+        Assert.Same(bo, Assert.Single(leaks).Buffer);
+    }
+
+    [Fact]
+    public void CpuAccess_WaitsForTheWriterAndTheMove()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer bo = gpu.CreateBuffer(1024 * 1024);
+        GpuClient c = gpu.CreateClient("c");
+        GpuJob write = c.Submit(Job(EngineKind.Graphics, 100 * Us, new BufferAccess(bo, true)));
+        long accessedAt = -1;
+        gpu.CpuAccess(bo, write: false, _ => accessedAt = gpu.NowNs);
+
+        gpu.RunUntilIdle();
+        Assert.True(accessedAt >= write.EndNs);
+        Assert.Equal(0, gpu.LeakCount);
+    }
+
+    [Fact]
+    public void BadConfiguration_IsRejectedWithTheRule()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new Gpu(new GpuConfig { Engines = [new("gfx", EngineKind.Graphics)] }));
+        Assert.Contains("copy engine", ex.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new Gpu(new GpuConfig { Engines = [new("x", EngineKind.Copy), new("x", EngineKind.Copy)] }));
+        Assert.Throws<ArgumentException>(() => new Gpu(new GpuConfig { DeviceMemoryBytes = 0 }));
+        using Gpu gpu = NewGpu();
+        Assert.Throws<ArgumentOutOfRangeException>(() => gpu.CreateBuffer(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => gpu.CreateClient("c").Submit(new JobDescription { DurationNs = -1 }));
+        Assert.Equal(0, gpu.JobsSubmitted);
+    }
+
+    [Fact]
+    public void SameSeed_SameDigest_DifferentSeed_DifferentDigest()
+    {
+        static ulong Run(int seed)
+        {
+            using Gpu gpu = new(new GpuConfig { DeviceMemoryBytes = 4L << 20 });
+            var rng = new Random(seed);
+            var buffers = Enumerable.Range(0, 8).Select(_ => gpu.CreateBuffer(1L << 20)).ToArray();
+            var clients = Enumerable.Range(0, 4).Select(i => gpu.CreateClient($"c{i}", explicitSync: i == 3)).ToArray();
+            for (int i = 0; i < 400; i++)
+            {
+                GpuClient c = clients[rng.Next(clients.Length)];
+                var kind = (EngineKind)rng.Next(4);
+                var accesses = Enumerable.Range(0, rng.Next(1, 4)).Select(_ => new BufferAccess(buffers[rng.Next(buffers.Length)], rng.Next(2) == 0)).ToArray();
+                long at = i * 5 * Us;
+                gpu.Schedule(at, () => c.Submit(new JobDescription { Engine = kind, DurationNs = rng.Next(1, 50) * Us, Buffers = accesses }));
+            }
+
+            gpu.RunUntilIdle();
+            Assert.Equal(0, gpu.LeakCount);
+            return gpu.Digest;
+        }
+
+        Assert.Equal(Run(42), Run(42));
+        Assert.NotEqual(Run(42), Run(43));
+    }
+
+    [Fact]
+    public void ThreadsMode_CompletesJobsSubmittedFromSeveralThreads()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Threads, WorkerThreads = 2 });
+        var buffers = Enumerable.Range(0, 8).Select(_ => gpu.CreateBuffer(4096)).ToArray();
+        var jobs = new System.Collections.Concurrent.ConcurrentBag<GpuJob>();
+        var threads = Enumerable.Range(0, 3).Select(t => new Thread(() =>
+        {
+            GpuClient c = gpu.CreateClient($"t{t}");
+            var rng = new Random(t);
+            for (int i = 0; i < 500; i++)
+            {
+                jobs.Add(c.Submit(Job((EngineKind)rng.Next(4), 0, new BufferAccess(buffers[rng.Next(8)], true), new BufferAccess(buffers[rng.Next(8)], false))));
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+
+        foreach (GpuJob j in jobs)
+        {
+            Assert.True(j.Finished.Wait(TimeSpan.FromSeconds(30)), $"{j} never finished");
+            Assert.Equal(1, j.Finished.Status);
+        }
+
+        Assert.Equal(0, gpu.LeakCount);
+    }
+}
