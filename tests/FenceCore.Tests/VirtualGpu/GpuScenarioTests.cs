@@ -358,7 +358,7 @@ public class GpuScenarioTests
     [Fact]
     public void ThreadsMode_CompletesJobsSubmittedFromSeveralThreads()
     {
-        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Threads, WorkerThreads = 2 });
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Threads, WorkerThreads = 2, DependencyTimeout = TimeSpan.FromSeconds(30) });
         var buffers = Enumerable.Range(0, 8).Select(_ => gpu.CreateBuffer(4096)).ToArray();
         var jobs = new System.Collections.Concurrent.ConcurrentBag<GpuJob>();
         var threads = Enumerable.Range(0, 3).Select(t => new Thread(() =>
