@@ -735,7 +735,7 @@ public sealed class Gpu : IDisposable
             }
 
             CheckStorage(job, start);
-            job.Scheduled.Signal();
+            job.Scheduled.SignalWithTimestamp(NowNs);
             Raise(new GpuEvent(GpuEventKind.JobStarted, NowNs, job, engine, 0));
             AdvanceEntity(job);
 
@@ -833,10 +833,10 @@ public sealed class Gpu : IDisposable
                 }
 
                 int error = j.PendingError;
-                j.Hardware!.Signal(error);
+                j.Hardware!.SignalWithTimestamp(error, NowNs);
                 j.State = GpuJobState.Done;
                 Interlocked.Decrement(ref engine.Score);
-                j.Finished.Signal(error);
+                j.Finished.SignalWithTimestamp(error, NowNs);
                 Interlocked.Increment(ref _jobsCompleted);
                 s_jobsCompleted.Add(1);
                 Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, j, engine, error));
@@ -859,7 +859,7 @@ public sealed class Gpu : IDisposable
     private void FailJob(GpuJob job, int error)
     {
         job.State = GpuJobState.Done;
-        job.Scheduled.Signal(error);
+        job.Scheduled.SignalWithTimestamp(error, NowNs);
         Interlocked.Decrement(ref job.Engine.Score);
         GpuFence? previous = job.PreviousFinished;
         if (previous is null || previous.IsSignaledFlag)
@@ -874,7 +874,7 @@ public sealed class Gpu : IDisposable
 
     private void CompleteFailed(GpuJob job, int error)
     {
-        job.Finished.Signal(error);
+        job.Finished.SignalWithTimestamp(error, NowNs);
         Interlocked.Increment(ref _jobsCompleted);
         s_jobsCompleted.Add(1);
         Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, job, job.Engine, error));

@@ -15,7 +15,8 @@ public enum GpuFenceKind
     Hardware,
 }
 
-/// <summary>A fence created by the virtual GPU. It reports its signal to the GPU, which checks and records it.</summary>
+/// <summary>A fence created by the virtual GPU. It reports its signal to the GPU, which checks and records it.
+/// Its timestamp is GPU time: virtual ns in virtual mode, monotonic ns in threads mode.</summary>
 public sealed class GpuFence : Fence
 {
     private readonly Gpu _gpu;

@@ -1,0 +1,286 @@
+using System.Globalization;
+using FenceCore.VirtualGpu;
+
+namespace FenceCore.Stress;
+
+/// <summary>One invariant the run checks continuously.</summary>
+internal sealed class Invariant(string name, string description)
+{
+    private long _checks;
+    private long _violations;
+
+    public string Name { get; } = name;
+    public string Description { get; } = description;
+    public long Checks => Interlocked.Read(ref _checks);
+    public long Violations => Interlocked.Read(ref _violations);
+    public string? FirstViolation { get; private set; }
+    public long FirstViolationTimeNs { get; private set; } = -1;
+
+    public void Pass() => Interlocked.Increment(ref _checks);
+
+    public void Check(bool ok, Func<string> describe, long timeNs)
+    {
+        Interlocked.Increment(ref _checks);
+        if (!ok)
+        {
+            Fail(describe(), timeNs);
+        }
+    }
+
+    public void Fail(string what, long timeNs)
+    {
+        if (Interlocked.Increment(ref _violations) == 1)
+        {
+            FirstViolation = what;
+            FirstViolationTimeNs = timeNs;
+        }
+    }
+}
+
+/// <summary>
+/// Watches a GPU through its events and fence signals and checks the stress invariants: per-context
+/// in-order signalling, dependencies before start, writer exclusivity under implicit sync, export
+/// snapshots, syncobj monotonicity, the watchdog, credit limits, no access to memory being moved,
+/// bounded memory, and that every job completes.
+/// </summary>
+internal sealed class InvariantChecker
+{
+    private readonly Gpu _gpu;
+    private readonly long _watchdogNs;
+    private readonly object _gate = new(); // events arrive from several workers in threads mode
+    private readonly Dictionary<ulong, ulong> _lastSeqno = [];
+    private readonly Dictionary<GpuBuffer, BufferHistory> _history = [];
+    private readonly Dictionary<long, GpuJob[]> _predecessors = [];
+    private readonly Dictionary<long, GpuJob> _inFlight = [];
+    private long _lastWatchdogScanNs;
+
+    public InvariantChecker(Gpu gpu, double watchdogMs, long managedHeapLimitBytes)
+    {
+        _gpu = gpu;
+        _watchdogNs = (long)(watchdogMs * 1_000_000);
+        ManagedHeapLimitBytes = managedHeapLimitBytes;
+        InOrder = new("in-order-signalling", "fences of one context signal in seqno order");
+        DepsBeforeStart = new("dependencies-before-start", "no job starts before its dependencies (or, on the same engine, their scheduled fence) signalled");
+        WriterExclusive = new("writer-exclusive", "under implicit sync a writer never overlaps an earlier reader or writer of the same buffer; readers may overlap");
+        Snapshot = new("export-snapshot", "an exported sync file holds exactly the unsignalled fences at export and never a later one");
+        SyncObjMonotonic = new("syncobj-monotonic", "a timeline syncobj's query never goes backwards");
+        Watchdog = new("watchdog", $"every job's finished fence signals within {watchdogMs} ms of GPU time");
+        CreditLimit = new("credit-limit", "jobs in flight on a ring never exceed its credit limit");
+        NoLeak = new("no-access-during-move", "no job or CPU access touches storage before its move or clear signalled (KERNEL fences)");
+        MemoryBounded = new("memory-bounded", "device memory in use never exceeds capacity; the managed heap stays under its limit");
+        Liveness = new("every-job-completes", "every submitted job has completed when the run drains");
+        All = [InOrder, DepsBeforeStart, WriterExclusive, Snapshot, SyncObjMonotonic, Watchdog, CreditLimit, NoLeak, MemoryBounded, Liveness];
+    }
+
+    public Invariant InOrder { get; }
+    public Invariant DepsBeforeStart { get; }
+    public Invariant WriterExclusive { get; }
+    public Invariant Snapshot { get; }
+    public Invariant SyncObjMonotonic { get; }
+    public Invariant Watchdog { get; }
+    public Invariant CreditLimit { get; }
+    public Invariant NoLeak { get; }
+    public Invariant MemoryBounded { get; }
+    public Invariant Liveness { get; }
+    public IReadOnlyList<Invariant> All { get; }
+    public long ManagedHeapLimitBytes { get; }
+    public long PeakManagedBytes { get; private set; }
+
+    public long TotalViolations => All.Sum(i => i.Violations);
+
+    public Invariant? FirstBroken => All.Where(i => i.Violations > 0).OrderBy(i => i.FirstViolationTimeNs).FirstOrDefault();
+
+    public void Attach()
+    {
+        _gpu.Subscribe(OnEvent);
+        _gpu.SubscribeFenceSignals(OnFence);
+    }
+
+    private void OnFence(GpuFence f)
+    {
+        lock (_gate)
+        {
+            ulong seqno = f.Seqno;
+            bool ok = !_lastSeqno.TryGetValue(f.Context, out ulong last) || seqno > last;
+            _lastSeqno[f.Context] = ok ? seqno : last;
+            InOrder.Check(ok, () => $"{f.Timeline} signalled seqno {seqno} after {last}", _gpu.NowNs);
+        }
+    }
+
+    private void OnEvent(GpuEvent e)
+    {
+        lock (_gate)
+        {
+            switch (e.Kind)
+            {
+                case GpuEventKind.JobSubmitted when e.Job is { } job:
+                    OnSubmitted(job);
+                    break;
+                case GpuEventKind.JobStarted when e.Job is { } job:
+                    OnStarted(job, e.TimeNs);
+                    break;
+                case GpuEventKind.JobCompleted when e.Job is { } job:
+                    OnCompleted(job, e.TimeNs);
+                    break;
+                case GpuEventKind.LeakDetected:
+                    NoLeak.Fail($"{(e.Job is null ? "a CPU access" : e.Job.ToString())} touched {e.Buffer?.Name} before its move or clear signalled", e.TimeNs);
+                    break;
+                case GpuEventKind.CpuAccess:
+                    NoLeak.Pass();
+                    break;
+            }
+        }
+    }
+
+    private void OnSubmitted(GpuJob job)
+    {
+        _inFlight[job.Id] = job;
+        MemoryBounded.Check(_gpu.DeviceMemoryUsed <= _gpu.Config.DeviceMemoryBytes,
+            () => $"device memory {_gpu.DeviceMemoryUsed} exceeds {_gpu.Config.DeviceMemoryBytes}", job.SubmitNs);
+        if (job.IsKernelJob || job.Client.ExplicitSync)
+        {
+            return;
+        }
+
+        List<GpuJob>? preds = null;
+        foreach (BufferAccess a in job.Accesses)
+        {
+            if (!_history.TryGetValue(a.Buffer, out BufferHistory? h))
+            {
+                h = new BufferHistory();
+                _history[a.Buffer] = h;
+            }
+
+            if (h.LastWriter is { } w)
+            {
+                (preds ??= []).Add(w);
+            }
+
+            if (a.Write)
+            {
+                if (h.Readers.Count > 0)
+                {
+                    (preds ??= []).AddRange(h.Readers);
+                }
+
+                h.LastWriter = job;
+                h.Readers.Clear();
+            }
+            else
+            {
+                h.Readers.Add(job);
+            }
+        }
+
+        if (preds is not null)
+        {
+            _predecessors[job.Id] = [.. preds];
+        }
+    }
+
+    private void OnStarted(GpuJob job, long nowNs)
+    {
+        foreach (Fence dep in job.EffectiveDependencies)
+        {
+            DepsBeforeStart.Check(dep.IsSignaledFlag, () => $"{job} started before its dependency {dep.Describe()} signalled", nowNs);
+        }
+
+        if (job.EffectiveDependencies.Count == 0)
+        {
+            DepsBeforeStart.Pass();
+        }
+
+        int inUse = job.Engine.CreditsInUse;
+        CreditLimit.Check(inUse <= job.Engine.Config.CreditLimit, () => $"{job.Engine.Name} has {inUse} credits in flight, limit {job.Engine.Config.CreditLimit}", nowNs);
+    }
+
+    private void OnCompleted(GpuJob job, long nowNs)
+    {
+        _inFlight.Remove(job.Id);
+        Watchdog.Check(nowNs - job.SubmitNs <= _watchdogNs, () => $"{job} took {(nowNs - job.SubmitNs) / 1e6:F3} ms to finish", nowNs);
+        if (_predecessors.Remove(job.Id, out GpuJob[]? preds) && job.Phase == 1)
+        {
+            foreach (GpuJob p in preds)
+            {
+                if (p.Phase != 1)
+                {
+                    continue; // never ran: it touched nothing
+                }
+
+                bool ok = ReferenceEquals(p.Engine, job.Engine)
+                    ? p.Hardware!.Seqno < job.Hardware!.Seqno
+                    : p.Finished.IsSignaledFlag && p.Finished.TimestampNs <= job.StartNs;
+                WriterExclusive.Check(ok, () => $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
+            }
+        }
+        else if (!job.IsKernelJob && !job.Client.ExplicitSync)
+        {
+            WriterExclusive.Pass();
+        }
+
+        if (nowNs - _lastWatchdogScanNs > _watchdogNs / 4)
+        {
+            _lastWatchdogScanNs = nowNs;
+            foreach (GpuJob pending in _inFlight.Values)
+            {
+                long waited = nowNs - pending.SubmitNs;
+                Watchdog.Check(waited <= _watchdogNs, () => $"{pending} still pending after {waited / 1e6:F3} ms", nowNs);
+            }
+        }
+    }
+
+    /// <summary>Checks an export: its leaves are exactly the unsignalled fences seen just before, none later.</summary>
+    public void CheckExport(GpuBuffer buffer, Fence exported, Fence[] expected, long maxJobIdAtExport)
+    {
+        lock (_gate)
+        {
+            var leaves = new HashSet<Fence>(ReferenceEqualityComparer.Instance);
+            foreach (Fence leaf in FenceUnwrap.Leaves(exported))
+            {
+                leaves.Add(leaf);
+                bool notLater = leaf is not GpuFence { Job: { } j } || j.Id <= maxJobIdAtExport;
+                Snapshot.Check(notLater, () => $"export of {buffer.Name} holds {leaf.Describe()}, submitted after the export", _gpu.NowNs);
+            }
+
+            foreach (Fence f in expected)
+            {
+                Snapshot.Check(leaves.Contains(f) || f.IsSignaledFlag, () => $"export of {buffer.Name} misses pending {f.Describe()}", _gpu.NowNs);
+            }
+        }
+    }
+
+    /// <summary>Re-checks an export later: the sync file still holds no fence newer than at export time.</summary>
+    public void RecheckExport(GpuBuffer buffer, Fence exported, long maxJobIdAtExport) => CheckExport(buffer, exported, [], maxJobIdAtExport);
+
+    public void CheckSyncObj(string name, ulong value, ref ulong last)
+    {
+        lock (_gate)
+        {
+            ulong previous = last;
+            SyncObjMonotonic.Check(value >= previous, () => $"syncobj {name} query went back from {previous} to {value}", _gpu.NowNs);
+            last = Math.Max(previous, value);
+        }
+    }
+
+    public void SampleManagedHeap()
+    {
+        long bytes = GC.GetTotalMemory(false);
+        PeakManagedBytes = Math.Max(PeakManagedBytes, bytes);
+        MemoryBounded.Check(bytes <= ManagedHeapLimitBytes, () => string.Create(CultureInfo.InvariantCulture, $"managed heap {bytes >> 20} MiB exceeds {ManagedHeapLimitBytes >> 20} MiB"), _gpu.NowNs);
+    }
+
+    public void CheckDrained()
+    {
+        lock (_gate)
+        {
+            Liveness.Check(_inFlight.Count == 0, () => $"{_inFlight.Count} jobs never completed, e.g. {_inFlight.Values.First()}", _gpu.NowNs);
+            Liveness.Check(_gpu.JobsCompleted == _gpu.JobsSubmitted, () => $"{_gpu.JobsSubmitted - _gpu.JobsCompleted} of {_gpu.JobsSubmitted} jobs never completed", _gpu.NowNs);
+        }
+    }
+
+    private sealed class BufferHistory
+    {
+        public GpuJob? LastWriter;
+        public readonly List<GpuJob> Readers = [];
+    }
+}
