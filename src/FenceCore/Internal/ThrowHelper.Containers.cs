@@ -20,6 +20,11 @@ internal static partial class ThrowHelper
             $"Point {seqno} has not been submitted yet: the chain's newest point is {headSeqno}. A point can only be looked up once a node at or after it exists (the kernel's -EINVAL)."));
 
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ThrowPointZero(string paramName) =>
+        throw new ArgumentOutOfRangeException(paramName, 0ul,
+            "Timeline point 0 is the syncobj's binary payload, not a point: replace the fence instead (SyncObj.Replace).");
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
     public static void ThrowUnreachable(string what) => throw new System.Diagnostics.UnreachableException(what);
 
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
