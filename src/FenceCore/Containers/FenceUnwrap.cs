@@ -1,0 +1,275 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using FenceCore.Internal;
+
+namespace FenceCore;
+
+/// <summary>
+/// Deep iteration through containers and the merge of fence sets. Mirrors <c>dma_fence_unwrap</c>
+/// (<c>dma_fence_unwrap_for_each</c>, <c>dma_fence_unwrap_merge</c>, <c>dma_fence_dedup_array</c>).
+/// </summary>
+/// <remarks>
+/// The only legal nesting is chain → (array | leaf) → leaf: <see cref="FenceArray"/> rejects containers
+/// as members and <see cref="FenceChain"/> rejects a chain as its contained fence, so every fence this
+/// iterator can meet has one of those shapes and it never needs to recurse.
+/// </remarks>
+public static class FenceUnwrap
+{
+    /// <summary>Inputs up to this many unsignalled leaves merge in a stack buffer, allocating nothing.</summary>
+    private const int InlineCapacity = 8;
+
+    /// <summary>
+    /// Enumerates the leaves of <paramref name="head"/>: for a chain, the contained fence (or its array's
+    /// members) of each node the walk visits, newest first, collecting signalled nodes on the way; the
+    /// members of an array; a plain fence once; nothing for null. Mirrors <c>dma_fence_unwrap_for_each</c>.
+    /// The struct enumerator allocates nothing and may be abandoned early.
+    /// </summary>
+    public static Enumerable ForEach(Fence? head) => new(head);
+
+    /// <summary>
+    /// Merges fences into one that signals when all of them have. Mirrors <c>dma_fence_unwrap_merge</c>
+    /// (v6.13 and later).
+    /// </summary>
+    /// <remarks>
+    /// Every input is unwrapped to leaves; signalled leaves are dropped, keeping the latest signal time.
+    /// No leaf left: a new signalled stub carrying that time (<see cref="Fence.CreateSignaledStub"/>). One
+    /// leaf left: that fence itself, and nothing is allocated (the common two- or three-fence case, also
+    /// when duplicates or older points of one context collapse to one). More: the leaves are sorted by
+    /// context, the latest of each context is kept (<see cref="Dedup"/>), and one new wait-all
+    /// <see cref="FenceArray"/> on a new context, seqno 1, holds them. Sorting makes unsorted inputs of
+    /// any size merge in O(n log n) (the 2024 fix for unbounded arrays from unsorted inputs).
+    /// </remarks>
+    /// <exception cref="ArgumentNullException">An input is null.</exception>
+    public static Fence Merge(params ReadOnlySpan<Fence> fences)
+    {
+        // First pass: count the pending leaves and remember the last one; most merges end here.
+        long timestamp = 0;
+        int count = 0;
+        Fence? unsignaled = null;
+        for (int i = 0; i < fences.Length; i++)
+        {
+            if (fences[i] is null)
+            {
+                ThrowHelper.ThrowNullFenceInSet(nameof(fences), i);
+            }
+
+            foreach (Fence leaf in ForEach(fences[i]))
+            {
+                if (!leaf.IsSignaled)
+                {
+                    unsignaled = leaf;
+                    count++;
+                }
+                else
+                {
+                    timestamp = Math.Max(timestamp, leaf.TimestampNs);
+                }
+            }
+        }
+
+        if (count == 0)
+        {
+            return CreateSignaledStub(timestamp);
+        }
+
+        if (count == 1)
+        {
+            return unsignaled!;
+        }
+
+        // PERF: up to InlineCapacity leaves use a buffer on the stack, so a merge that collapses to one
+        // fence allocates nothing; larger inputs rent from the shared pool.
+        InlineFences inline = default;
+        Fence[]? rented = count > InlineCapacity ? ArrayPool<Fence>.Shared.Rent(count) : null;
+        Span<Fence> scratch = rented is null ? ((Span<Fence>)inline)[..count] : rented.AsSpan(0, count);
+        try
+        {
+            // Second pass: collect the pending leaves. Leaves only ever signal and chains only shed
+            // nodes, so this pass can find fewer than the first, never more.
+            int n = 0;
+            for (int i = 0; i < fences.Length; i++)
+            {
+                foreach (Fence leaf in ForEach(fences[i]))
+                {
+                    if (!leaf.IsSignaled)
+                    {
+                        if (n == scratch.Length)
+                        {
+                            ThrowHelper.ThrowUnreachable("unwrap found more pending leaves on the second pass than on the first");
+                        }
+
+                        scratch[n++] = leaf;
+                    }
+                    else
+                    {
+                        timestamp = Math.Max(timestamp, leaf.TimestampNs);
+                    }
+                }
+            }
+
+            n = Dedup(scratch[..n]);
+            return n switch
+            {
+                0 => CreateSignaledStub(timestamp),
+                1 => scratch[0],
+                _ => new FenceArray(scratch[..n]),
+            };
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                scratch.Clear(); // drop the references before the array goes back to the pool
+                ArrayPool<Fence>.Shared.Return(rented);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sorts <paramref name="fences"/> by context (ascending) and, within a context, latest first
+    /// (<see cref="Fence.IsLater"/>), then keeps only the first, latest, fence of each context at the
+    /// front. Mirrors <c>dma_fence_dedup_array</c>.
+    /// </summary>
+    /// <returns>The number of fences kept; they occupy the start of the span.</returns>
+    public static int Dedup(Span<Fence> fences)
+    {
+        if (fences.Length <= 1)
+        {
+            return fences.Length;
+        }
+
+        // PERF: MemoryExtensions.Sort boxes the comparer and wraps it in a delegate (88 bytes); the few
+        // fences of a typical merge use an allocation-free insertion sort instead (the zero-allocation
+        // merge test pins it), and large sets the library's O(n log n) introsort.
+        if (fences.Length <= InlineCapacity)
+        {
+            InsertionSort(fences);
+        }
+        else
+        {
+            fences.Sort(default(ContextThenLatestFirst));
+        }
+
+        int kept = 0;
+        for (int i = 1; i < fences.Length; i++)
+        {
+            if (fences[i].Context != fences[kept].Context)
+            {
+                fences[++kept] = fences[i];
+            }
+        }
+
+        return kept + 1;
+    }
+
+    private static void InsertionSort(Span<Fence> fences)
+    {
+        var comparer = default(ContextThenLatestFirst);
+        for (int i = 1; i < fences.Length; i++)
+        {
+            Fence item = fences[i];
+            int j = i - 1;
+            while (j >= 0 && comparer.Compare(fences[j], item) > 0)
+            {
+                fences[j + 1] = fences[j];
+                j--;
+            }
+
+            fences[j + 1] = item;
+        }
+    }
+
+    private static Fence CreateSignaledStub(long timestamp) => Fence.CreateSignaledStub(timestamp);
+
+    /// <summary>The kernel's <c>fence_cmp</c>: context ascending, then the later fence first.</summary>
+    private readonly struct ContextThenLatestFirst : IComparer<Fence>
+    {
+        public int Compare(Fence? x, Fence? y)
+        {
+            Debug.Assert(x is not null && y is not null, "dedup sorts non-null fences");
+            if (x.Context != y.Context)
+            {
+                return x.Context < y.Context ? -1 : 1;
+            }
+
+            if (ReferenceEquals(x, y))
+            {
+                return 0;
+            }
+
+            return Fence.IsLater(y, x) ? 1 : Fence.IsLater(x, y) ? -1 : 0;
+        }
+    }
+
+    /// <summary>A stack buffer for a few fences.</summary>
+    [InlineArray(InlineCapacity)]
+    private struct InlineFences
+    {
+        private Fence _element;
+    }
+
+    /// <summary>The result of <see cref="ForEach"/>: a struct so <c>foreach</c> allocates nothing.</summary>
+    public readonly struct Enumerable(Fence? head)
+    {
+        /// <summary>Returns the enumerator.</summary>
+        public Enumerator GetEnumerator() => new(head);
+    }
+
+    /// <summary>The unwrap cursor (the kernel's <c>struct dma_fence_unwrap</c>: chain, array, index).</summary>
+    public struct Enumerator
+    {
+        private Fence? _chain;
+        private Fence? _array;
+        private Fence? _current;
+        private int _index;
+        private bool _started;
+
+        internal Enumerator(Fence? head)
+        {
+            _chain = head;
+            _array = null;
+            _current = null;
+            _index = 0;
+            _started = false;
+        }
+
+        /// <summary>The current leaf.</summary>
+        public readonly Fence Current
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => _current!;
+        }
+
+        /// <summary>Advances to the next leaf.</summary>
+        public bool MoveNext()
+        {
+            if (!_started)
+            {
+                _started = true;
+                _current = EnterNode();
+            }
+            else if (_current is not null)
+            {
+                // Next member of the current array, else the next older unsignalled chain node.
+                _index++;
+                _current = FenceArray.Next(_array, _index);
+                if (_current is null)
+                {
+                    _chain = FenceChain.Walk(_chain);
+                    _current = EnterNode();
+                }
+            }
+
+            return _current is not null;
+        }
+
+        private Fence? EnterNode()
+        {
+            _array = FenceChain.Contained(_chain);
+            _index = 0;
+            Debug.Assert(_array is not FenceChain, "a chain never contains a chain");
+            return FenceArray.First(_array);
+        }
+    }
+}

@@ -1,0 +1,737 @@
+using System.Globalization;
+using FenceCore.Internal;
+
+namespace FenceCore;
+
+/// <summary>Flags of <see cref="SyncObj.Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, long, SyncObjWaitOptions, out int, long, CancellationToken)"/>
+/// (<c>DRM_SYNCOBJ_WAIT_FLAGS_*</c>, same values).</summary>
+[Flags]
+public enum SyncObjWaitOptions
+{
+    /// <summary>Wait for any one syncobj.</summary>
+    None = 0,
+
+    /// <summary>Wait for every syncobj instead of any one (<c>WAIT_ALL</c>).</summary>
+    WaitAll = 1,
+
+    /// <summary>Wait for a missing fence or point to be submitted instead of failing (<c>WAIT_FOR_SUBMIT</c>).</summary>
+    WaitForSubmit = 2,
+
+    /// <summary>Complete when the fence exists, without waiting for it to signal (<c>WAIT_AVAILABLE</c>,
+    /// Vulkan's wait-before-signal). Timeline waits only.</summary>
+    WaitAvailable = 4,
+
+    /// <summary>Set the given deadline on the fences waited for (<c>WAIT_DEADLINE</c>).</summary>
+    WaitDeadline = 8,
+}
+
+/// <summary>Flags of <see cref="SyncObj.Query"/> (<c>DRM_SYNCOBJ_QUERY_FLAGS_*</c>).</summary>
+[Flags]
+public enum SyncObjQueryOptions
+{
+    /// <summary>The highest point with everything up to it signalled.</summary>
+    None = 0,
+
+    /// <summary>The last submitted point instead (<c>LAST_SUBMITTED</c>).</summary>
+    LastSubmitted = 1,
+}
+
+/// <summary>
+/// A mutable pointer to a fence, used as a binary semaphore or, through chain nodes, as a timeline.
+/// Mirrors <c>drm_syncobj</c> and its ioctls (wait, timeline wait, reset, signal, timeline signal,
+/// query, transfer, sync-file import and export).
+/// </summary>
+/// <remarks>
+/// <para>
+/// Binary use: the fence is replaced on each submission, reset to null ("nothing submitted"), or set to
+/// a signalled stub. Export to a sync file and import from one are snapshots: the sync file holds the
+/// fence current at the time, and later replacements do not affect it.
+/// </para>
+/// <para>
+/// Timeline use: <see cref="AddPoint"/> wraps a fence in a <see cref="FenceChain"/> node over the old
+/// head, with the chain's context rules (a point not later than the head starts a new context; the
+/// kernel logs "adding an unorder point" and so may the query then answer 0). <see cref="FindFence(ulong)"/>
+/// finds the node that signals a point: a later point's producer is never needed for an earlier point,
+/// because the lookup stops at the first node whose range starts below the point.
+/// </para>
+/// <para>
+/// Lock-free: the fence pointer is written only with <see cref="Interlocked"/> (exchange for replace,
+/// compare-and-swap for adding a point) and read with Volatile.Read. Waiting for submission uses a
+/// "changed" fence that the next writer signals; see <see cref="_changed"/>. The kernel holds the
+/// syncobj spinlock around replace and add-point; here the CAS on the pointer is the linearization
+/// point of each.
+/// </para>
+/// <para>
+/// Handles: the ioctl-shaped static members take spans of syncobjs where the kernel takes handles; a
+/// null element is an unknown handle (-ENOENT). Every element is checked before anything changes, so a
+/// failing call has no side effect. Failures throw <see cref="FenceErrnoException"/> with the kernel's
+/// errno; a wait that times out returns false (the kernel's -ETIME), and cancellation throws
+/// <see cref="OperationCanceledException"/> (-ERESTARTSYS).
+/// </para>
+/// </remarks>
+public sealed class SyncObj
+{
+    /// <summary>How long a kernel-side lookup with <see cref="SyncObjWaitOptions.WaitForSubmit"/> waits for a
+    /// point to be submitted (<c>drm_syncobj_find_fence</c>'s 5 s).</summary>
+    public static readonly TimeSpan SubmitTimeout = TimeSpan.FromSeconds(5);
+
+    private const SyncObjWaitOptions KnownWaitOptions =
+        SyncObjWaitOptions.WaitAll | SyncObjWaitOptions.WaitForSubmit | SyncObjWaitOptions.WaitAvailable | SyncObjWaitOptions.WaitDeadline;
+
+    /// <summary>
+    /// The current fence, or null when nothing has been submitted. Written only with
+    /// <see cref="Interlocked.Exchange{T}(ref T, T)"/> (replace) and
+    /// <see cref="Interlocked.CompareExchange{T}(ref T, T, T)"/> (add point); read with Volatile.Read.
+    /// </summary>
+    private Fence? _fence;
+
+    /// <summary>
+    /// A pending fence that signals at the next change of <see cref="_fence"/>, or null when nobody waits
+    /// for one. Installed by waiters with CAS from null; taken by writers with Interlocked.Exchange, after
+    /// their write to <see cref="_fence"/>, and then signalled. A waiter installs or reads it before it
+    /// reads <see cref="_fence"/>, so a change after that read always signals the fence it holds.
+    /// </summary>
+    private Fence? _changed;
+
+    /// <summary>Creates a syncobj. Mirrors <c>drm_syncobj_create</c>.</summary>
+    /// <param name="signaled">Start with a signalled stub (<c>DRM_SYNCOBJ_CREATE_SIGNALED</c>) instead of null.</param>
+    public SyncObj(bool signaled = false)
+    {
+        if (signaled)
+        {
+            _fence = Fence.CreateSignaledStub(FenceClock.NowNs);
+        }
+    }
+
+    /// <summary>The current fence (a chain node for a timeline), or null when nothing is submitted.</summary>
+    public Fence? Fence => Volatile.Read(ref _fence); // acquire: pairs with the writers' Interlocked publication
+
+    // ----------------------------------------------------------------------------------------------
+    // Binary
+
+    /// <summary>Replaces the fence (null for none). Mirrors <c>drm_syncobj_replace_fence</c>.</summary>
+    public void Replace(Fence? fence)
+    {
+        Fence? old = Interlocked.Exchange(ref _fence, fence); // publish: the exchange is the linearization point
+        if (!ReferenceEquals(old, fence))
+        {
+            NotifyChanged();
+        }
+    }
+
+    /// <summary>Sets the fence to null. Mirrors the per-object part of <c>DRM_IOCTL_SYNCOBJ_RESET</c>.</summary>
+    public void Reset() => Replace(null);
+
+    /// <summary>Installs a new signalled stub. Mirrors <c>drm_syncobj_assign_null_handle</c>
+    /// (<c>DRM_IOCTL_SYNCOBJ_SIGNAL</c>).</summary>
+    public void Signal() => Replace(FenceCore.Fence.CreateSignaledStub(FenceClock.NowNs));
+
+    /// <summary>A sync file holding the fence of <paramref name="point"/> as it is now (0: the current
+    /// fence). Mirrors <c>drm_syncobj_export_sync_file</c>.</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL when nothing is submitted or the point is not.</exception>
+    public SyncFile ExportSyncFile(ulong point = 0) => new(FindFence(point));
+
+    /// <summary>
+    /// Takes the fence of <paramref name="file"/>: point 0 replaces the fence, another point adds it as a
+    /// timeline point. Mirrors <c>drm_syncobj_import_sync_file_fence</c>.
+    /// </summary>
+    /// <exception cref="FenceErrnoException">-EINVAL when <paramref name="file"/> is null (not a sync file).</exception>
+    public void ImportSyncFile(SyncFile? file, ulong point = 0)
+    {
+        if (file is null)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, "import: the descriptor is not a sync file");
+        }
+
+        if (point == 0)
+        {
+            Replace(file.Fence);
+        }
+        else
+        {
+            AddPoint(point, file.Fence);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Timeline
+
+    /// <summary>
+    /// Adds timeline point <paramref name="point"/> completed by <paramref name="fence"/>: a new chain node
+    /// over the current fence becomes the head. Mirrors <c>drm_syncobj_add_point</c>.
+    /// </summary>
+    /// <remarks>
+    /// A chain given as the fence is flattened first (<see cref="FenceUnwrap.Merge"/>), as the kernel's
+    /// transfer does, since a chain may not contain a chain. After publishing, the old timeline is walked
+    /// once to collect signalled nodes, as the kernel does.
+    /// </remarks>
+    /// <returns>The new head.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="point"/> is 0 (the binary payload: use
+    /// <see cref="Replace"/>).</exception>
+    public FenceChain AddPoint(ulong point, Fence fence)
+    {
+        ArgumentNullException.ThrowIfNull(fence);
+        if (point == 0)
+        {
+            ThrowHelper.ThrowPointZero(nameof(point));
+        }
+
+        if (fence is FenceChain)
+        {
+            fence = FenceUnwrap.Merge(fence);
+        }
+
+        Fence? prev = Volatile.Read(ref _fence);
+        FenceChain node;
+        while (true)
+        {
+            node = new FenceChain(prev, fence, point);
+
+            // The CAS is the linearization point: the node goes in only over the head it was built on.
+            Fence? seen = Interlocked.CompareExchange(ref _fence, node, prev);
+            if (ReferenceEquals(seen, prev))
+            {
+                break;
+            }
+
+            prev = seen;
+        }
+
+        NotifyChanged();
+        foreach (Fence _ in FenceChain.ForEach(prev))
+        {
+            // Walking collects the signalled nodes of the old timeline.
+        }
+
+        return node;
+    }
+
+    /// <summary>
+    /// The fence to wait on for <paramref name="point"/>: point 0 gives the current fence; otherwise the
+    /// chain node that signals the point, or the signalled stub when the point has already signalled.
+    /// Mirrors <c>drm_syncobj_find_fence</c> without waiting.
+    /// </summary>
+    /// <returns>False when nothing is submitted, the fence is not a timeline, or the point is later than
+    /// the last submitted one (the kernel's -EINVAL).</returns>
+    public bool TryFindFence(ulong point, out Fence? fence)
+    {
+        Fence? current = Volatile.Read(ref _fence); // acquire: see the published node fully built
+        if (current is not null && FenceChain.TryFindSeqno(current, point, out Fence? found))
+        {
+            fence = found ?? FenceCore.Fence.Stub;
+            return true;
+        }
+
+        fence = null;
+        return false;
+    }
+
+    /// <summary>As <see cref="TryFindFence"/>, failing with the kernel's error.</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL when the point (or any fence, for point 0) has not been submitted.</exception>
+    public Fence FindFence(ulong point)
+    {
+        if (!TryFindFence(point, out Fence? fence))
+        {
+            ThrowNotSubmitted(point);
+        }
+
+        return fence!;
+    }
+
+    /// <summary>
+    /// As <see cref="FindFence(ulong)"/>, but first waits up to <paramref name="timeout"/> for the point to
+    /// be submitted (<c>drm_syncobj_find_fence</c> with <c>WAIT_FOR_SUBMIT</c>; the kernel waits
+    /// <see cref="SubmitTimeout"/>).
+    /// </summary>
+    /// <exception cref="FenceErrnoException">-ETIME when the point was not submitted in time.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    public Fence FindFence(ulong point, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        Fence.ValidateTimeout(timeout, nameof(timeout));
+        long deadline = AbsoluteDeadline(timeout);
+        while (true)
+        {
+            Fence changed = ChangedFence();
+            if (TryFindFence(point, out Fence? fence))
+            {
+                return fence!;
+            }
+
+            TimeSpan remaining = RemainingUntil(deadline);
+            if (remaining == TimeSpan.Zero || !changed.Wait(remaining, cancellationToken))
+            {
+                ThrowHelper.ThrowErrno(-Errno.ETIME, string.Create(CultureInfo.InvariantCulture,
+                    $"point {point} was not submitted within the timeout"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The payload of this syncobj: for a timeline, the highest point such that it and every earlier
+    /// point have signalled (monotonic when points signal out of order), or with
+    /// <paramref name="lastSubmitted"/> the newest point; 0 for a binary fence or none. Mirrors one
+    /// element of <c>DRM_IOCTL_SYNCOBJ_QUERY</c>.
+    /// </summary>
+    /// <remarks>The walk stops where the context changes, so after an out-of-order point the answer can
+    /// be 0 or stale, exactly as the kernel's "adding an unorder point" message warns.</remarks>
+    public ulong QueryPoint(bool lastSubmitted = false)
+    {
+        if (Volatile.Read(ref _fence) is not FenceChain head) // acquire: as in Fence
+        {
+            return 0;
+        }
+
+        if (lastSubmitted)
+        {
+            return head.Seqno;
+        }
+
+        Fence oldest = head;
+        foreach (Fence node in FenceChain.ForEach(head))
+        {
+            if (node.Context != head.Context)
+            {
+                break;
+            }
+
+            oldest = node;
+        }
+
+        return oldest.IsSignaled ? oldest.Seqno : ((FenceChain)oldest).PreviousSeqno;
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Ioctl shapes
+
+    /// <summary><c>DRM_IOCTL_SYNCOBJ_RESET</c>: sets every fence to null.</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL for no handles or a non-zero pad; -ENOENT for a null element.</exception>
+    public static void Reset(ReadOnlySpan<SyncObj?> syncobjs, uint pad = 0)
+    {
+        ValidateArray(syncobjs, pad, "SYNCOBJ_RESET");
+        foreach (SyncObj? s in syncobjs)
+        {
+            s!.Reset();
+        }
+    }
+
+    /// <summary><c>DRM_IOCTL_SYNCOBJ_SIGNAL</c>: installs a signalled stub in every syncobj.</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL for no handles or a non-zero pad; -ENOENT for a null element.</exception>
+    public static void Signal(ReadOnlySpan<SyncObj?> syncobjs, uint pad = 0)
+    {
+        ValidateArray(syncobjs, pad, "SYNCOBJ_SIGNAL");
+        foreach (SyncObj? s in syncobjs)
+        {
+            s!.Signal();
+        }
+    }
+
+    /// <summary><c>DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL</c>: signals each point from the host (point 0
+    /// replaces the fence with the stub, any other adds a point completed by the stub).</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL for no handles, non-zero flags or a points span of
+    /// another length; -ENOENT for a null element.</exception>
+    public static void TimelineSignal(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, uint flags = 0)
+    {
+        ValidateArray(syncobjs, flags, "SYNCOBJ_TIMELINE_SIGNAL");
+        ValidatePoints(syncobjs, points, "SYNCOBJ_TIMELINE_SIGNAL");
+        for (int i = 0; i < syncobjs.Length; i++)
+        {
+            if (points[i] == 0)
+            {
+                syncobjs[i]!.Replace(FenceCore.Fence.Stub);
+            }
+            else
+            {
+                syncobjs[i]!.AddPoint(points[i], FenceCore.Fence.Stub);
+            }
+        }
+    }
+
+    /// <summary><c>DRM_IOCTL_SYNCOBJ_QUERY</c>: the payload of each syncobj (see <see cref="QueryPoint"/>).</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL for no handles, unknown flags or an output span of
+    /// another length; -ENOENT for a null element.</exception>
+    public static void Query(ReadOnlySpan<SyncObj?> syncobjs, Span<ulong> points, SyncObjQueryOptions flags = SyncObjQueryOptions.None)
+    {
+        if ((flags & ~SyncObjQueryOptions.LastSubmitted) != 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, "SYNCOBJ_QUERY: unknown flags");
+        }
+
+        ValidateArray(syncobjs, 0, "SYNCOBJ_QUERY");
+        ValidatePoints(syncobjs, points, "SYNCOBJ_QUERY");
+        for (int i = 0; i < syncobjs.Length; i++)
+        {
+            points[i] = syncobjs[i]!.QueryPoint((flags & SyncObjQueryOptions.LastSubmitted) != 0);
+        }
+    }
+
+    /// <summary>
+    /// <c>DRM_IOCTL_SYNCOBJ_TRANSFER</c>: takes the fence of <paramref name="srcPoint"/> of
+    /// <paramref name="src"/> and installs it in <paramref name="dst"/>, replacing the fence when
+    /// <paramref name="dstPoint"/> is 0, else adding that point (a chain is flattened first).
+    /// </summary>
+    /// <param name="src">The source syncobj.</param>
+    /// <param name="srcPoint">The source point (0: the current fence).</param>
+    /// <param name="dst">The destination syncobj.</param>
+    /// <param name="dstPoint">The destination point (0: binary replace).</param>
+    /// <param name="flags">0 or <see cref="SyncObjWaitOptions.WaitForSubmit"/> (wait up to
+    /// <see cref="SubmitTimeout"/> for the source point).</param>
+    /// <param name="pad">Must be 0.</param>
+    /// <exception cref="FenceErrnoException">-EINVAL for a non-zero pad, other flags, or a source point not
+    /// submitted; -ENOENT for a null syncobj; -ETIME when waiting for submission timed out.</exception>
+    public static void Transfer(SyncObj? src, ulong srcPoint, SyncObj? dst, ulong dstPoint, SyncObjWaitOptions flags = SyncObjWaitOptions.None, uint pad = 0)
+    {
+        if (pad != 0 || (flags & ~SyncObjWaitOptions.WaitForSubmit) != 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, "SYNCOBJ_TRANSFER: pad must be zero and the only flag allowed is WAIT_FOR_SUBMIT");
+        }
+
+        if (src is null || dst is null)
+        {
+            ThrowHelper.ThrowErrno(-Errno.ENOENT, "SYNCOBJ_TRANSFER: unknown source or destination handle");
+        }
+
+        Fence fence = (flags & SyncObjWaitOptions.WaitForSubmit) != 0
+            ? src.FindFence(srcPoint, SubmitTimeout)
+            : src.FindFence(srcPoint);
+        if (dstPoint == 0)
+        {
+            dst.Replace(fence);
+        }
+        else
+        {
+            dst.AddPoint(dstPoint, FenceUnwrap.Merge(fence));
+        }
+    }
+
+    /// <summary>
+    /// <c>DRM_IOCTL_SYNCOBJ_WAIT</c>, binary: waits for the current fences (point 0 of each).
+    /// <see cref="SyncObjWaitOptions.WaitAvailable"/> is not allowed here, as in the kernel.
+    /// </summary>
+    /// <inheritdoc cref="Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, long, SyncObjWaitOptions, out int, long, CancellationToken)"/>
+    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, long timeoutAbsNs, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
+    {
+        if ((flags & SyncObjWaitOptions.WaitAvailable) != 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, "SYNCOBJ_WAIT: WAIT_AVAILABLE is only valid for timeline waits");
+        }
+
+        Span<ulong> zeros = syncobjs.Length <= 64 ? stackalloc ulong[syncobjs.Length] : new ulong[syncobjs.Length];
+        zeros.Clear();
+        return Wait(syncobjs, zeros, timeoutAbsNs, flags, out firstSignaled, 0, cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT</c>: waits for point <c>points[i]</c> of each syncobj (0: its
+    /// current fence), for all of them with <see cref="SyncObjWaitOptions.WaitAll"/>, else for any one.
+    /// </summary>
+    /// <remarks>
+    /// The fences are captured when the wait starts (the kernel's binary semantics "in terms of the
+    /// fence current at the time of the ioctl"); with <see cref="SyncObjWaitOptions.WaitForSubmit"/> a
+    /// missing one is captured when it is submitted. Without that flag (and without
+    /// <see cref="SyncObjWaitOptions.WaitAvailable"/>) a missing fence or point fails with -EINVAL before
+    /// anything is waited for. As in the kernel, <see cref="SyncObjWaitOptions.WaitAvailable"/> alone
+    /// accepts a missing point but does not watch for its submission, so such a wait can only time out.
+    /// No handles is allowed and returns true at once.
+    /// </remarks>
+    /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
+    /// <param name="points">One point per syncobj.</param>
+    /// <param name="timeoutAbsNs">Absolute <see cref="FenceClock"/> time to give up at; 0 or a past time
+    /// polls once; <see cref="long.MaxValue"/> waits without limit.</param>
+    /// <param name="flags">The wait flags.</param>
+    /// <param name="firstSignaled">For a wait-any, the lowest index found complete when the wait ended; for
+    /// wait-all, the lowest index already complete when the wait started; -1 when none (the kernel's ~0).</param>
+    /// <param name="deadlineNs">With <see cref="SyncObjWaitOptions.WaitDeadline"/>, the deadline hint set on
+    /// the fences waited for.</param>
+    /// <param name="cancellationToken">Interrupts the wait (-ERESTARTSYS).</param>
+    /// <returns>True when the condition was met; false on timeout (-ETIME).</returns>
+    /// <exception cref="FenceErrnoException">-EINVAL for unknown flags, a points span of another length, or
+    /// a missing fence or point without wait-for-submit; -ENOENT for a null element.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, long timeoutAbsNs, SyncObjWaitOptions flags, out int firstSignaled, long deadlineNs = 0, CancellationToken cancellationToken = default)
+    {
+        firstSignaled = -1;
+        if ((flags & ~KnownWaitOptions) != 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, "SYNCOBJ_WAIT: unknown flags");
+        }
+
+        ValidatePoints(syncobjs, points, "SYNCOBJ_WAIT");
+        ValidateHandles(syncobjs, "SYNCOBJ_WAIT");
+        if (syncobjs.IsEmpty)
+        {
+            return true;
+        }
+
+        bool waitAll = (flags & SyncObjWaitOptions.WaitAll) != 0;
+        bool forSubmit = (flags & SyncObjWaitOptions.WaitForSubmit) != 0;
+        bool available = (flags & SyncObjWaitOptions.WaitAvailable) != 0;
+        var entries = new WaitEntry[syncobjs.Length];
+
+        // Capture every fence first; a missing one without wait-for-submit fails before any wait.
+        for (int i = 0; i < syncobjs.Length; i++)
+        {
+            entries[i] = new WaitEntry();
+            if (syncobjs[i]!.TryFindFence(points[i], out Fence? fence))
+            {
+                entries[i].Fence = fence;
+            }
+            else if (!forSubmit && !available)
+            {
+                ThrowHelper.ThrowErrno(-Errno.EINVAL, string.Create(CultureInfo.InvariantCulture,
+                    $"SYNCOBJ_WAIT: syncobj {i} has no fence for point {points[i]} and WAIT_FOR_SUBMIT is not set"));
+            }
+        }
+
+        if ((flags & SyncObjWaitOptions.WaitDeadline) != 0)
+        {
+            foreach (WaitEntry e in entries)
+            {
+                e.Fence?.SetDeadline(deadlineNs);
+            }
+        }
+
+        // Not disposed: a callback that lost the race with Disarm may still set it after the wait returns.
+        // Without a wait handle ever requested it holds no OS resource, so the GC reclaims it.
+#pragma warning disable CA2000 // see above
+        var gate = new ManualResetEventSlim(false);
+#pragma warning restore CA2000
+        try
+        {
+            bool firstPass = true;
+            while (true)
+            {
+                gate.Reset(); // reset before checking: a wake-up after this point leaves the gate set
+                int complete = 0;
+                for (int i = 0; i < entries.Length; i++)
+                {
+                    WaitEntry e = entries[i];
+                    if (e.Fence is null && forSubmit)
+                    {
+                        e.Resolve(syncobjs[i]!, points[i], gate);
+                    }
+
+                    if (e.Fence is null || !(available || e.IsComplete(gate)))
+                    {
+                        continue;
+                    }
+
+                    if (!waitAll)
+                    {
+                        firstSignaled = i;
+                        return true;
+                    }
+
+                    if (firstPass && firstSignaled < 0)
+                    {
+                        firstSignaled = i;
+                    }
+
+                    complete++;
+                }
+
+                firstPass = false;
+                if (complete == entries.Length)
+                {
+                    return true;
+                }
+
+                TimeSpan remaining = RemainingUntil(timeoutAbsNs);
+                if (remaining == TimeSpan.Zero)
+                {
+                    return false;
+                }
+
+                gate.Wait(remaining, cancellationToken);
+            }
+        }
+        finally
+        {
+            foreach (WaitEntry e in entries)
+            {
+                e.Disarm();
+            }
+        }
+    }
+
+    /// <summary>As the absolute-time wait, with a relative <paramref name="timeout"/>
+    /// (<see cref="Timeout.InfiniteTimeSpan"/> for none).</summary>
+    /// <inheritdoc cref="Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, long, SyncObjWaitOptions, out int, long, CancellationToken)"/>
+    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
+    {
+        Fence.ValidateTimeout(timeout, nameof(timeout));
+        return Wait(syncobjs, points, AbsoluteDeadline(timeout), flags, out firstSignaled, 0, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"syncobj ({Fence?.ToString() ?? "no fence"})";
+
+    // ----------------------------------------------------------------------------------------------
+    // Internals
+
+    /// <summary>The fence that signals at the next change of the fence pointer (installing one if needed).
+    /// Read before the pointer is examined.</summary>
+    internal Fence ChangedFence()
+    {
+        Fence? changed = Volatile.Read(ref _changed); // acquire: then the caller reads _fence after it
+        if (changed is not null)
+        {
+            return changed;
+        }
+
+        var fresh = new Fence(FenceContext.Stub, 0);
+
+        // Full fence: the caller's later read of _fence cannot move before this install.
+        return Interlocked.CompareExchange(ref _changed, fresh, null) ?? fresh;
+    }
+
+    private void NotifyChanged()
+    {
+        // Taken after the fence pointer was published (the caller's Interlocked write orders it first),
+        // so a waiter holding this fence will see the new pointer when it wakes.
+        Interlocked.Exchange(ref _changed, null)?.Signal();
+    }
+
+    private static void ThrowNotSubmitted(ulong point) =>
+        ThrowHelper.ThrowErrno(-Errno.EINVAL, point == 0
+            ? "syncobj has no fence: nothing has been submitted (or it was reset)"
+            : string.Create(CultureInfo.InvariantCulture, $"timeline point {point} has not been submitted"));
+
+    private static void ValidateHandles(ReadOnlySpan<SyncObj?> syncobjs, string ioctl)
+    {
+        for (int i = 0; i < syncobjs.Length; i++)
+        {
+            if (syncobjs[i] is null)
+            {
+                ThrowHelper.ThrowErrno(-Errno.ENOENT, string.Create(CultureInfo.InvariantCulture,
+                    $"{ioctl}: handle {i} does not refer to a syncobj; nothing was changed"));
+            }
+        }
+    }
+
+    private static void ValidateArray(ReadOnlySpan<SyncObj?> syncobjs, uint padOrFlags, string ioctl)
+    {
+        if (padOrFlags != 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, $"{ioctl}: flags and pad must be zero");
+        }
+
+        if (syncobjs.IsEmpty)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, $"{ioctl}: at least one handle is required");
+        }
+
+        ValidateHandles(syncobjs, ioctl);
+    }
+
+    private static void ValidatePoints(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, string ioctl)
+    {
+        if (points.Length != syncobjs.Length)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, string.Create(CultureInfo.InvariantCulture,
+                $"{ioctl}: {syncobjs.Length} handles but {points.Length} points"));
+        }
+    }
+
+    private static long AbsoluteDeadline(TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            return long.MaxValue;
+        }
+
+        long ns = timeout.Ticks > (long.MaxValue - FenceClock.NowNs) / 100 ? long.MaxValue : FenceClock.NowNs + (timeout.Ticks * 100);
+        return ns;
+    }
+
+    private static TimeSpan RemainingUntil(long deadlineAbsNs)
+    {
+        if (deadlineAbsNs == long.MaxValue)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        long left = deadlineAbsNs - FenceClock.NowNs;
+        if (left <= 0)
+        {
+            return TimeSpan.Zero;
+        }
+
+        // Round up so a wait never ends just before its deadline; cap at the largest timeout a wait takes.
+        long ms = Math.Min((left + 999_999) / 1_000_000, int.MaxValue - 1);
+        return TimeSpan.FromMilliseconds(ms);
+    }
+
+    /// <summary>One syncobj of a wait: the captured fence and its two callback nodes.</summary>
+    private sealed class WaitEntry
+    {
+        private GateCallback? _fenceNode;
+        private GateCallback? _submitNode;
+        private Fence? _submitWatched;
+
+        /// <summary>The captured fence; written only by the waiting thread.</summary>
+        public Fence? Fence;
+
+        /// <summary>True when the fence has signalled; otherwise makes sure a callback will open the gate.</summary>
+        public bool IsComplete(ManualResetEventSlim gate)
+        {
+            Fence fence = Fence!;
+            if (fence.IsSignaled)
+            {
+                return true;
+            }
+
+            if (_fenceNode is null)
+            {
+                _fenceNode = new GateCallback(gate);
+                if (!fence.AddCallback(_fenceNode))
+                {
+                    return true; // signalled in between
+                }
+            }
+
+            return false;
+        }
+
+        /// <summary>Tries to capture the point's fence; otherwise arms a callback on the syncobj's change.</summary>
+        public void Resolve(SyncObj syncobj, ulong point, ManualResetEventSlim gate)
+        {
+            _submitNode ??= new GateCallback(gate);
+            Fence changed = syncobj.ChangedFence(); // read before the pointer: a later change signals it
+            if (syncobj.TryFindFence(point, out Fence? fence))
+            {
+                Fence = fence;
+                return;
+            }
+
+            if (_submitNode.IsQueued)
+            {
+                return; // still armed on a change fence, which the next change (or one in progress) signals
+            }
+
+            _submitWatched = changed;
+            if (!changed.AddCallback(_submitNode))
+            {
+                gate.Set(); // changed between the two reads: look again at once
+            }
+        }
+
+        public void Disarm()
+        {
+            if (_fenceNode is not null)
+            {
+                Fence?.RemoveCallback(_fenceNode);
+            }
+
+            if (_submitNode is not null)
+            {
+                _submitWatched?.RemoveCallback(_submitNode);
+            }
+        }
+    }
+
+    /// <summary>Opens the wait's gate when the fence it is queued on signals.</summary>
+    private sealed class GateCallback(ManualResetEventSlim gate) : FenceCallback
+    {
+        protected internal override void Invoke(Fence fence) => gate.Set();
+    }
+}

@@ -1,0 +1,265 @@
+using FenceCore.Tests.Fences;
+using static FenceCore.Tests.Containers.StDmaFenceUnwrapTests;
+
+namespace FenceCore.Tests.Containers;
+
+/// <summary>dma_fence_array behaviour: all and any, errors, polling, deadlines, iteration, nesting.</summary>
+public class FenceArrayTests
+{
+    private static FenceArray Any(params Fence[] fences) => new(fences, FenceContext.Allocate(), 1, signalOnAny: true);
+
+    [Fact]
+    public void All_SignalsOnlyAfterTheLastMember()
+    {
+        Fence a = Mock(), b = Mock(), c = Mock();
+        var array = MockArray(a, b, c);
+        array.EnableSignaling();
+
+        a.Signal();
+        b.Signal();
+        bool beforeLast = array.IsSignaledFlag;
+        c.Signal();
+
+        Assert.False(beforeLast);
+        Assert.True(array.IsSignaledFlag);
+    }
+
+    [Fact]
+    public void Any_SignalsWithTheFirstMember()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = Any(a, b);
+        array.EnableSignaling();
+
+        b.Signal();
+
+        Assert.True(array.IsSignaledFlag);
+        Assert.False(a.IsSignaledFlag);
+    }
+
+    [Fact]
+    public void Any_LaterMembersDoNotSignalAgain()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = Any(a, b);
+        array.EnableSignaling();
+        a.Signal();
+        long ts = array.TimestampNs;
+
+        b.Signal();
+
+        Assert.Equal(ts, array.TimestampNs);
+    }
+
+    [Fact]
+    public void MembersAlreadySignalledAtEnableAreCounted()
+    {
+        Fence a = Mock(), b = Mock();
+        a.Signal();
+        b.Signal();
+        var array = MockArray(a, b);
+
+        array.EnableSignaling();
+
+        Assert.True(array.IsSignaledFlag);
+    }
+
+    [Fact]
+    public void FirstMemberErrorWins()
+    {
+        Fence a = Mock(), b = Mock(), c = Mock();
+        var array = MockArray(a, b, c);
+        array.EnableSignaling();
+
+        b.Signal(-Errno.ETIMEDOUT);
+        a.Signal(-Errno.ECANCELED);
+        c.Signal();
+
+        Assert.Equal(-Errno.ETIMEDOUT, array.Error);
+    }
+
+    [Fact]
+    public void NoMemberErrorGivesStatusOne()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = MockArray(a, b);
+        array.EnableSignaling();
+
+        a.Signal();
+        b.Signal();
+
+        Assert.Equal(1, array.Status);
+    }
+
+    [Fact]
+    public void Polling_AllArraySignalsWithoutSignallingEverEnabled()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = MockArray(a, b);
+        a.Signal();
+        bool half = array.IsSignaled;
+        b.Signal();
+
+        bool all = array.IsSignaled;
+
+        Assert.False(half);
+        Assert.True(all);
+        Assert.False(array.IsSignalingEnabled);
+    }
+
+    [Fact]
+    public void Polling_AnyArrayNeedsOneMemberWithoutEnabling()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = Any(a, b);
+        b.Signal();
+
+        Assert.True(array.IsSignaled);
+        Assert.False(array.IsSignalingEnabled);
+    }
+
+    [Fact]
+    public void Polling_ReportsTheFirstFailedMembersError()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = MockArray(a, b);
+        a.Signal(-Errno.EIO);
+        b.Signal();
+
+        int status = array.Status;
+
+        Assert.Equal(-Errno.EIO, status);
+    }
+
+    [Fact]
+    public void Polling_HardwarePollOfAMemberIsSeen()
+    {
+        var hw = new TestFences.HookedFence(FenceContext.Allocate(), 1);
+        var array = MockArray(hw);
+        hw.HardwareDone = true;
+
+        Assert.True(array.IsSignaled);
+    }
+
+    [Fact]
+    public void Deadline_IsForwardedToEveryMember()
+    {
+        var members = Enumerable.Range(0, 3).Select(_ => new TestFences.HookedFence(FenceContext.Allocate(), 1)).ToArray();
+        var array = MockArray(members);
+
+        array.SetDeadline(777);
+
+        Assert.All(members, m => Assert.Equal(777, m.Deadline));
+    }
+
+    [Fact]
+    public void ForEach_ArrayYieldsMembersPlainFenceOnceNullNothing()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = MockArray(a, b);
+        var fromArray = new List<Fence>();
+        var fromPlain = new List<Fence>();
+        int fromNull = 0;
+
+        foreach (Fence f in FenceArray.ForEach(array))
+        {
+            fromArray.Add(f);
+        }
+
+        foreach (Fence f in FenceArray.ForEach(a))
+        {
+            fromPlain.Add(f);
+        }
+
+        foreach (Fence _ in FenceArray.ForEach(null))
+        {
+            fromNull++;
+        }
+
+        Assert.Equal([a, b], fromArray);
+        Assert.Equal([a], fromPlain);
+        Assert.Equal(0, fromNull);
+    }
+
+    [Fact]
+    public void ForEach_AllocatesNothingForArrayPlainOrNull()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = MockArray(a, b);
+        static int Count(Fence? head)
+        {
+            int n = 0;
+            foreach (Fence _ in FenceArray.ForEach(head))
+            {
+                n++;
+            }
+
+            return n;
+        }
+
+        Count(array);
+        Count(a);
+        Count(null);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        int total = Count(array) + Count(a) + Count(null);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal((3, 0L), (total, allocated));
+    }
+
+    [Fact]
+    public void FirstAndNext_FollowTheKernelsRules()
+    {
+        Fence a = Mock(), b = Mock();
+        var array = MockArray(a, b);
+
+        Assert.Null(FenceArray.First(null));
+        Assert.Same(a, FenceArray.First(a));
+        Assert.Same(a, FenceArray.First(array));
+        Assert.Same(b, FenceArray.Next(array, 1));
+        Assert.Null(FenceArray.Next(array, 2));
+        Assert.Null(FenceArray.Next(a, 1));
+    }
+
+    [Fact]
+    public void MatchContext_TrueOnlyWhenEveryMemberIsOnTheContext()
+    {
+        ulong ctx = FenceContext.Allocate();
+        var same = MockArray(Mock(ctx, 1), Mock(ctx, 2));
+        var mixed = MockArray(Mock(ctx, 1), Mock());
+
+        Assert.True(FenceArray.MatchContext(same, ctx));
+        Assert.False(FenceArray.MatchContext(mixed, ctx));
+        Assert.True(FenceArray.MatchContext(Mock(ctx, 3), ctx));
+    }
+
+    [Fact]
+    public void Nesting_ContainerMemberIsRejectedWithItsIndex()
+    {
+        var inner = MockArray(Mock());
+
+        var ex = Assert.Throws<ArgumentException>(() => MockArray(Mock(), inner));
+
+        Assert.Contains("index 1", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EmptySetIsRejected() => Assert.Throws<ArgumentException>(() => MockArray());
+
+    [Fact]
+    public void NullMemberIsRejected() => Assert.Throws<ArgumentNullException>(() => MockArray(Mock(), null!));
+
+    [Fact]
+    public void MemberSignalledConcurrentlyFromManyThreadsSignalsTheArrayOnce()
+    {
+        var members = Enumerable.Range(0, 256).Select(_ => Mock()).ToArray();
+        var array = MockArray(members);
+        var cb = new TestFences.Recorder();
+        array.AddCallback(cb);
+
+        Parallel.ForEach(members, m => m.Signal());
+
+        Assert.Equal(1, cb.Count);
+        Assert.True(array.IsSignaledFlag);
+    }
+}

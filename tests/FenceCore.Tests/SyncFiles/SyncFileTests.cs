@@ -1,0 +1,267 @@
+namespace FenceCore.Tests.SyncFiles;
+
+/// <summary>sync_file: names, merge, the two-phase info query, deadline, poll and waiting, bad arguments.</summary>
+public class SyncFileTests
+{
+    private static Fence Pending(ulong? context = null, ulong seqno = 1) => new(context ?? FenceContext.Allocate(), seqno);
+
+    [Fact]
+    public void Name_DefaultIsDriverTimelineContextSeqno()
+    {
+        var f = Pending(seqno: 7);
+
+        var file = new SyncFile(f);
+
+        Assert.Equal($"fencecore-unbound{f.Context}-7", file.Name);
+    }
+
+    [Fact]
+    public void Name_IsCutToTheKernelsThirtyOneBytes()
+    {
+        var file = SyncFile.Merge(new string('x', 40), new SyncFile(Pending()), new SyncFile(Pending()));
+
+        Assert.Equal(new string('x', 31), file.Name);
+    }
+
+    [Fact]
+    public void Merge_NamesTheNewFileAndMergesBothFences()
+    {
+        Fence f1 = Pending(), f2 = Pending();
+
+        var merged = SyncFile.Merge("both", new SyncFile(f1), new SyncFile(f2));
+
+        Assert.Equal("both", merged.Name);
+        var array = Assert.IsType<FenceArray>(merged.Fence);
+        Assert.Equal(new[] { f1, f2 }, array.Fences.ToArray());
+    }
+
+    [Fact]
+    public void Merge_WithItselfDoesNotGrow()
+    {
+        var f = Pending();
+        var file = new SyncFile(f);
+
+        var merged = SyncFile.Merge("same", file, file);
+
+        Assert.Same(f, merged.Fence);
+    }
+
+    [Fact]
+    public void Merge_ExpiredFencesGiveASignalledFreshStub()
+    {
+        Fence f1 = Pending(), f2 = Pending();
+        f1.SignalWithTimestamp(10);
+        f2.SignalWithTimestamp(20);
+
+        var merged = SyncFile.Merge("expired", new SyncFile(f1), new SyncFile(f2));
+
+        Assert.True(merged.IsReady);
+        Assert.Equal(20, merged.Fence.TimestampNs);
+        Assert.NotSame(f1, merged.Fence);
+        Assert.NotSame(f2, merged.Fence);
+    }
+
+    [Fact]
+    public void Merge_InputsStayValidAndUnchanged()
+    {
+        Fence f1 = Pending(), f2 = Pending();
+        SyncFile a = new(f1), b = new(f2);
+
+        SyncFile.Merge("m", a, b);
+
+        Assert.Same(f1, a.Fence);
+        Assert.Same(f2, b.Fence);
+    }
+
+    [Fact]
+    public void MergeIoctl_EmptyNameKeepsTheDefaultName()
+    {
+        var f = Pending(seqno: 3);
+
+        var merged = new SyncFile(f).MergeIoctl("", new SyncFile(f));
+
+        Assert.Equal($"fencecore-unbound{f.Context}-3", merged.Name);
+    }
+
+    [Theory]
+    [InlineData(1u, 0u)]
+    [InlineData(0u, 1u)]
+    public void MergeIoctl_NonZeroFlagsOrPadIsEinval(uint flags, uint pad)
+    {
+        var file = new SyncFile(Pending());
+
+        var ex = Assert.Throws<FenceErrnoException>(() => file.MergeIoctl("m", new SyncFile(Pending()), flags, pad));
+
+        Assert.Equal(-Errno.EINVAL, ex.Errno);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("not a sync file")]
+    public void MergeIoctl_SecondOperandNotASyncFileIsEnoent(object? fd2)
+    {
+        var file = new SyncFile(Pending());
+
+        var ex = Assert.Throws<FenceErrnoException>(() => file.MergeIoctl("m", fd2));
+
+        Assert.Equal(-Errno.ENOENT, ex.Errno);
+        Assert.Contains("not a sync file", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Info_CountOnlyReturnsLeafCountAndWholeFenceStatus()
+    {
+        Fence f1 = Pending(), f2 = Pending(), f3 = Pending();
+        f1.Signal(-Errno.EIO);
+        var file = new SyncFile(new FenceArray([f1, f2, f3]));
+
+        SyncFileInfo info = file.GetInfo([]);
+
+        Assert.Equal((3, 0), (info.NumFences, info.Status));
+    }
+
+    [Fact]
+    public void Info_FullQueryDescribesEveryLeafInUnwrapOrder()
+    {
+        Fence f1 = Pending(), f2 = Pending();
+        f1.SignalWithTimestamp(-Errno.ETIMEDOUT, 555);
+        var file = new SyncFile(new FenceArray([f1, f2]));
+        var buffer = new SyncFenceInfo[2];
+
+        SyncFileInfo info = file.GetInfo(buffer);
+
+        Assert.Equal(2, info.NumFences);
+        Assert.Equal(new SyncFenceInfo("unbound", "fencecore", -Errno.ETIMEDOUT, 0, 555), buffer[0]);
+        Assert.Equal(new SyncFenceInfo("unbound", "fencecore", 0, 0, 0), buffer[1]);
+    }
+
+    [Fact]
+    public void Info_AggregateStatusIsFirstNonPositiveInOrder_PendingBeforeError()
+    {
+        Fence pending = Pending(), failed = Pending();
+        failed.Signal(-Errno.EIO);
+        var file = new SyncFile(new FenceArray([pending, failed]));
+
+        SyncFileInfo info = file.GetInfo(new SyncFenceInfo[2]);
+
+        Assert.Equal(0, info.Status);
+    }
+
+    [Fact]
+    public void Info_AggregateStatusIsFirstNonPositiveInOrder_ErrorBeforePending()
+    {
+        Fence pending = Pending(), failed = Pending();
+        failed.Signal(-Errno.EIO);
+        var file = new SyncFile(new FenceArray([failed, pending]));
+
+        SyncFileInfo info = file.GetInfo(new SyncFenceInfo[2]);
+
+        Assert.Equal(-Errno.EIO, info.Status);
+    }
+
+    [Fact]
+    public void Info_AllSignalledWithoutErrorIsOne()
+    {
+        Fence f1 = Pending(), f2 = Pending();
+        f1.Signal();
+        f2.Signal();
+        var file = new SyncFile(new FenceArray([f1, f2]));
+
+        SyncFileInfo info = file.GetInfo(new SyncFenceInfo[4]);
+
+        Assert.Equal((1, 2), (info.Status, info.NumFences));
+    }
+
+    [Fact]
+    public void Info_BufferTooSmallIsEinval()
+    {
+        var file = new SyncFile(new FenceArray([Pending(), Pending(), Pending()]));
+
+        var ex = Assert.Throws<FenceErrnoException>(() => file.GetInfo(new SyncFenceInfo[2]));
+
+        Assert.Equal(-Errno.EINVAL, ex.Errno);
+    }
+
+    [Theory]
+    [InlineData(1u, 0u)]
+    [InlineData(0u, 1u)]
+    public void Info_NonZeroFlagsOrPadIsEinval(uint flags, uint pad)
+    {
+        var file = new SyncFile(Pending());
+
+        var ex = Assert.Throws<FenceErrnoException>(() => file.GetInfo([], flags, pad));
+
+        Assert.Equal(-Errno.EINVAL, ex.Errno);
+    }
+
+    [Fact]
+    public void Info_ChainUnwrapsThroughItsNodes()
+    {
+        ulong ctx = FenceContext.Allocate();
+        Fence a = Pending(ctx, 1), b = Pending(ctx, 2);
+        var file = new SyncFile(new FenceChain(new FenceChain(null, a, 1), b, 2));
+
+        SyncFileInfo info = file.GetInfo([]);
+
+        Assert.Equal(2, info.NumFences);
+    }
+
+    [Fact]
+    public void SetDeadline_IsForwardedToTheFence()
+    {
+        var f = Pending();
+
+        new SyncFile(f).SetDeadline(9_000);
+
+        Assert.Equal(9_000, f.Deadline);
+    }
+
+    [Fact]
+    public void SetDeadline_NonZeroPadIsEinvalAndSetsNothing()
+    {
+        var f = Pending();
+
+        var ex = Assert.Throws<FenceErrnoException>(() => new SyncFile(f).SetDeadline(9_000, pad: 1));
+
+        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Null(f.Deadline);
+    }
+
+    [Fact]
+    public void Poll_ReadyIffSignalledAndFirstPollEnablesSignalling()
+    {
+        var f = Pending();
+        var file = new SyncFile(f);
+
+        bool before = file.Poll();
+        bool enabled = f.IsSignalingEnabled;
+        f.Signal();
+        bool after = file.Poll();
+
+        Assert.False(before);
+        Assert.True(enabled);
+        Assert.True(after);
+    }
+
+    [Fact]
+    public async Task WaitAsync_CompletesWhenTheFenceSignals()
+    {
+        var f = Pending();
+        var file = new SyncFile(f);
+        ValueTask<bool> wait = file.WaitAsync(TimeSpan.FromSeconds(10));
+
+        f.Signal();
+
+        Assert.True(await wait);
+    }
+
+    [Fact]
+    public async Task WaitAsync_TimesOutOnAPendingFence()
+    {
+        var file = new SyncFile(Pending());
+
+        bool signalled = await file.WaitAsync(TimeSpan.FromMilliseconds(20));
+
+        Assert.False(signalled);
+    }
+}
