@@ -454,7 +454,7 @@ public sealed class Gpu : IDisposable
     {
         foreach (Fence f in explicitDeps)
         {
-            foreach (Fence leaf in FenceArray.ForEach(f))
+            foreach (Fence leaf in FenceUnwrap.ForEach(f))
             {
                 deps.Add(leaf);
             }

@@ -235,7 +235,7 @@ internal sealed class InvariantChecker
         lock (_gate)
         {
             var leaves = new HashSet<Fence>(ReferenceEqualityComparer.Instance);
-            foreach (Fence leaf in FenceUnwrap.Leaves(exported))
+            foreach (Fence leaf in FenceUnwrap.ForEach(exported))
             {
                 leaves.Add(leaf);
                 bool notLater = leaf is not GpuFence { Job: { } j } || j.Id <= maxJobIdAtExport;

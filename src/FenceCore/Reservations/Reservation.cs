@@ -544,7 +544,7 @@ public sealed class Reservation
     private static Fence[] LeavesOf(Fence container)
     {
         var leaves = new List<Fence>();
-        foreach (Fence leaf in FenceArray.ForEach(container))
+        foreach (Fence leaf in FenceUnwrap.ForEach(container))
         {
             leaves.Add(leaf);
         }

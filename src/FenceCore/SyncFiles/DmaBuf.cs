@@ -1,0 +1,213 @@
+using FenceCore.Internal;
+
+namespace FenceCore;
+
+/// <summary>The <c>DMA_BUF_SYNC_*</c> flags of the dma-buf fence ioctls.</summary>
+[Flags]
+#pragma warning disable CA1028 // the values are the uapi u32 bits
+public enum DmaBufSync : uint
+#pragma warning restore CA1028
+{
+    /// <summary><c>DMA_BUF_SYNC_START</c> (0): begin CPU access.</summary>
+    None = 0,
+
+    /// <summary><c>DMA_BUF_SYNC_READ</c>.</summary>
+    Read = 1,
+
+    /// <summary><c>DMA_BUF_SYNC_WRITE</c>.</summary>
+    Write = 2,
+
+    /// <summary><c>DMA_BUF_SYNC_RW</c>.</summary>
+    ReadWrite = Read | Write,
+
+    /// <summary><c>DMA_BUF_SYNC_END</c>: end CPU access.</summary>
+    End = 4,
+}
+
+/// <summary>
+/// A shared buffer's fence surface. Mirrors the dma-buf file's fence ioctls
+/// (<c>DMA_BUF_IOCTL_EXPORT_SYNC_FILE</c>, <c>DMA_BUF_IOCTL_IMPORT_SYNC_FILE</c>, <c>DMA_BUF_IOCTL_SYNC</c>)
+/// and its <c>poll()</c>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Every entry point validates its flags as the kernel does and reports failures as a
+/// <see cref="FenceErrnoException"/> whose <see cref="FenceErrnoException.Errno"/> is the kernel's
+/// (-EINVAL for unknown bits or neither READ nor WRITE, -EINVAL for an import operand that is not a sync
+/// file), with a message that names the rule; the object is left unchanged.
+/// </para>
+/// <para>
+/// KERNEL fences (moves and clears) are part of every level a query or wait uses, so no path here can
+/// skip them: not export, not poll, not CPU access, and not an explicit-sync client that only adds
+/// BOOKKEEP fences. That is the security property of the thread this project grew from.
+/// </para>
+/// <para>
+/// Difference from the kernel, on purpose: <c>DMA_BUF_IOCTL_SYNC</c> only brackets cache coherency and
+/// does not wait; <see cref="BeginCpuAccess"/> also waits for what the direction must wait for, which is
+/// what a simulator's CPU access needs. <see cref="SyncIoctl"/> keeps the kernel's non-waiting form.
+/// </para>
+/// </remarks>
+public sealed class DmaBuf
+{
+    private int _cpuAccessDepth;
+
+    /// <summary>Creates a dma-buf over <paramref name="reservation"/> (a new one when null).</summary>
+    public DmaBuf(Reservation? reservation = null, string? name = null)
+    {
+        Reservation = reservation ?? new Reservation(name);
+        Name = name ?? Reservation.Name;
+    }
+
+    /// <summary>The buffer's reservation object.</summary>
+    public Reservation Reservation { get; }
+
+    /// <summary>The buffer's name.</summary>
+    public string Name { get; }
+
+    /// <summary>Nesting depth of CPU accesses begun and not yet ended.</summary>
+    public int CpuAccessDepth => Volatile.Read(ref _cpuAccessDepth);
+
+    /// <summary>
+    /// Exports the buffer's implicit fences as a sync file. Mirrors <c>DMA_BUF_IOCTL_EXPORT_SYNC_FILE</c>:
+    /// READ waits for writers (and KERNEL fences); WRITE or READ|WRITE waits for readers and writers (and
+    /// KERNEL fences); BOOKKEEP fences are never exported. With nothing pending it holds the signalled
+    /// stub. It is a snapshot: fences added later are not waited for.
+    /// </summary>
+    /// <exception cref="FenceErrnoException">-EINVAL: bits outside READ|WRITE, or neither set.</exception>
+    public SyncFile ExportSyncFile(DmaBufSync flags)
+    {
+        ValidateDirection(flags, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE");
+        FenceUsage usage = FenceUsages.UsageRw((flags & DmaBufSync.Write) != 0);
+        return new SyncFile(Reservation.GetSingleton(usage) ?? Fence.Stub);
+    }
+
+    /// <summary>
+    /// Imports a sync file's fences. Mirrors <c>DMA_BUF_IOCTL_IMPORT_SYNC_FILE</c>: each leaf fence is
+    /// added with WRITE usage when WRITE is set, else READ, following the reservation's replacement rules;
+    /// all leaves are published in one atomic step, so the import cannot half-fail. A READ import blocks
+    /// later writers but not readers; a WRITE import blocks everyone.
+    /// </summary>
+    /// <exception cref="FenceErrnoException">-EINVAL: bad flags, or <paramref name="syncFile"/> is null.</exception>
+    public void ImportSyncFile(DmaBufSync flags, SyncFile? syncFile)
+    {
+        ValidateDirection(flags, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE");
+        if (syncFile is null)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE: the operand is not a sync file");
+        }
+
+        FenceUsage usage = (flags & DmaBufSync.Write) != 0 ? FenceUsage.Write : FenceUsage.Read;
+        Reservation.AddFences([syncFile.Fence], usage);
+    }
+
+    /// <summary>The ioctl-shaped export: 0 and the sync file, or a negative errno and null.</summary>
+    public int ExportSyncFileIoctl(uint flags, out SyncFile? syncFile)
+    {
+        try
+        {
+            syncFile = ExportSyncFile((DmaBufSync)flags);
+            return 0;
+        }
+        catch (FenceErrnoException ex)
+        {
+            syncFile = null;
+            return ex.Errno;
+        }
+    }
+
+    /// <summary>The ioctl-shaped import: <paramref name="fd"/> may be anything; only a <see cref="SyncFile"/>
+    /// is accepted. Returns 0 or a negative errno.</summary>
+    public int ImportSyncFileIoctl(uint flags, object? fd)
+    {
+        try
+        {
+            if (fd is not SyncFile file)
+            {
+                ValidateDirection((DmaBufSync)flags, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE");
+                return -Errno.EINVAL;
+            }
+
+            ImportSyncFile((DmaBufSync)flags, file);
+            return 0;
+        }
+        catch (FenceErrnoException ex)
+        {
+            return ex.Errno;
+        }
+    }
+
+    /// <summary>
+    /// Poll-style readiness: readable (<c>EPOLLIN</c>) when no writer (or KERNEL fence) is pending,
+    /// writable (<c>EPOLLOUT</c>) when no reader or writer is pending. Mirrors <c>dma_buf_poll</c>.
+    /// </summary>
+    public bool IsReady(bool write) => Reservation.TestSignaled(FenceUsages.UsageRw(write));
+
+    /// <summary>Completes when the buffer becomes readable (<paramref name="write"/> false) or writable,
+    /// for the fences present now; true if ready, false on timeout.</summary>
+    public ValueTask<bool> PollAsync(bool write, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Reservation.WaitAsync(FenceUsages.UsageRw(write), timeout, cancellationToken);
+
+    /// <summary>
+    /// Begins CPU access in the direction of <paramref name="flags"/> (READ, WRITE or both), waiting for
+    /// everything that direction must wait for: a read waits for writers, a write for readers and writers,
+    /// and both always for KERNEL fences.
+    /// </summary>
+    /// <returns>True when access began; false on timeout (no access begun).</returns>
+    /// <exception cref="FenceErrnoException">-EINVAL: bad flags.</exception>
+    public bool BeginCpuAccess(DmaBufSync flags, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ValidateDirection(flags, "DMA_BUF_IOCTL_SYNC(START)");
+        if (!Reservation.Wait(FenceUsages.UsageRw((flags & DmaBufSync.Write) != 0), timeout, cancellationToken))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _cpuAccessDepth);
+        return true;
+    }
+
+    /// <summary>Ends a CPU access begun with <see cref="BeginCpuAccess"/>.</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL: bad flags, or no access is in progress.</exception>
+    public void EndCpuAccess(DmaBufSync flags)
+    {
+        ValidateDirection(flags, "DMA_BUF_IOCTL_SYNC(END)");
+        int depth = Volatile.Read(ref _cpuAccessDepth);
+        while (true)
+        {
+            if (depth == 0)
+            {
+                ThrowHelper.ThrowErrno(-Errno.EINVAL, "DMA_BUF_IOCTL_SYNC(END): no CPU access is in progress");
+            }
+
+            int seen = Interlocked.CompareExchange(ref _cpuAccessDepth, depth - 1, depth);
+            if (seen == depth)
+            {
+                return;
+            }
+
+            depth = seen;
+        }
+    }
+
+    /// <summary>
+    /// The kernel's <c>DMA_BUF_IOCTL_SYNC</c> as is: it validates the flags (only READ, WRITE and END, with
+    /// a direction) and, like the kernel's, neither waits nor changes any state here. Returns 0 or -EINVAL.
+    /// </summary>
+    public static int SyncIoctl(ulong flags) =>
+        (flags & ~(ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)) != 0 || (flags & (ulong)DmaBufSync.ReadWrite) == 0
+            ? -Errno.EINVAL
+            : 0;
+
+    private static void ValidateDirection(DmaBufSync flags, string call)
+    {
+        if ((flags & ~DmaBufSync.ReadWrite) != 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, $"{call}: flags 0x{(uint)flags:x} have bits outside DMA_BUF_SYNC_RW");
+        }
+
+        if ((flags & DmaBufSync.ReadWrite) == 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, $"{call}: flags must include DMA_BUF_SYNC_READ or DMA_BUF_SYNC_WRITE");
+        }
+    }
+}
