@@ -30,7 +30,9 @@ public class FenceChainScaleTests(ITestOutputHelper output)
 
         Assert.True(large.Waited && small.Waited, "the tail wait must end");
         Assert.True(large.Collected && small.Collected, "the dropped chain must be collectable");
-        Assert.True(ratio < 4.0, $"time per node grew {ratio:F2}x for an 8x longer chain");
+        // Linear work still costs 1.2-2.6x more per node at 1M (the heap outgrows the caches and the GC
+        // promotes 164 MiB); quadratic work would cost about 8x. The bound sits between the two.
+        Assert.True(ratio < 5.0, $"time per node grew {ratio:F2}x for an 8x longer chain");
     }
 
     private static Measurement RunOnSmallStack(int nodes)
