@@ -130,6 +130,12 @@ internal sealed class ThreadedDispatcher : GpuDispatcher
 
     public override void PostAt(long timeNs, Action<object?> action, object? state)
     {
+        if (timeNs <= NowNs)
+        {
+            Post(action, state); // already due: skip the timer thread
+            return;
+        }
+
         lock (_timedGate)
         {
             _timed.Enqueue((action, state), timeNs);

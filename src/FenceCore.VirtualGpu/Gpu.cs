@@ -322,8 +322,10 @@ public sealed class Gpu : IDisposable
 
             // 3. Implicit sync, then the explicit dependencies.
             var deps = new List<Fence>();
-            AddExplicit(desc.Dependencies, deps);
             ImplicitSync(client, job, accesses, deps);
+            job.ImplicitDependencyCount = deps.Count;
+            AddExplicit(desc.Dependencies, deps);
+            job.SubmittedDependencies = deps;
             job.EffectiveDependencies = Normalize(job, deps);
 
             // 4. Push.
@@ -431,7 +433,9 @@ public sealed class Gpu : IDisposable
         job.Scheduled = new GpuFence(this, entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job, entity.Name + ".scheduled");
         job.Finished = new GpuFence(this, entity.FinishedContext, seqno, GpuFenceKind.Finished, job, entity.Name + ".finished");
         job.PreviousFinished = entity.LastFinished;
+        job.PreviousScheduled = entity.LastScheduled;
         entity.LastFinished = job.Finished;
+        entity.LastScheduled = job.Scheduled;
         Interlocked.Increment(ref entity.CurrentEngine.Score);
         return job;
     }
@@ -666,8 +670,8 @@ public sealed class Gpu : IDisposable
 
         s_timeouts.Add(1);
         Raise(new GpuEvent(GpuEventKind.DependencyTimeout, NowNs, job, job.Engine, -Errno.ETIME));
-        AdvanceEntity(job);
         FailJob(job, -Errno.ETIME);
+        AdvanceEntity(job);
     }
 
     private void OnJobReady(GpuJob job)
@@ -735,9 +739,14 @@ public sealed class Gpu : IDisposable
             }
 
             CheckStorage(job, start);
-            job.Scheduled.SignalWithTimestamp(NowNs);
+            SignalAfter(job.PreviousScheduled, job.Scheduled, 0, job: null);
             Raise(new GpuEvent(GpuEventKind.JobStarted, NowNs, job, engine, 0));
             AdvanceEntity(job);
+
+            if (start >= long.MaxValue / 8)
+            {
+                continue; // stalled behind a hung job: the reset that clears the hang cancels it too
+            }
 
             if (hang || job.Description.DurationNs >= _engineTimeoutNs)
             {
@@ -836,10 +845,7 @@ public sealed class Gpu : IDisposable
                 j.Hardware!.SignalWithTimestamp(error, NowNs);
                 j.State = GpuJobState.Done;
                 Interlocked.Decrement(ref engine.Score);
-                j.Finished.SignalWithTimestamp(error, NowNs);
-                Interlocked.Increment(ref _jobsCompleted);
-                s_jobsCompleted.Add(1);
-                Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, j, engine, error));
+                SignalAfter(j.PreviousFinished, j.Finished, error, j);
             }
 
             Volatile.Write(ref engine.Draining, 0); // release, then look again for work queued meanwhile
@@ -855,29 +861,42 @@ public sealed class Gpu : IDisposable
         Kick(engine);
     }
 
-    /// <summary>Ends a job that never ran, after its entity's previous job, with <paramref name="error"/>.</summary>
+    /// <summary>
+    /// Ends a job that never ran with <paramref name="error"/>. Like every scheduled and finished fence,
+    /// they signal only after the entity's previous ones (<see cref="SignalAfter"/>).
+    /// </summary>
     private void FailJob(GpuJob job, int error)
     {
         job.State = GpuJobState.Done;
-        job.Scheduled.SignalWithTimestamp(error, NowNs);
         Interlocked.Decrement(ref job.Engine.Score);
-        GpuFence? previous = job.PreviousFinished;
-        if (previous is null || previous.IsSignaledFlag)
+        SignalAfter(job.PreviousScheduled, job.Scheduled, error, job: null);
+        SignalAfter(job.PreviousFinished, job.Finished, error, job);
+    }
+
+    /// <summary>
+    /// Signals an entity fence only once the entity's previous fence of the same kind has signalled
+    /// (at once when it has, else from a work item posted by its callback). Every scheduled and finished
+    /// fence goes through here, so an entity's contexts stay in seqno order on any number of workers,
+    /// even when a kill or timeout on one thread races with the scheduler on another. Posting, not
+    /// signalling inside the callback, keeps a long run of failed jobs from recursing.
+    /// </summary>
+    private void SignalAfter(GpuFence? previous, GpuFence fence, int error, GpuJob? job)
+    {
+        if (previous is null || previous.IsSignaledFlag || !previous.AddCallback(new SignalAfterPrevious(this, fence, error, job)))
         {
-            CompleteFailed(job, error);
-        }
-        else
-        {
-            previous.AddCallback(new FailAfterPrevious(this, job, error));
+            SignalFailed(fence, error, job);
         }
     }
 
-    private void CompleteFailed(GpuJob job, int error)
+    private void SignalFailed(GpuFence fence, int error, GpuJob? job)
     {
-        job.Finished.SignalWithTimestamp(error, NowNs);
-        Interlocked.Increment(ref _jobsCompleted);
-        s_jobsCompleted.Add(1);
-        Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, job, job.Engine, error));
+        fence.SignalWithTimestamp(error, NowNs);
+        if (job is not null)
+        {
+            Interlocked.Increment(ref _jobsCompleted);
+            s_jobsCompleted.Add(1);
+            Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, job, job.Engine, error));
+        }
     }
 
     private void CheckStorage(GpuJob job, long startNs)
@@ -1059,15 +1078,11 @@ public sealed class Gpu : IDisposable
     /// <summary>Stops the worker threads (threads mode).</summary>
     public void Dispose() => _dispatcher.Dispose();
 
-    private sealed class FailAfterPrevious(Gpu gpu, GpuJob job, int error) : FenceCallback
+    private sealed class SignalAfterPrevious(Gpu gpu, GpuFence fence, int error, GpuJob? job) : FenceCallback
     {
-        protected override void Invoke(Fence fence) => gpu._dispatcher.Post(static s =>
-        {
-            var self = (FailAfterPrevious)s!;
-            self.Run();
-        }, this);
+        protected override void Invoke(Fence previous) => gpu._dispatcher.Post(static s => ((SignalAfterPrevious)s!).Run(), this);
 
-        private void Run() => gpu.CompleteFailed(job, error);
+        private void Run() => gpu.SignalFailed(fence, error, job);
     }
 
     private sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, Action<GpuBuffer>? onAccess) : FenceCallback

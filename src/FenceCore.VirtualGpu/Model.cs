@@ -131,6 +131,13 @@ public sealed class GpuJob
     /// <summary>The ring's hardware fence, once running.</summary>
     public GpuFence? Hardware { get; internal set; }
 
+    /// <summary>The dependencies as submitted: first the implicit ones read from the buffers' reservations
+    /// (in the same atomic step that added this job's fence), then the explicit ones, unwrapped.</summary>
+    public IReadOnlyList<Fence> SubmittedDependencies { get; internal set; } = [];
+
+    /// <summary>How many of <see cref="SubmittedDependencies"/> came from implicit sync.</summary>
+    public int ImplicitDependencyCount { get; internal set; }
+
     /// <summary>The dependencies the scheduler waited for, after deduplication per context, dropping
     /// fences of the job's own entity and replacing same-engine finished fences by their scheduled fence.</summary>
     public IReadOnlyList<Fence> EffectiveDependencies { get; internal set; } = [];
@@ -171,6 +178,9 @@ public sealed class GpuJob
     /// <summary>The entity's previous finished fence at arm time: a job failed before running signals
     /// only after it, so finished fences of an entity always signal in seqno order.</summary>
     internal GpuFence? PreviousFinished;
+
+    /// <summary>The entity's previous scheduled fence at arm time, for the same ordering of scheduled fences.</summary>
+    internal GpuFence? PreviousScheduled;
 
     /// <summary>The re-armable dependency callback (one node walks all dependencies).</summary>
     internal DependencyWaiter? Waiter;
@@ -298,6 +308,7 @@ public sealed class SchedEntity
     internal Engine CurrentEngine;
     internal ulong NextSeqno;
     internal GpuFence? LastFinished;
+    internal GpuFence? LastScheduled;
     internal bool Killed;
 
     /// <summary>Jobs queued and not yet started.</summary>

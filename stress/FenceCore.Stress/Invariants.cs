@@ -52,11 +52,13 @@ internal sealed class InvariantChecker
     private readonly Dictionary<GpuBuffer, BufferHistory> _history = [];
     private readonly Dictionary<long, GpuJob[]> _predecessors = [];
     private readonly Dictionary<long, GpuJob> _inFlight = [];
+    private readonly bool _threadsMode;
     private long _lastWatchdogScanNs;
 
     public InvariantChecker(Gpu gpu, double watchdogMs, long managedHeapLimitBytes)
     {
         _gpu = gpu;
+        _threadsMode = gpu.Config.Mode == GpuTimeMode.Threads;
         _watchdogNs = (long)(watchdogMs * 1_000_000);
         ManagedHeapLimitBytes = managedHeapLimitBytes;
         InOrder = new("in-order-signalling", "fences of one context signal in seqno order");
@@ -134,11 +136,46 @@ internal sealed class InvariantChecker
 
     private void OnSubmitted(GpuJob job)
     {
-        _inFlight[job.Id] = job;
+        // In threads mode a job can complete on a worker before its submission event is seen here.
+        bool alreadyDone = job.Finished.IsSignaledFlag;
+        if (!alreadyDone)
+        {
+            _inFlight[job.Id] = job;
+        }
+
         MemoryBounded.Check(_gpu.DeviceMemoryUsed <= _gpu.Config.DeviceMemoryBytes,
             () => $"device memory {_gpu.DeviceMemoryUsed} exceeds {_gpu.Config.DeviceMemoryBytes}", job.SubmitNs);
         if (job.IsKernelJob || job.Client.ExplicitSync)
         {
+            return;
+        }
+
+        if (_threadsMode)
+        {
+            // Events from several workers may arrive out of submission order, so the buffer history below
+            // would not match the reservations' order: take the earlier accesses the submission itself read
+            // from the reservations (before the scheduler's dedup, same-entity and pipelining rules).
+            List<GpuJob>? raw = null;
+            for (int i = 0; i < job.ImplicitDependencyCount; i++)
+            {
+                if (job.SubmittedDependencies[i] is GpuFence { Job: { IsKernelJob: false } p } && !ReferenceEquals(p, job))
+                {
+                    (raw ??= []).Add(p);
+                }
+            }
+
+            if (raw is not null)
+            {
+                if (alreadyDone)
+                {
+                    CheckWriter(job, [.. raw], _gpu.NowNs);
+                }
+                else
+                {
+                    _predecessors[job.Id] = [.. raw];
+                }
+            }
+
             return;
         }
 
@@ -198,20 +235,9 @@ internal sealed class InvariantChecker
     {
         _inFlight.Remove(job.Id);
         Watchdog.Check(nowNs - job.SubmitNs <= _watchdogNs, () => $"{job} took {(nowNs - job.SubmitNs) / 1e6:F3} ms to finish", nowNs);
-        if (_predecessors.Remove(job.Id, out GpuJob[]? preds) && job.Phase == 1)
+        if (_predecessors.Remove(job.Id, out GpuJob[]? preds))
         {
-            foreach (GpuJob p in preds)
-            {
-                if (p.Phase != 1)
-                {
-                    continue; // never ran: it touched nothing
-                }
-
-                bool ok = ReferenceEquals(p.Engine, job.Engine)
-                    ? p.Hardware!.Seqno < job.Hardware!.Seqno
-                    : p.Finished.IsSignaledFlag && p.Finished.TimestampNs <= job.StartNs;
-                WriterExclusive.Check(ok, () => $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
-            }
+            CheckWriter(job, preds, nowNs);
         }
         else if (!job.IsKernelJob && !job.Client.ExplicitSync)
         {
@@ -226,6 +252,27 @@ internal sealed class InvariantChecker
                 long waited = nowNs - pending.SubmitNs;
                 Watchdog.Check(waited <= _watchdogNs, () => $"{pending} still pending after {waited / 1e6:F3} ms", nowNs);
             }
+        }
+    }
+
+    private void CheckWriter(GpuJob job, GpuJob[] preds, long nowNs)
+    {
+        if (job.Phase != 1)
+        {
+            return; // never ran: it touched nothing
+        }
+
+        foreach (GpuJob p in preds)
+        {
+            if (p.Phase != 1)
+            {
+                continue;
+            }
+
+            bool ok = ReferenceEquals(p.Engine, job.Engine)
+                ? p.Hardware!.Seqno < job.Hardware!.Seqno
+                : p.Finished.IsSignaledFlag && p.Finished.TimestampNs <= job.StartNs;
+            WriterExclusive.Check(ok, () => $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
         }
     }
 
@@ -252,10 +299,13 @@ internal sealed class InvariantChecker
     /// <summary>Re-checks an export later: the sync file still holds no fence newer than at export time.</summary>
     public void RecheckExport(GpuBuffer buffer, Fence exported, long maxJobIdAtExport) => CheckExport(buffer, exported, [], maxJobIdAtExport);
 
-    public void CheckSyncObj(string name, ulong value, ref ulong last)
+    /// <summary>Queries a timeline syncobj and checks it never goes back. The query runs under the
+    /// checker's lock, so concurrent checks compare queries in the order they were made.</summary>
+    public void CheckSyncObj(string name, SyncObj syncObj, ref ulong last)
     {
         lock (_gate)
         {
+            ulong value = syncObj.QueryPoint();
             ulong previous = last;
             SyncObjMonotonic.Check(value >= previous, () => $"syncobj {name} query went back from {previous} to {value}", _gpu.NowNs);
             last = Math.Max(previous, value);

@@ -29,6 +29,7 @@ internal sealed class Options
     public bool Checks { get; private set; } = true;
     public bool Quiet { get; private set; }
     public double WatchdogMs { get; private set; } = 1000;
+    public int? Cores { get; private set; }
     public bool InjectSkipKernelFences { get; private set; }
 
     public const string Usage = """
@@ -60,6 +61,7 @@ internal sealed class Options
         Checks and output
           --mode virtual|threads   deterministic virtual time, or real worker threads (default virtual)
           --threads N              worker threads in threads mode (default: all cores)
+          --cores N                pin the process to its first N cores (to compare 1 core with 2)
           --no-checks              measure throughput only (invariants not checked)
           --watchdog-ms MS         every job must finish within this much GPU time (default 1000)
           --json PATH              write the JSON report
@@ -115,6 +117,7 @@ internal sealed class Options
                     };
                     break;
                 case "--threads": o.Threads = Int(name, Value(), 1, 1024); break;
+                case "--cores": o.Cores = Int(name, Value(), 1, Environment.ProcessorCount); break;
                 case "--no-checks": o.Checks = false; break;
                 case "--watchdog-ms": o.WatchdogMs = Double(name, Value(), 1, 1e9); break;
                 case "--json": o.JsonPath = Value(); break;

@@ -70,8 +70,9 @@ public partial class Fence
         {
             if (RemoveCallback(waiter))
             {
-                waiter.Event.Reset();
-                t_waiter = waiter;
+                // Not reused: its cell stays linked (removed) until this fence drops it, and a reused
+                // node would need a fresh cell on every later add. Dropping it keeps the common path
+                // allocation-free.
                 throw;
             }
 
@@ -88,8 +89,7 @@ public partial class Fence
 
         if (RemoveCallback(waiter))
         {
-            t_waiter = waiter;
-            return false;
+            return false; // timed out: the waiter is dropped, as after a cancellation
         }
 
         return true; // signalled between the timeout and the removal

@@ -316,12 +316,12 @@ public partial class Fence
         }
 
         _timestampNs = useTimestamp ? timestampNs : FenceClock.NowNs;
+        OnSignaled();
 
         // Publish: the exchange is a full fence, so error and timestamp are visible to anyone who sees
         // the sentinel. From here on no adder can link a cell, and the chain we took is ours alone.
         FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_signaledSentinel);
         Debug.Assert(!ReferenceEquals(head, s_signaledSentinel), "a fence is published as signalled once");
-        OnSignaled();
         if (head is not null)
         {
             RunCallbacks(head);
@@ -330,8 +330,12 @@ public partial class Fence
         return true;
     }
 
-    /// <summary>Called once on the signalling thread, after the signal is published and before callbacks run.
-    /// Lets containers and instrumentation observe the transition without a callback node.</summary>
+    /// <summary>
+    /// Called once on the winning signaller's thread when <see cref="Status"/>'s error and the timestamp
+    /// are final, just before the signal is published (so before any callback runs and before
+    /// <see cref="IsSignaledFlag"/> turns true). Anything that observes signals here sees them in the
+    /// order they are published, which lets instrumentation check per-context ordering exactly.
+    /// </summary>
     protected virtual void OnSignaled()
     {
     }

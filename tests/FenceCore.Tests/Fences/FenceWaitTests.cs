@@ -208,4 +208,24 @@ public class FenceWaitTests
         int continuationThread = await task;
         Assert.NotEqual(signallerThread, continuationThread);
     }
+
+    [Fact]
+    public void BlockingWait_AfterATimedOutWait_StillAllocatesNothing()
+    {
+        var pending = NewFence();
+        Assert.False(pending.Wait(TimeSpan.FromMilliseconds(1)));
+        Assert.False(pending.Wait(TimeSpan.FromMilliseconds(1)));
+        var warm = NewFence();
+        using (new Timer(_ => warm.Signal(), null, 5, Timeout.Infinite))
+        {
+            Assert.True(warm.Wait(TimeSpan.FromSeconds(10)));
+        }
+
+        var f = NewFence();
+        using var timer = new Timer(_ => f.Signal(), null, 20, Timeout.Infinite);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Assert.True(f.Wait(TimeSpan.FromSeconds(10)));
+        long after = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(0, after - before);
+    }
 }

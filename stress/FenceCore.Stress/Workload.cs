@@ -1,0 +1,351 @@
+using FenceCore.VirtualGpu;
+
+namespace FenceCore.Stress;
+
+/// <summary>
+/// The stress workload: closed-loop clients (each keeps a few jobs in flight and submits the next when
+/// one finishes) over shared buffers, with explicit-sync clients, exports, CPU accesses, timeline
+/// syncobjs and injected faults (hangs, kills, foreign fences that never signal).
+/// </summary>
+internal sealed class Workload
+{
+    private const long Us = 1_000;
+    private readonly Options _o;
+    private readonly Gpu _gpu;
+    private readonly InvariantChecker? _checker;
+    private readonly TraceRecorder? _trace;
+    private readonly Random _rng;
+    private readonly object _rngGate = new(); // threads mode: clients share the seeded generator
+    private readonly GpuBuffer[] _buffers;
+    private readonly DmaBuf[] _dmaBufs;
+    private readonly ClientState[] _clients;
+    private readonly Dictionary<GpuClient, ClientState> _byClient = [];
+    private readonly ulong _foreignContext = FenceContext.Allocate();
+    private readonly List<(GpuBuffer Buffer, Fence Fence, long MaxJob)> _exports = [];
+    private readonly long[] _latencies;
+    private long _latencyCount;
+    private long _submitted;
+    private volatile bool _stop;
+    private ulong _foreignSeqno;
+
+    public Workload(Options o, Gpu gpu, InvariantChecker? checker, TraceRecorder? trace)
+    {
+        _o = o;
+        _gpu = gpu;
+        _checker = checker;
+        _trace = trace;
+        _rng = new Random(o.Seed);
+        long maxBuffer = Math.Max(64 * 1024, o.DeviceMemoryMiB * 1024 * 1024 / Math.Max(1, o.Buffers / 2) / 2);
+        _buffers = [.. Enumerable.Range(0, o.Buffers).Select(i => gpu.CreateBuffer(_rng.NextInt64(64 * 1024, maxBuffer + 1), $"bo{i}"))];
+        _dmaBufs = [.. _buffers.Select(b => new DmaBuf(b.Reservation, b.Name))];
+        int explicitClients = (int)Math.Round(o.Clients * o.ExplicitFraction);
+        _clients = new ClientState[o.Clients];
+        for (int i = 0; i < o.Clients; i++)
+        {
+            _clients[i] = NewClientState(i, explicitSync: i >= o.Clients - explicitClients);
+        }
+
+        _latencies = new long[(int)Math.Min(o.Jobs + 1024, 8_000_000)];
+        gpu.Subscribe(OnEvent);
+    }
+
+    public long Submitted => Interlocked.Read(ref _submitted);
+    public long Hangs;
+    public long Kills;
+    public long ForeignDependencies;
+    public long Exports;
+    public long CpuAccesses;
+    public long SyncObjQueries;
+    public bool Stopped => _stop;
+
+    public ReadOnlySpan<long> Latencies => _latencies.AsSpan(0, (int)Math.Min(_latencyCount, _latencies.Length));
+
+    public void Stop() => _stop = true;
+
+    /// <summary>Virtual mode: each client's first jobs, staggered over the first 100 µs.</summary>
+    public void StartVirtual()
+    {
+        foreach (ClientState cs in _clients)
+        {
+            StartClientVirtual(cs);
+        }
+    }
+
+    private void StartClientVirtual(ClientState cs)
+    {
+        for (int k = 0; k < _o.InFlightPerClient; k++)
+        {
+            long at = _gpu.NowNs + _rng.NextInt64(0, 100 * Us);
+            _gpu.Schedule(at, () => SubmitNext(cs));
+        }
+    }
+
+    /// <summary>Threads mode: one submitting thread per worker, each driving its share of the clients.</summary>
+    public Thread[] StartThreads(int threads)
+    {
+        var result = new Thread[threads];
+        for (int t = 0; t < threads; t++)
+        {
+            int me = t;
+            result[t] = new Thread(() => ClientThread(me, threads)) { IsBackground = true, Name = $"client-{t}" };
+            result[t].Start();
+        }
+
+        return result;
+    }
+
+    private void ClientThread(int me, int threads)
+    {
+        var mine = new List<int>();
+        for (int i = me; i < _clients.Length; i += threads)
+        {
+            mine.Add(i);
+        }
+
+        var inFlight = mine.ToDictionary(i => i, _ => new Queue<GpuJob>());
+        while (!_stop)
+        {
+            foreach (int i in mine)
+            {
+                if (_stop)
+                {
+                    break;
+                }
+
+                Queue<GpuJob> q = inFlight[i];
+                if (q.Count >= _o.InFlightPerClient)
+                {
+                    q.Dequeue().Finished.Wait(TimeSpan.FromSeconds(30));
+                }
+
+                ClientState cs = Volatile.Read(ref _clients[i]);
+                if (SubmitNext(cs) is { } job)
+                {
+                    q.Enqueue(job);
+                }
+            }
+        }
+    }
+
+    private GpuJob? SubmitNext(ClientState cs)
+    {
+        if (_stop || cs.Client.Killed)
+        {
+            return null;
+        }
+
+        if (Interlocked.Increment(ref _submitted) > _o.Jobs)
+        {
+            Interlocked.Decrement(ref _submitted);
+            _stop = true;
+            return null;
+        }
+
+        JobDescription desc;
+        bool kill;
+        (GpuBuffer Buffer, DmaBuf DmaBuf, bool Write)? export = null;
+        lock (_rngGate)
+        {
+            desc = NextJob(cs);
+            kill = _rng.NextDouble() < _o.KillRate;
+            if (_rng.NextDouble() < _o.ExportRate)
+            {
+                int b = _rng.Next(_buffers.Length);
+                export = (_buffers[b], _dmaBufs[b], _rng.Next(2) == 0);
+            }
+        }
+
+        if (export is { } e)
+        {
+            Export(e.Buffer, e.DmaBuf, e.Write);
+        }
+
+        Interlocked.Increment(ref cs.InFlight);
+        GpuJob job = cs.Client.Submit(desc);
+        ulong point;
+        lock (cs)
+        {
+            point = ++cs.Point;
+        }
+
+        cs.Timeline.AddPoint(point, job.Finished);
+        if (kill)
+        {
+            Interlocked.Increment(ref Kills);
+            _gpu.Kill(cs.Client);
+            ClientState replacement = NewClientState(cs.Index, cs.Explicit);
+            Volatile.Write(ref _clients[cs.Index], replacement);
+            if (_o.Mode == GpuTimeMode.Virtual)
+            {
+                StartClientVirtual(replacement);
+            }
+        }
+
+        return job;
+    }
+
+    private JobDescription NextJob(ClientState cs)
+    {
+        double roll = _rng.NextDouble();
+        EngineKind kind = roll < 0.35 ? EngineKind.Graphics : roll < 0.7 ? EngineKind.Compute : roll < 0.8 ? EngineKind.Copy : EngineKind.Video;
+        if (!_gpu.Engines.Any(x => x.Kind == kind))
+        {
+            kind = _gpu.Engines[_rng.Next(_gpu.Engines.Count)].Kind;
+        }
+
+        int n = _o.MaxBuffersPerJob == 0 ? 0 : _rng.Next(1, _o.MaxBuffersPerJob + 1);
+        var accesses = new BufferAccess[n];
+        for (int i = 0; i < n; i++)
+        {
+            accesses[i] = new BufferAccess(_buffers[_rng.Next(_buffers.Length)], _rng.NextDouble() < 0.4);
+        }
+
+        var deps = new List<Fence>();
+        if (_rng.NextDouble() < _o.ForeignRate)
+        {
+            Interlocked.Increment(ref ForeignDependencies);
+            deps.Add(new Fence(_foreignContext, Interlocked.Increment(ref _foreignSeqno), seqno64: true)); // never signals
+        }
+
+        if (cs.Explicit && n > 0 && _rng.Next(2) == 0)
+        {
+            // Explicit sync: wait on a snapshot of the buffer's implicit fences, as Vulkan WSI does.
+            GpuBuffer b = accesses[0].Buffer;
+            deps.Add(_dmaBufs[b.Id - _buffers[0].Id].ExportSyncFile(DmaBufSync.Write).Fence);
+        }
+
+        bool hang = _rng.NextDouble() < _o.HangRate;
+        if (hang)
+        {
+            Interlocked.Increment(ref Hangs);
+        }
+
+        return new JobDescription
+        {
+            Engine = kind,
+            Buffers = accesses,
+            Dependencies = deps,
+            DurationNs = _rng.Next(5, 50) * Us,
+            Hang = hang,
+            Label = cs.Client.Name,
+        };
+    }
+
+    private void Export(GpuBuffer buffer, DmaBuf dmaBuf, bool write)
+    {
+        Interlocked.Increment(ref Exports);
+        Fence[] expected = buffer.Reservation.GetFences(FenceUsages.UsageRw(write));
+        long maxJob = _gpu.JobsSubmitted;
+        SyncFile file = dmaBuf.ExportSyncFile(write ? DmaBufSync.Write : DmaBufSync.Read);
+        _checker?.CheckExport(buffer, file.Fence, expected, maxJob);
+        lock (_exports)
+        {
+            if (_exports.Count >= 64)
+            {
+                _exports.RemoveAt(0);
+            }
+
+            _exports.Add((buffer, file.Fence, maxJob));
+        }
+    }
+
+    private void OnEvent(GpuEvent e)
+    {
+        if (e.Kind != GpuEventKind.JobCompleted || e.Job is not { } job)
+        {
+            return;
+        }
+
+        _trace?.Record(job);
+        if (job.IsKernelJob)
+        {
+            return;
+        }
+
+        long slot = Interlocked.Increment(ref _latencyCount) - 1;
+        if (slot < _latencies.Length)
+        {
+            _latencies[slot] = e.TimeNs - job.SubmitNs;
+        }
+
+        ClientState? cs;
+        lock (_byClient)
+        {
+            _byClient.TryGetValue(job.Client, out cs);
+        }
+
+        if (cs is null)
+        {
+            return;
+        }
+
+        Interlocked.Decrement(ref cs.InFlight);
+        if (_checker is not null)
+        {
+            Interlocked.Increment(ref SyncObjQueries);
+            _checker.CheckSyncObj(cs.Client.Name, cs.Timeline, ref cs.LastQuery);
+            if ((slot & 1023) == 0)
+            {
+                RecheckExports();
+            }
+        }
+
+        bool cpu;
+        int buffer;
+        long think;
+        lock (_rngGate)
+        {
+            cpu = _rng.NextDouble() < _o.CpuAccessRate;
+            buffer = _rng.Next(_buffers.Length);
+            think = _rng.NextInt64(0, 20 * Us);
+        }
+
+        if (cpu)
+        {
+            Interlocked.Increment(ref CpuAccesses);
+            _gpu.CpuAccess(_buffers[buffer], write: (slot & 1) == 0);
+        }
+
+        if (_o.Mode == GpuTimeMode.Virtual && !_stop && !cs.Client.Killed)
+        {
+            _gpu.Schedule(e.TimeNs + think, () => SubmitNext(cs));
+        }
+    }
+
+    private void RecheckExports()
+    {
+        (GpuBuffer, Fence, long)[] exports;
+        lock (_exports)
+        {
+            exports = [.. _exports];
+        }
+
+        foreach ((GpuBuffer buffer, Fence fence, long maxJob) in exports)
+        {
+            _checker!.RecheckExport(buffer, fence, maxJob);
+        }
+    }
+
+    private ClientState NewClientState(int index, bool explicitSync)
+    {
+        GpuClient client = _gpu.CreateClient($"{(explicitSync ? "vk" : "gl")}{index}.{_gpu.Clients.Count}", (GpuPriority)(index % 3), explicitSync);
+        var cs = new ClientState(index, client, explicitSync);
+        lock (_byClient)
+        {
+            _byClient[client] = cs;
+        }
+
+        return cs;
+    }
+
+    private sealed class ClientState(int index, GpuClient client, bool explicitSync)
+    {
+        public readonly int Index = index;
+        public readonly GpuClient Client = client;
+        public readonly bool Explicit = explicitSync;
+        public readonly SyncObj Timeline = new();
+        public int InFlight;
+        public ulong Point;
+        public ulong LastQuery;
+    }
+}
