@@ -15,6 +15,7 @@ public class CallbackRegistrationBenchmarks : IDisposable
     private static readonly Action<object?> s_noop = static _ => { };
     private readonly CancellationTokenSource _cts = new();
     private readonly CountingCallback _node = new();
+    private readonly CountingCallback _reAddedNode = new();
     private readonly object _cell = new();
     private Fence _pending = null!;
     private ulong _context;
@@ -26,6 +27,15 @@ public class CallbackRegistrationBenchmarks : IDisposable
     {
         _context = FenceContext.Allocate();
         _pending = new Fence(_context, ++_seqno);
+
+        // Remove _reAddedNode from a pending fence and add it there again before that fence signals:
+        // the second add links a proxy cell and pops the node's own (removed) cell off the list.
+        var earlier = new Fence(_context, ++_seqno);
+        earlier.AddCallback(_reAddedNode);
+        earlier.RemoveCallback(_reAddedNode);
+        earlier.AddCallback(_reAddedNode);
+        earlier.RemoveCallback(_reAddedNode);
+        earlier.Signal();
     }
 
     [GlobalCleanup]
@@ -84,7 +94,30 @@ public class CallbackRegistrationBenchmarks : IDisposable
         return removed;
     }
 
+    /// <summary>
+    /// Create, add, signal (as <see cref="SignalOneCallbackBenchmarks.Fence_OwnedCallback"/>) with a node
+    /// that was once removed and re-added on a still-pending fence. 64 B would be the fence alone; more
+    /// means the node's own cell never came back and every registration now allocates a proxy cell.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = N)]
+    public int Fence_AddSignal_NodeOnceReAddedWhilePending()
+    {
+        ulong context = _context;
+        ulong seqno = _seqno;
+        CountingCallback node = _reAddedNode;
+        for (int i = 0; i < N; i++)
+        {
+            var fence = new Fence(context, ++seqno);
+            fence.AddCallback(node);
+            fence.Signal();
+        }
+
+        _seqno = seqno;
+        return node.Count;
+    }
+
     /// <summary>The floor: push and pop one cell with two compare-and-swaps.</summary>
+    [Reference]
     [Benchmark(OperationsPerInvoke = N)]
     public object? Floor_CompareExchangePushPop()
     {

@@ -80,7 +80,23 @@ public class CreateSignalBenchmarks
         return _sink;
     }
 
+    /// <summary>Reference: the monotonic clock read every <see cref="Fence.Signal()"/> makes for its
+    /// timestamp (<see cref="FenceClock.NowNs"/>, as the kernel's <c>ktime_get()</c>).</summary>
+    [Reference]
+    [Benchmark(OperationsPerInvoke = N)]
+    public long Floor_ClockRead()
+    {
+        long sum = 0;
+        for (int i = 0; i < N; i++)
+        {
+            sum += FenceClock.NowNs;
+        }
+
+        return sum;
+    }
+
     /// <summary>The floor: one uncontended compare-and-swap (signalling needs at least one).</summary>
+    [Reference]
     [Benchmark(OperationsPerInvoke = N)]
     public int Floor_CompareExchange()
     {

@@ -46,6 +46,7 @@ public class SignalOneCallbackBenchmarks
         return _runs;
     }
 
+    [Reference]
     [Benchmark(OperationsPerInvoke = N)]
     public int TaskCompletionSource_AwaiterContinuation()
     {

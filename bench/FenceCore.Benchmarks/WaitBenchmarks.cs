@@ -37,6 +37,7 @@ public class WaitSignaledBenchmarks
         return n;
     }
 
+    [Reference]
     [Benchmark(OperationsPerInvoke = N)]
     public int Task_AwaiterGetResult()
     {
@@ -104,6 +105,7 @@ public class WaitSignaledBenchmarks
     }
 
     /// <summary>The floor: one acquire load of a published reference.</summary>
+    [Reference]
     [Benchmark(OperationsPerInvoke = N)]
     public int Floor_VolatileRead()
     {
@@ -183,6 +185,7 @@ public class WaitAnyBenchmarks
         return sum;
     }
 
+    [Reference]
     [Benchmark(OperationsPerInvoke = N)]
     public int Task_WhenAny_LastCompleted()
     {
