@@ -32,7 +32,7 @@ echo "== gate: run (short in-process job, category Gate)"
 run_job "$artifacts/first" --anyCategories Gate
 
 if [ "${1:-}" = "--update" ]; then
-  # Two runs, best ratio of each: a baseline made while a neighbour builds would make the gate lax.
+  # Two runs; the committed ratio is their geometric mean, so one disturbed run cannot make it lax.
   run_job "$artifacts/second" --anyCategories Gate
   dotnet "$dll" gate-compare --baseline bench/baseline.json --results "$artifacts/first/results" \
     --results "$artifacts/second/results" --update

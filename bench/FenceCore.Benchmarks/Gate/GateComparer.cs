@@ -12,8 +12,9 @@ namespace FenceCore.Benchmarks.Gate;
 /// <remarks>
 /// Usage: <c>FenceCore.Benchmarks gate-compare --baseline FILE --results DIR [--results DIR2]
 /// [--retry-list FILE] [--update]</c>. With <c>--update</c> it rewrites the baseline file from the
-/// results instead of comparing. With several result folders (a first run and a retry), each
-/// benchmark's ratio is the best one any single run gave: a ratio is always taken within one run,
+/// results instead of comparing. With several result folders (a first run and a retry), a
+/// comparison takes each benchmark's best ratio any single run gave (an update takes their geometric
+/// mean instead, so a disturbed run cannot make the committed figure lax): a ratio is always taken within one run,
 /// and noise only ever makes a ratio worse. <c>--retry-list</c> writes the classes that failed on time
 /// alone, for <c>gate.sh</c> to run once more.
 /// <para>
@@ -275,7 +276,7 @@ internal static class GateComparer
                 continue;
             }
 
-            if (!TryBest(runs, bench, out Measured now, out _, out double ratio))
+            if (!TryBest(runs, bench, out Measured now, out _, out _) || !TryTypical(runs, bench, out double ratio))
             {
                 Console.Error.WriteLine($"gate: {bench.Name} or its baseline was not run; not updating.");
                 return 1;
@@ -293,11 +294,30 @@ internal static class GateComparer
             });
         }
 
-        committed.Note ??= "Written by 'bash bench/gate.sh --update' (best ratio of two short runs). Ratios: fastest iteration over the fastest iteration of the class baseline, same run. Review the diff before committing.";
+        committed.Note ??= "Written by 'bash bench/gate.sh --update' (geometric mean of the ratios of two short runs). Ratios: fastest iteration over the fastest iteration of the class baseline, same run. Review the diff before committing.";
         committed.Benchmarks = entries;
         File.WriteAllText(path, JsonSerializer.Serialize(committed, GateBaseline.JsonOptions) + "\n");
         Console.WriteLine($"gate: wrote {entries.Count} entries to {path}");
         return 0;
+    }
+
+    /// <summary>The geometric mean of the per-run ratios: for the committed figure, where the best ratio
+    /// would be biased low by a run whose baseline a neighbour slowed down.</summary>
+    private static bool TryTypical(List<Dictionary<string, Measured>> runs, GateBenchmark bench, out double ratio)
+    {
+        double logSum = 0;
+        int count = 0;
+        foreach (Dictionary<string, Measured> run in runs)
+        {
+            if (run.TryGetValue(bench.Name, out Measured n) && run.TryGetValue(bench.Baseline, out Measured b) && b.MinNs > 0 && n.MinNs > 0)
+            {
+                logSum += Math.Log(n.MinNs / b.MinNs);
+                count++;
+            }
+        }
+
+        ratio = count == 0 ? 0 : Math.Exp(logSum / count);
+        return count > 0;
     }
 
     private static string F(double value) => value.ToString("0.000", CultureInfo.InvariantCulture);
