@@ -1,0 +1,31 @@
+using BenchmarkDotNet.Running;
+using FenceCore.Benchmarks.Gate;
+
+namespace FenceCore.Benchmarks;
+
+/// <summary>
+/// Entry point. <c>dotnet run -c Release --project bench/FenceCore.Benchmarks -- --filter '*'</c> runs
+/// the suites (any BenchmarkDotNet switch works); <c>gate-compare</c> as the first argument runs the
+/// regression gate's comparator instead (see <c>bench/gate.sh</c>).
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == GateComparer.Verb)
+        {
+            return GateComparer.Run(args[1..]);
+        }
+
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, BenchConfig.Create());
+        foreach (var summary in summaries)
+        {
+            if (summary.HasCriticalValidationErrors || summary.Reports.Any(r => !r.Success))
+            {
+                return 1;
+            }
+        }
+
+        return 0;
+    }
+}
