@@ -430,8 +430,8 @@ public sealed class Gpu : IDisposable
             Credits = Math.Min(desc.Credits, entity.CurrentEngine.Config.CreditLimit),
         };
         ulong seqno = ++entity.NextSeqno;
-        job.Scheduled = new GpuFence(this, entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job, entity.Name + ".scheduled");
-        job.Finished = new GpuFence(this, entity.FinishedContext, seqno, GpuFenceKind.Finished, job, entity.Name + ".finished");
+        job.Scheduled = new GpuFence(this, entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job, entity.ScheduledTimeline);
+        job.Finished = new GpuFence(this, entity.FinishedContext, seqno, GpuFenceKind.Finished, job, entity.FinishedTimeline);
         job.PreviousFinished = entity.LastFinished;
         job.PreviousScheduled = entity.LastScheduled;
         entity.LastFinished = job.Finished;
@@ -735,7 +735,7 @@ public sealed class Gpu : IDisposable
                     engine.LastEndNs = job.EndNs;
                 }
 
-                job.Hardware = new GpuFence(this, engine.RingContext, ++engine.NextRingSeqno, GpuFenceKind.Hardware, job, engine.Name + ".ring");
+                job.Hardware = new GpuFence(this, engine.RingContext, ++engine.NextRingSeqno, GpuFenceKind.Hardware, job, engine.RingTimeline);
             }
 
             CheckStorage(job, start);
@@ -951,12 +951,7 @@ public sealed class Gpu : IDisposable
     public void CpuAccess(GpuBuffer buffer, bool write, Action<GpuBuffer>? onAccess = null)
     {
         ArgumentNullException.ThrowIfNull(buffer);
-        Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.UsageRw(write));
-        var access = new CpuAccessCallback(this, buffer, onAccess);
-        if (wait is null || !wait.AddCallback(access))
-        {
-            access.Run();
-        }
+        new CpuAccessCallback(this, buffer, write, onAccess).Run();
     }
 
     /// <summary>Kills a client: its queued jobs end with -ESRCH, in order; running jobs finish.
@@ -1065,14 +1060,10 @@ public sealed class Gpu : IDisposable
 
     private static ulong Mix(ulong hash, ulong value)
     {
-        // FNV-1a over the 8 bytes of value.
-        for (int i = 0; i < 8; i++)
-        {
-            hash ^= (byte)(value >> (i * 8));
-            hash *= 1099511628211UL;
-        }
-
-        return hash;
+        // FNV-1a-style, a 64-bit word at a time, with a rotate so every bit of value reaches the hash.
+        hash ^= value;
+        hash *= 1099511628211UL;
+        return ulong.RotateLeft(hash, 29);
     }
 
     /// <summary>Stops the worker threads (threads mode).</summary>
@@ -1085,12 +1076,23 @@ public sealed class Gpu : IDisposable
         private void Run() => gpu.SignalFailed(fence, error, job);
     }
 
-    private sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, Action<GpuBuffer>? onAccess) : FenceCallback
+    /// <summary>
+    /// A CPU access: it begins only when nothing its direction must wait for is pending. Fences found
+    /// pending are waited for and the reservation is read again, because a move (an eviction and a move
+    /// back) may have been added meanwhile; the access happens in the same step as the final check.
+    /// </summary>
+    private sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, bool write, Action<GpuBuffer>? onAccess) : FenceCallback
     {
         protected override void Invoke(Fence fence) => gpu._dispatcher.Post(static s => ((CpuAccessCallback)s!).Run(), this);
 
         public void Run()
         {
+            Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.UsageRw(write));
+            if (wait is not null && wait.AddCallback(this))
+            {
+                return; // still busy: try again when it signals
+            }
+
             if (buffer.StorageFence is { } move && !move.IsSignaled)
             {
                 gpu.RecordLeak(null, buffer);

@@ -197,7 +197,10 @@ public sealed class Engine
         Index = index;
         Config = config;
         RingContext = FenceContext.Allocate();
+        RingTimeline = config.Name + ".ring";
     }
+
+    internal string RingTimeline { get; }
 
     /// <summary>The GPU that owns the engine.</summary>
     internal Gpu? Owner { get; init; }
@@ -278,6 +281,8 @@ public sealed class SchedEntity
         Priority = priority;
         Name = name;
         ulong first = FenceContext.Allocate(2);
+        ScheduledTimeline = name + ".scheduled";
+        FinishedTimeline = name + ".finished";
         ScheduledContext = first;
         FinishedContext = first + 1;
         CurrentEngine = engines[0];
@@ -294,6 +299,10 @@ public sealed class SchedEntity
 
     /// <summary>Name.</summary>
     public string Name { get; }
+
+    internal string ScheduledTimeline { get; }
+
+    internal string FinishedTimeline { get; }
 
     /// <summary>Context of its scheduled fences.</summary>
     public ulong ScheduledContext { get; }

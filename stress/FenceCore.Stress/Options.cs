@@ -20,7 +20,7 @@ internal sealed class Options
     public double ForeignRate { get; private set; } = 0.0001;
     public double ExportRate { get; private set; } = 0.01;
     public double CpuAccessRate { get; private set; } = 0.005;
-    public long DeviceMemoryMiB { get; private set; } = 192;
+    public long DeviceMemoryMiB { get; private set; } = 80;
     public GpuTimeMode Mode { get; private set; } = GpuTimeMode.Virtual;
     public int Threads { get; private set; } = Environment.ProcessorCount;
     public string? JsonPath { get; private set; }
@@ -38,7 +38,7 @@ internal sealed class Options
         Usage: dotnet run --project stress/FenceCore.Stress -c Release -- [options]
 
         With no options it runs the default scenario: 24 clients (1 in 8 explicit-sync), 96 buffers in
-        192 MiB of device memory, 6 engines (gfx, compute0, compute1, copy0, copy1, video), 1.5 million
+        80 MiB of device memory, 6 engines (gfx, compute0, compute1, copy0, copy1, video), 1.5 million
         jobs of 1-4 buffers each, with hangs, client kills and never-signalling foreign fences, in
         deterministic virtual time (seed 1). It finishes in about a minute.
 
@@ -52,7 +52,7 @@ internal sealed class Options
           --buffers-per-job N      at most N buffers per job, 1..N uniformly (default 4)
           --in-flight N            jobs each client keeps in flight (default 4)
           --explicit-fraction F    fraction of explicit-sync clients, 0..1 (default 0.125)
-          --memory MIB             device memory in MiB (default 192)
+          --memory MIB             device memory in MiB (default 80, so buffers get evicted and moved back)
         Faults (probabilities per job, 0..1)
           --hang-rate P            job hangs; the engine timeout resets it (default 0.0002)
           --kill-rate P            the client is killed and restarted (default 0.00005)

@@ -35,8 +35,10 @@ internal sealed class Workload
         _checker = checker;
         _trace = trace;
         _rng = new Random(o.Seed);
-        long maxBuffer = Math.Max(64 * 1024, o.DeviceMemoryMiB * 1024 * 1024 / Math.Max(1, o.Buffers / 2) / 2);
-        _buffers = [.. Enumerable.Range(0, o.Buffers).Select(i => gpu.CreateBuffer(_rng.NextInt64(64 * 1024, maxBuffer + 1), $"bo{i}"))];
+        // 64 KiB to 2 MiB each (about 1 MiB on average, capped at a sixteenth of device memory), so the
+        // default 96 buffers want more than the default 64 MiB and the memory manager must evict.
+        long maxBuffer = Math.Max(64 * 1024, Math.Min(2L << 20, (o.DeviceMemoryMiB << 20) / 16));
+        _buffers = [.. Enumerable.Range(0, o.Buffers).Select(i => gpu.CreateBuffer(_rng.NextInt64(Math.Min(64 * 1024, maxBuffer), maxBuffer + 1), $"bo{i}"))];
         _dmaBufs = [.. _buffers.Select(b => new DmaBuf(b.Reservation, b.Name))];
         int explicitClients = (int)Math.Round(o.Clients * o.ExplicitFraction);
         _clients = new ClientState[o.Clients];
