@@ -55,6 +55,7 @@ internal static class CoyoteHarness
         Func<Configuration, Configuration>? configure, string testName)
     {
         AssertRewritten();
+        WarmUp();
 
         string? replay = Environment.GetEnvironmentVariable(ReplayVariable);
         bool replaying = !string.IsNullOrEmpty(replay) &&
@@ -121,7 +122,31 @@ internal static class CoyoteHarness
             output.WriteLine($"Uncontrolled invocation: {invocation}");
         }
 
+        if (replaying)
+        {
+            Assert.True(report.NumOfFoundBugs > 0, $"{ReplayVariable}={replay}: the trace did not reproduce a bug (see the log above).");
+        }
+
         return new Outcome(report.NumOfFoundBugs, [.. report.BugReports], report.UncontrolledInvocations, tracePath);
+    }
+
+    /// <summary>
+    /// Runs the library's static initializers outside the engine. Otherwise the first iteration in a
+    /// process also schedules the atomics of, say, <see cref="Fence.Stub"/>'s creation, and a trace
+    /// found in a later iteration does not replay in a fresh process.
+    /// </summary>
+    private static void WarmUp()
+    {
+        _ = Fence.Stub;
+        var fence = new Fence(FenceContext.Allocate(), 1);
+        fence.AddCallback(static _ => { });
+        fence.Signal();
+        _ = fence.WaitAsync(TimeSpan.Zero);
+        using var timeline = new SwSyncTimeline("warm-up");
+        Fence point = timeline.CreateFence(1);
+        var array = new FenceArray([point, fence]);
+        array.EnableSignaling();
+        timeline.Increment();
     }
 
     /// <summary>Fails unless both the library and this test assembly were rewritten by the build.</summary>
