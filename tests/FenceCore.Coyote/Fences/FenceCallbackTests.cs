@@ -134,6 +134,28 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     });
 
     [Fact]
+    public void RemoveAfterSignalIsVisible_ReturnsFalseAndTheCallbackRuns() => CoyoteHarness.Check(output, async () =>
+    {
+        // dma_fence_remove_callback: false once the fence has signalled. A remover that has already
+        // seen the fence signalled must not take the callback away from the signaller.
+        Fence fence = NewFence();
+        var node = new CountingCallback();
+        Specification.Assert(fence.AddCallback(node), "add failed");
+
+        Task signaller = Task.Run(() => fence.Signal());
+        Task<(bool SawSignaled, bool Removed)> remover = Task.Run(() =>
+        {
+            bool sawSignaled = fence.IsSignaledFlag;
+            return (sawSignaled, fence.RemoveCallback(node));
+        });
+
+        await signaller;
+        (bool sawSignaled, bool removed) = await remover;
+        Specification.Assert(!(sawSignaled && removed), "RemoveCallback returned true after the fence was seen signalled");
+        AssertFate("node", node, added: true, removed);
+    });
+
+    [Fact]
     public void CallbacksRunInRegistrationOrder_WhileAddsRace() => CoyoteHarness.Check(output, async () =>
     {
         Fence fence = NewFence();
