@@ -120,11 +120,12 @@ public sealed class FenceArray : Fence
     /// <inheritdoc/>
     protected override bool PollSignaled()
     {
-        // Acquire-read the count first, so a concurrent enable that already counted members is seen.
-        int pending = Volatile.Read(ref _numPending);
         if (IsSignalingEnabled)
         {
-            return pending <= 0;
+            // Enabled: the decrement that reaches zero owns the signal and passes the first error to it.
+            // Signalling here too would race it with error 0 and could win, dropping the member's error;
+            // until the owner publishes, the array is still pending.
+            return false;
         }
 
         int needed = _signalOnAny ? 1 : _fences.Length;
