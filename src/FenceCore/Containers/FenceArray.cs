@@ -120,11 +120,12 @@ public sealed class FenceArray : Fence
     /// <inheritdoc/>
     protected override bool PollSignaled()
     {
-        // Acquire-read the count first, so a concurrent enable that already counted members is seen.
-        int pending = Volatile.Read(ref _numPending);
         if (IsSignalingEnabled)
         {
-            return pending <= 0;
+            // Enabled: the decrement that reaches zero owns the signal and passes the first error to it.
+            // Signalling here too would race it with error 0 and could win, dropping the member's error;
+            // until the owner publishes, the array is still pending.
+            return false;
         }
 
         int needed = _signalOnAny ? 1 : _fences.Length;
@@ -136,13 +137,10 @@ public sealed class FenceArray : Fence
                 RecordError(member.Error);
                 if (++signaled >= needed)
                 {
-                    int error = Volatile.Read(ref _pendingError);
-                    if (error < 0 && !IsSignaledFlag)
-                    {
-                        // Polled without enabling: the array's error is the first failed member's.
-                        TrySetErrorBeforeSignal(error);
-                    }
-
+                    // Polled without enabling: signal here with the first failed member's error, so the
+                    // error travels with whichever signal wins the claim (a SetError followed by a separate
+                    // Signal could be overtaken by an enabled path's signal).
+                    Signal(Volatile.Read(ref _pendingError));
                     return true;
                 }
             }
@@ -218,18 +216,6 @@ public sealed class FenceArray : Fence
         if (Interlocked.Decrement(ref _numPending) == 0)
         {
             Signal(Volatile.Read(ref _pendingError));
-        }
-    }
-
-    private void TrySetErrorBeforeSignal(int error)
-    {
-        try
-        {
-            SetError(error);
-        }
-        catch (InvalidOperationException)
-        {
-            // Another thread signalled the array in the meantime; its error stands.
         }
     }
 

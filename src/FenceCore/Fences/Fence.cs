@@ -529,9 +529,9 @@ public partial class Fence
     /// <summary>
     /// Removes a queued callback. Mirrors <c>dma_fence_remove_callback</c>.
     /// </summary>
-    /// <returns>True if it was still queued and now will never run; false if it has run, is about to run
-    /// on the signalling thread, or was never queued on this fence. After true, the node may be re-added
-    /// at once.</returns>
+    /// <returns>True if it was still queued on a pending fence and now will never run; false if it has run,
+    /// the fence has signalled (the callback runs or is running on the signalling thread), or it was never
+    /// queued on this fence. After true, the node may be re-added at once.</returns>
     public bool RemoveCallback(FenceCallback callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
@@ -546,7 +546,16 @@ public partial class Fence
             return false;
         }
 
-        // Linearization point: wins against the signaller's claim, or loses to it.
+        // Once the signal is published the cell belongs to the signaller, even before it reaches it:
+        // the kernel's remove returns false on a signalled fence, and a timed-out or cancelled wait
+        // must not report failure for a signal it could already see. Linearization point of a true
+        // result: the fence is pending here, and the CAS below stops the later claim.
+        if (IsSignaledFlag)
+        {
+            return false;
+        }
+
+        // Wins against the signaller's claim, or loses to it.
         if (Interlocked.CompareExchange(ref cell.State, FenceCallback.Removed, FenceCallback.Queued) != FenceCallback.Queued)
         {
             return false;

@@ -1,0 +1,59 @@
+using Microsoft.Coyote;
+using Microsoft.Coyote.Specifications;
+using Xunit.Abstractions;
+
+namespace FenceCore.Coyote.Canary;
+
+/// <summary>
+/// Proves the Coyote setup can find a bug: if rewriting silently stops working (the build target did
+/// not run, a runtime change made the rewritten calls pass through), these tests fail.
+/// </summary>
+public sealed class CanaryTests(ITestOutputHelper output)
+{
+    /// <summary>The same scenario as <c>FenceCallbackTests</c>: a queued callback, a signal and a remove
+    /// race; "removed" and "ran" must never both hold.</summary>
+    private static async Task RemoveRacesSignal()
+    {
+        var list = new BrokenRemoveCallbackList();
+        int runs = 0;
+        BrokenRemoveCallbackList.Cell cell = list.Add(() => Interlocked.Increment(ref runs));
+
+        Task signaller = Task.Run(() => list.Signal());
+        Task<bool> remover = Task.Run(() => list.RemoveCallback(cell));
+        await signaller;
+        bool removed = await remover;
+
+        int ran = Volatile.Read(ref runs);
+        Specification.Assert(!(removed && ran == 1), "canary: callback both removed and run");
+        Specification.Assert(removed || ran == 1, "canary: callback neither removed nor run");
+    }
+
+    [Fact]
+    public void BrokenRemoveWithoutCas_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, RemoveRacesSignal, CoyoteHarness.DefaultIterations,
+            configure: null, nameof(BrokenRemoveWithoutCas_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded read-then-write race: systematic testing is not in control.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("canary: callback both removed and run", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
+    [Fact]
+    public void BrokenRemoveWithoutCas_TraceReplaysTheSameBug()
+    {
+        CoyoteHarness.Outcome found = CoyoteHarness.Explore(output, RemoveRacesSignal, CoyoteHarness.DefaultIterations,
+            configure: null, nameof(BrokenRemoveWithoutCas_TraceReplaysTheSameBug));
+        Assert.NotNull(found.TracePath);
+
+        string trace = File.ReadAllText(found.TracePath!);
+        CoyoteHarness.Outcome replayed = CoyoteHarness.Explore(output, RemoveRacesSignal, 1,
+            c => c.WithReproducibleTrace(trace), "replay");
+
+        Assert.Equal(1, replayed.Bugs);
+        Assert.Contains(replayed.BugReports, r => r.Contains("canary: callback both removed and run", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TestAndLibraryAssemblies_AreRewritten() => CoyoteHarness.AssertRewritten();
+}

@@ -1,0 +1,97 @@
+using Microsoft.Coyote.Specifications;
+using Xunit.Abstractions;
+
+namespace FenceCore.Coyote.Fences;
+
+/// <summary>
+/// Concurrent signals (Fence.SignalCore): exactly one signaller wins the claim, and the error and
+/// timestamp every reader sees, inside a callback or after, are the winner's.
+/// </summary>
+public sealed class FenceSignalTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void ConcurrentSignals_ExactlyOneWinsAndItsErrorAndTimestampStand() => CoyoteHarness.Check(output, async () =>
+    {
+        var fence = new Fence(FenceContext.Allocate(), 1);
+        int[] errors = [0, -Errno.EIO, -Errno.ETIMEDOUT];
+        long[] stamps = [100, 200, 300];
+        long seenInCallback = -1;
+        int statusInCallback = 0;
+        fence.AddCallback(f =>
+        {
+            Volatile.Write(ref statusInCallback, f.Status);
+            Volatile.Write(ref seenInCallback, f.TimestampNs);
+        });
+
+        var signallers = new Task<bool>[3];
+        for (int i = 0; i < signallers.Length; i++)
+        {
+            int me = i;
+            signallers[i] = Task.Run(() => fence.SignalWithTimestamp(errors[me], stamps[me]));
+        }
+
+        // A reader racing the signallers: once it sees the fence signalled, status and timestamp are final.
+        Task<(int Status, long Stamp)> reader = Task.Run(() =>
+            fence.TryGetTimestamp(out long ts) ? (fence.Status, ts) : (0, -1L));
+
+        await Task.WhenAll(signallers);
+        (int readStatus, long readStamp) = await reader;
+
+        int winners = 0;
+        int winner = -1;
+        for (int i = 0; i < signallers.Length; i++)
+        {
+            if (signallers[i].Result)
+            {
+                winners++;
+                winner = i;
+            }
+        }
+
+        Specification.Assert(winners == 1, "{0} signallers won", winners);
+        int expectedStatus = errors[winner] < 0 ? errors[winner] : 1;
+        Specification.Assert(fence.Status == expectedStatus, "status {0}, winner signalled {1}", fence.Status, errors[winner]);
+        Specification.Assert(fence.TimestampNs == stamps[winner], "timestamp {0}, winner's {1}", fence.TimestampNs, stamps[winner]);
+        Specification.Assert(statusInCallback == expectedStatus, "callback saw status {0}, winner's {1}", statusInCallback, expectedStatus);
+        Specification.Assert(seenInCallback == stamps[winner], "callback saw timestamp {0}, winner's {1}", seenInCallback, stamps[winner]);
+        Specification.Assert(readStamp == -1 || (readStamp == stamps[winner] && readStatus == expectedStatus),
+            "a racing reader saw status {0} at {1}; the winner's are {2} at {3}", readStatus, readStamp, expectedStatus, stamps[winner]);
+    });
+
+    [Fact]
+    public void EnableSignalingAgainstSignal_HookRunsAtMostOnceAndNeverAfterTheSignal() => CoyoteHarness.Check(output, async () =>
+    {
+        var fence = new HookCountingFence();
+        bool Enable()
+        {
+            bool signaledBefore = fence.IsSignaledFlag;
+            fence.EnableSignaling();
+            return signaledBefore;
+        }
+
+        Task<bool> enable1 = Task.Run(Enable);
+        Task<bool> enable2 = Task.Run(Enable);
+        Task<bool> signal = Task.Run(() => fence.Signal());
+        bool late1 = await enable1;
+        bool late2 = await enable2;
+        bool signalled = await signal;
+
+        Specification.Assert(signalled, "the only signaller lost");
+        Specification.Assert(fence.HookCalls <= 1, "OnEnableSignaling ran {0} times", fence.HookCalls);
+        Specification.Assert(fence.IsSignalingEnabled, "enable bit lost");
+        Specification.Assert(!(late1 && late2) || fence.HookCalls == 0, "OnEnableSignaling ran although every enable came after the signal");
+    });
+
+    private sealed class HookCountingFence() : Fence(FenceContext.Allocate(), 1)
+    {
+        private int _hookCalls;
+
+        public int HookCalls => Volatile.Read(ref _hookCalls);
+
+        protected override bool OnEnableSignaling()
+        {
+            Interlocked.Increment(ref _hookCalls);
+            return true;
+        }
+    }
+}
