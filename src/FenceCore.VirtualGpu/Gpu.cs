@@ -896,6 +896,10 @@ public sealed class Gpu : IDisposable
             Interlocked.Increment(ref _jobsCompleted);
             s_jobsCompleted.Add(1);
             Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, job, job.Engine, error));
+
+            // Let go of the dependency graph: a finished job's dependencies (and theirs, through each
+            // fence's job) would otherwise keep every earlier job alive and memory would grow with the run.
+            job.ReleaseDependencies();
         }
     }
 

@@ -132,7 +132,8 @@ public sealed class GpuJob
     public GpuFence? Hardware { get; internal set; }
 
     /// <summary>The dependencies as submitted: first the implicit ones read from the buffers' reservations
-    /// (in the same atomic step that added this job's fence), then the explicit ones, unwrapped.</summary>
+    /// (in the same atomic step that added this job's fence), then the explicit ones, unwrapped. Emptied
+    /// once the job has completed, so finished jobs do not keep the whole dependency graph alive.</summary>
     public IReadOnlyList<Fence> SubmittedDependencies { get; internal set; } = [];
 
     /// <summary>How many of <see cref="SubmittedDependencies"/> came from implicit sync.</summary>
@@ -165,6 +166,18 @@ public sealed class GpuJob
 
     /// <summary>True for the memory manager's moves and clears (KERNEL fences).</summary>
     public bool IsKernelJob { get; internal init; }
+
+    /// <summary>Drops the references to other jobs' fences once this job has completed and its completion
+    /// event has been delivered; the dependency lists read empty afterwards.</summary>
+    internal void ReleaseDependencies()
+    {
+        SubmittedDependencies = [];
+        EffectiveDependencies = [];
+        StorageFences = [];
+        PreviousFinished = null;
+        PreviousScheduled = null;
+        Waiter = null;
+    }
 
     /// <summary>Set by the completion path before the drain signals the job's fences.</summary>
     internal bool HardwareDone;

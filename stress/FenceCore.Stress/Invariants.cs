@@ -156,9 +156,10 @@ internal sealed class InvariantChecker
             // would not match the reservations' order: take the earlier accesses the submission itself read
             // from the reservations (before the scheduler's dedup, same-entity and pipelining rules).
             List<GpuJob>? raw = null;
-            for (int i = 0; i < job.ImplicitDependencyCount; i++)
+            IReadOnlyList<Fence> submitted = job.SubmittedDependencies; // empty if the job already completed
+            for (int i = 0; i < Math.Min(job.ImplicitDependencyCount, submitted.Count); i++)
             {
-                if (job.SubmittedDependencies[i] is GpuFence { Job: { IsKernelJob: false } p } && !ReferenceEquals(p, job))
+                if (submitted[i] is GpuFence { Job: { IsKernelJob: false } p } && !ReferenceEquals(p, job))
                 {
                     (raw ??= []).Add(p);
                 }

@@ -203,6 +203,9 @@ var report = new Dictionary<string, object?>
         ["devicePeakBytes"] = gpu.PeakDeviceMemoryUsed,
         ["managedPeakBytes"] = checker?.PeakManagedBytes ?? GC.GetTotalMemory(false),
         ["processPeakWorkingSetBytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
+        ["managedAllocatedBytes"] = GC.GetTotalAllocatedBytes(),
+        ["managedAllocatedBytesPerJob"] = gpu.JobsCompleted == 0 ? 0 : GC.GetTotalAllocatedBytes() / gpu.JobsCompleted,
+        ["gcCollections"] = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) },
     },
     ["invariants"] = checker?.All.Select(i => new Dictionary<string, object?>
     {

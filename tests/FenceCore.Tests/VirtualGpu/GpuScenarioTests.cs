@@ -65,8 +65,8 @@ public class GpuScenarioTests
         GpuJob read1 = b.Submit(Job(EngineKind.Compute, 30 * Us, new BufferAccess(bo, false)));
         GpuJob read2 = b.Submit(Job(EngineKind.Video, 30 * Us, new BufferAccess(bo, false)));
 
-        gpu.RunUntilIdle();
         Assert.Contains(write.Finished, read1.EffectiveDependencies);
+        gpu.RunUntilIdle();
         Assert.True(read1.StartNs >= write.EndNs);
         Assert.True(read2.StartNs >= write.EndNs);
         Assert.True(read2.StartNs < read1.EndNs, "two readers on different engines overlap");
@@ -274,8 +274,9 @@ public class GpuScenarioTests
         Assert.Contains(bo.Reservation.Snapshot.ToArray(), e => e.Fence == mine.Finished && e.Usage == FenceUsage.Bookkeep);
         Assert.DoesNotContain(write.Finished, mine.EffectiveDependencies);
         Assert.Contains(bo.StorageFence!, mine.EffectiveDependencies);
+        Fence clear = bo.StorageFence!;
         gpu.RunUntilIdle();
-        Assert.True(mine.StartNs >= ((GpuFence)bo.StorageFence!).Job!.EndNs, "the clear's KERNEL fence is never skipped");
+        Assert.True(mine.StartNs >= ((GpuFence)clear).Job!.EndNs, "the clear's KERNEL fence is never skipped");
         Assert.Equal(0, gpu.LeakCount);
     }
 
@@ -313,6 +314,32 @@ public class GpuScenarioTests
         gpu.RunUntilIdle();
         Assert.True(accessedAt >= write.EndNs);
         Assert.Equal(0, gpu.LeakCount);
+    }
+
+    [Fact]
+    public void CompletedJobs_LetGoOfTheirDependencies_SoMemoryStaysBounded()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer bo = gpu.CreateBuffer(4096);
+        GpuClient a = gpu.CreateClient("a");
+        GpuClient b = gpu.CreateClient("b");
+        GpuJob first = a.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(bo, true)));
+        var weak = new WeakReference(first);
+        GpuJob second = b.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(bo, true)));
+        Assert.NotEmpty(second.EffectiveDependencies);
+        first = null!;
+
+        gpu.RunUntilIdle();
+        Assert.Empty(second.EffectiveDependencies);
+        Assert.Empty(second.SubmittedDependencies);
+
+        // Later work moves the entity's last fence on and prunes the buffer's signalled entries.
+        a.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(bo, true)));
+        gpu.RunUntilIdle();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Assert.False(weak.IsAlive, "a finished job is not kept alive by the jobs that depended on it");
+        GC.KeepAlive(second);
     }
 
     [Fact]
