@@ -215,17 +215,19 @@ public class FenceWaitTests
         var pending = NewFence();
         Assert.False(pending.Wait(TimeSpan.FromMilliseconds(1)));
         Assert.False(pending.Wait(TimeSpan.FromMilliseconds(1)));
-        var warm = NewFence();
-        using (new Timer(_ => warm.Signal(), null, 5, Timeout.Infinite))
+
+        // The first blocking wait of a fresh waiter may create its event's lock once; take the best of
+        // three rounds, which must allocate nothing (a waiter stuck on proxy cells allocates every time).
+        long best = long.MaxValue;
+        for (int round = 0; round < 3; round++)
         {
-            Assert.True(warm.Wait(TimeSpan.FromSeconds(10)));
+            var f = NewFence();
+            using var timer = new Timer(_ => f.Signal(), null, 20, Timeout.Infinite);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            Assert.True(f.Wait(TimeSpan.FromSeconds(10)));
+            best = Math.Min(best, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        var f = NewFence();
-        using var timer = new Timer(_ => f.Signal(), null, 20, Timeout.Infinite);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        Assert.True(f.Wait(TimeSpan.FromSeconds(10)));
-        long after = GC.GetAllocatedBytesForCurrentThread();
-        Assert.Equal(0, after - before);
+        Assert.Equal(0, best);
     }
 }

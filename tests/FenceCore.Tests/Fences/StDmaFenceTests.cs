@@ -149,7 +149,18 @@ public class StDmaFenceTests
     {
         var slots = new Fence?[2];
         long passes = 0, misses = 0, lost = 0;
-        using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+
+        // 50 ms as in the kernel, but at least 200 rounds so a loaded machine still races (10 s cap).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        void CheckStop()
+        {
+            if (clock.ElapsedMilliseconds >= 50 && Interlocked.Read(ref passes) + Interlocked.Read(ref misses) >= 200)
+            {
+                stop.Cancel();
+            }
+        }
+
         var barrier = new Barrier(2);
 
         void Worker(int me)
@@ -207,6 +218,8 @@ public class StDmaFenceTests
                 {
                     Interlocked.Increment(ref misses);
                 }
+
+                CheckStop();
             }
 
             // Let the peer finish: it may be spinning for one more fence of ours.
