@@ -67,12 +67,12 @@ using var progress = new Timer(_ =>
     }
 
     double t = wall.Elapsed.TotalSeconds;
-    long done = gpu.JobsCompleted;
+    long done = workload.CompletedClientJobs;
     double rate = (done - lastJobs) / Math.Max(1e-9, t - lastT);
     lastJobs = done;
     lastT = t;
     string line = string.Create(CultureInfo.InvariantCulture,
-        $"[{t,6:F1}s] jobs {done,11:N0} / {o.Jobs:N0}  {rate,10:N0} jobs/s  gpu time {gpu.NowNs / 1e9,8:F3}s  resets {gpu.Engines.Sum(e => e.Resets),4}  leaks {gpu.LeakCount}  violations {checker?.TotalViolations ?? 0}");
+        $"[{t,6:F1}s] jobs {done,11:N0} / {o.Jobs:N0} (+{gpu.JobsCompleted - done:N0} moves)  {rate,9:N0} jobs/s  gpu time {gpu.NowNs / 1e9,8:F3}s  resets {gpu.Engines.Sum(e => e.Resets),4}  leaks {gpu.LeakCount}  violations {checker?.TotalViolations ?? 0}");
     if (interactive)
     {
         Console.Write("\r" + line);

@@ -52,6 +52,9 @@ internal sealed class Workload
     }
 
     public long Submitted => Interlocked.Read(ref _submitted);
+
+    /// <summary>Client jobs whose finished fence has signalled (memory-manager moves not counted).</summary>
+    public long CompletedClientJobs => Interlocked.Read(ref _latencyCount);
     public long Hangs;
     public long Kills;
     public long ForeignDependencies;

@@ -1,0 +1,83 @@
+using System.Text.Json;
+
+namespace FenceCore.Tests.VirtualGpu;
+
+/// <summary>Short runs of the stress runner (the main command) inside the test suite.</summary>
+public class StressRunTests
+{
+    private static (int ExitCode, JsonElement Report) Run(params string[] args)
+    {
+        string json = Path.Combine(Path.GetTempPath(), $"fencecore-stress-{Guid.NewGuid():N}.json");
+        try
+        {
+            System.Reflection.MethodInfo entry = typeof(FenceCore.Stress.Invariant).Assembly.EntryPoint!;
+            int code = (int)entry.Invoke(null, [(string[])[.. args, "--quiet", "--json", json]])!;
+            using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(json));
+            return (code, doc.RootElement.Clone());
+        }
+        finally
+        {
+            File.Delete(json);
+        }
+    }
+
+    private static long Violations(JsonElement report, string invariant) =>
+        report.GetProperty("invariants").EnumerateArray().Single(i => i.GetProperty("name").GetString() == invariant).GetProperty("violations").GetInt64();
+
+    [Fact]
+    public void ShortVirtualRun_Passes_AndEveryInvariantWasChecked()
+    {
+        (int code, JsonElement report) = Run("--jobs", "20000", "--seed", "3", "--hang-rate", "0.002", "--kill-rate", "0.001", "--foreign-rate", "0.001");
+
+        Assert.Equal(0, code);
+        Assert.Equal("pass", report.GetProperty("result").GetString());
+        foreach (JsonElement inv in report.GetProperty("invariants").EnumerateArray())
+        {
+            Assert.True(inv.GetProperty("checks").GetInt64() > 0, $"{inv.GetProperty("name")} was never checked");
+            Assert.Equal(0, inv.GetProperty("violations").GetInt64());
+        }
+
+        JsonElement counts = report.GetProperty("counts");
+        Assert.Equal(20000, counts.GetProperty("clientJobs").GetInt64());
+        Assert.True(counts.GetProperty("engineResets").GetInt64() > 0);
+        Assert.Equal(counts.GetProperty("jobsSubmitted").GetInt64(), counts.GetProperty("jobsCompleted").GetInt64());
+    }
+
+    [Fact]
+    public void SameSeed_GivesTheSameDigest()
+    {
+        (_, JsonElement a) = Run("--jobs", "5000", "--seed", "11");
+        (_, JsonElement b) = Run("--jobs", "5000", "--seed", "11");
+        (_, JsonElement c) = Run("--jobs", "5000", "--seed", "12");
+        Assert.Equal(a.GetProperty("digest").GetString(), b.GetProperty("digest").GetString());
+        Assert.NotEqual(a.GetProperty("digest").GetString(), c.GetProperty("digest").GetString());
+    }
+
+    [Fact]
+    public void SkippedKernelFences_AreCaught_AndTheRunFails()
+    {
+        (int code, JsonElement report) = Run("--jobs", "20000", "--seed", "5", "--explicit-fraction", "0.5", "--inject-skip-kernel");
+        Assert.Equal(1, code);
+        Assert.Equal("fail", report.GetProperty("result").GetString());
+        Assert.True(Violations(report, "no-access-during-move") > 0);
+    }
+
+    [Fact]
+    public void ShortThreadsRun_Passes()
+    {
+        (int code, JsonElement report) = Run("--mode", "threads", "--threads", "2", "--jobs", "5000", "--hang-rate", "0.001");
+        Assert.Equal(0, code);
+        Assert.Equal("pass", report.GetProperty("result").GetString());
+    }
+
+    [Theory]
+    [InlineData("--bogus")]
+    [InlineData("--jobs", "0")]
+    [InlineData("--mode", "quantum")]
+    [InlineData("--engines", "graphics=1")]
+    public void BadUsage_ExitsWith2(params string[] args)
+    {
+        System.Reflection.MethodInfo entry = typeof(FenceCore.Stress.Invariant).Assembly.EntryPoint!;
+        Assert.Equal(2, (int)entry.Invoke(null, [args])!);
+    }
+}
