@@ -397,13 +397,24 @@ public sealed class Gpu : IDisposable
 
     private static BufferAccess[] Deduplicate(IReadOnlyList<BufferAccess> buffers)
     {
-        var result = new List<BufferAccess>(buffers.Count);
+        if (buffers.Count == 0)
+        {
+            return [];
+        }
+
+        var result = new BufferAccess[buffers.Count];
+        int n = 0;
         foreach (BufferAccess a in buffers)
         {
-            int at = result.FindIndex(x => ReferenceEquals(x.Buffer, a.Buffer));
-            if (at < 0)
+            int at = 0;
+            while (at < n && !ReferenceEquals(result[at].Buffer, a.Buffer))
             {
-                result.Add(a);
+                at++;
+            }
+
+            if (at == n)
+            {
+                result[n++] = a;
             }
             else if (a.Write)
             {
@@ -411,7 +422,7 @@ public sealed class Gpu : IDisposable
             }
         }
 
-        return [.. result];
+        return n == result.Length ? result : result[..n];
     }
 
     private GpuJob Arm(GpuClient? client, SchedEntity entity, JobDescription desc)
@@ -520,6 +531,11 @@ public sealed class Gpu : IDisposable
     /// </summary>
     private static Fence[] Normalize(GpuJob job, List<Fence> deps)
     {
+        if (deps.Count == 0)
+        {
+            return [];
+        }
+
         var result = new List<Fence>(deps.Count);
         foreach (Fence dep in deps)
         {
@@ -538,8 +554,13 @@ public sealed class Gpu : IDisposable
                 }
             }
 
-            int at = result.FindIndex(x => x.Context == f.Context);
-            if (at < 0)
+            int at = 0;
+            while (at < result.Count && result[at].Context != f.Context)
+            {
+                at++;
+            }
+
+            if (at == result.Count)
             {
                 result.Add(f);
             }

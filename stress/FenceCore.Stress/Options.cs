@@ -13,6 +13,7 @@ internal sealed class Options
     public int Clients { get; private set; } = 24;
     public int Buffers { get; private set; } = 96;
     public int MaxBuffersPerJob { get; private set; } = 4;
+    public bool FixedBuffersPerJob { get; private set; }
     public int InFlightPerClient { get; private set; } = 4;
     public double ExplicitFraction { get; private set; } = 0.125;
     public double HangRate { get; private set; } = 0.0002;
@@ -50,6 +51,7 @@ internal sealed class Options
           --clients N              clients (default 24)
           --buffers N              shared buffers (default 96)
           --buffers-per-job N      at most N buffers per job, 1..N uniformly (default 4)
+          --fixed-buffers          every job touches exactly --buffers-per-job buffers
           --in-flight N            jobs each client keeps in flight (default 4)
           --explicit-fraction F    fraction of explicit-sync clients, 0..1 (default 0.125)
           --memory MIB             device memory in MiB (default 80, so buffers get evicted and moved back)
@@ -101,6 +103,7 @@ internal sealed class Options
                 case "--clients": o.Clients = Int(name, Value(), 1, 100_000); break;
                 case "--buffers": o.Buffers = Int(name, Value(), 1, 1_000_000); break;
                 case "--buffers-per-job": o.MaxBuffersPerJob = Int(name, Value(), 0, 64); break;
+                case "--fixed-buffers": o.FixedBuffersPerJob = true; break;
                 case "--in-flight": o.InFlightPerClient = Int(name, Value(), 1, 1024); break;
                 case "--explicit-fraction": o.ExplicitFraction = Double(name, Value(), 0, 1); break;
                 case "--memory": o.DeviceMemoryMiB = Long(name, Value(), 1, 1 << 20); break;

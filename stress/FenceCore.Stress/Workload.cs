@@ -198,11 +198,18 @@ internal sealed class Workload
             kind = _gpu.Engines[_rng.Next(_gpu.Engines.Count)].Kind;
         }
 
-        int n = _o.MaxBuffersPerJob == 0 ? 0 : _rng.Next(1, _o.MaxBuffersPerJob + 1);
+        int n = _o.MaxBuffersPerJob == 0 ? 0 : _o.FixedBuffersPerJob ? _o.MaxBuffersPerJob : _rng.Next(1, _o.MaxBuffersPerJob + 1);
         var accesses = new BufferAccess[n];
         for (int i = 0; i < n; i++)
         {
-            accesses[i] = new BufferAccess(_buffers[_rng.Next(_buffers.Length)], _rng.NextDouble() < 0.4);
+            GpuBuffer b;
+            do
+            {
+                b = _buffers[_rng.Next(_buffers.Length)];
+            }
+            while (n <= _buffers.Length && Array.Exists(accesses, a => ReferenceEquals(a.Buffer, b)));
+
+            accesses[i] = new BufferAccess(b, _rng.NextDouble() < 0.4);
         }
 
         var deps = new List<Fence>();
