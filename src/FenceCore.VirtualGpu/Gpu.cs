@@ -924,12 +924,21 @@ public sealed class Gpu : IDisposable
         }
     }
 
+    /// <summary>
+    /// True when the move that established some storage runs ahead of <paramref name="job"/> on the same
+    /// ring: the ring executes in order, so the job touches the storage only after the move, even though
+    /// the move's finished fence has not signalled yet (same-engine dependencies are pipelined).
+    /// </summary>
+    private static bool OrderedOnRing(Fence move, GpuJob job) =>
+        move is GpuFence { Job: { Hardware: { } moveHw } mover } &&
+        ReferenceEquals(mover.Engine, job.Engine) && job.Hardware is { } jobHw && moveHw.Seqno < jobHw.Seqno;
+
     private void CheckStorage(GpuJob job, long startNs)
     {
         Fence?[] storage = job.StorageFences;
         for (int i = 0; i < storage.Length; i++)
         {
-            if (storage[i] is { } move && !move.IsSignaled)
+            if (storage[i] is { } move && !move.IsSignaled && !OrderedOnRing(move, job))
             {
                 if (startNs > NowNs)
                 {
@@ -951,7 +960,7 @@ public sealed class Gpu : IDisposable
         Fence?[] storage = job.StorageFences;
         for (int i = 0; i < storage.Length; i++)
         {
-            if (storage[i] is { } move && !move.IsSignaled)
+            if (storage[i] is { } move && !move.IsSignaled && !OrderedOnRing(move, job))
             {
                 RecordLeak(job, job.Accesses[i].Buffer);
                 return;
