@@ -127,8 +127,8 @@ public static class FenceUnwrap
     }
 
     /// <summary>
-    /// Sorts <paramref name="fences"/> by context (ascending) and, within a context, latest first
-    /// (<see cref="Fence.IsLater"/>), then keeps only the first, latest, fence of each context at the
+    /// Sorts <paramref name="fences"/> by context (ascending) with the latest fence of each context
+    /// (<see cref="Fence.IsLater"/>) first, then keeps only that latest fence of each context at the
     /// front. Mirrors <c>dma_fence_dedup_array</c>.
     /// </summary>
     /// <returns>The number of fences kept; they occupy the start of the span.</returns>
@@ -148,7 +148,7 @@ public static class FenceUnwrap
         }
         else
         {
-            fences.Sort(default(ContextThenLatestFirst));
+            SortLargeByContextLatestFirst(fences);
         }
 
         int kept = 0;
@@ -161,6 +161,48 @@ public static class FenceUnwrap
         }
 
         return kept + 1;
+    }
+
+    /// <summary>
+    /// Orders a large set by context (ascending) with the latest fence of each context first; the order
+    /// of the other fences within a context is left unspecified, since <see cref="Dedup"/> drops them.
+    /// </summary>
+    /// <remarks>PERF: the contexts are copied out and sorted as primitive keys, the fences moving with
+    /// them (<c>MemoryExtensions.Sort(keys, items)</c>), then one pass per context run moves its latest
+    /// fence to the front. Sorting the fences with the kernel's comparer dereferenced two fences per
+    /// compare and cost several times more (MergeLargeBenchmarks: 1,024 fences over 32 contexts).</remarks>
+    private static void SortLargeByContextLatestFirst(Span<Fence> fences)
+    {
+        ulong[] rented = ArrayPool<ulong>.Shared.Rent(fences.Length);
+        try
+        {
+            Span<ulong> keys = rented.AsSpan(0, fences.Length);
+            for (int i = 0; i < fences.Length; i++)
+            {
+                keys[i] = fences[i].Context;
+            }
+
+            keys.Sort(fences);
+            for (int start = 0; start < fences.Length;)
+            {
+                int latest = start;
+                int end = start + 1;
+                for (; end < fences.Length && keys[end] == keys[start]; end++)
+                {
+                    if (Fence.IsLater(fences[end], fences[latest]))
+                    {
+                        latest = end;
+                    }
+                }
+
+                (fences[start], fences[latest]) = (fences[latest], fences[start]);
+                start = end;
+            }
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(rented);
+        }
     }
 
     private static void InsertionSort(Span<Fence> fences)

@@ -263,4 +263,27 @@ public class FenceUnwrapTests
         Assert.Equal(1, kept);
         Assert.Same(afterWrap, fences[0]);
     }
+
+    [Fact]
+    public void Dedup_LargeSet_KeepsTheLatestOfEachContextInContextOrder()
+    {
+        ulong c0 = FenceContext.Allocate(), c1 = FenceContext.Allocate(), c2 = FenceContext.Allocate();
+        var fences = new List<Fence>();
+        for (ulong p = 1; p <= 6; p++)
+        {
+            fences.Add(Mock(c2, p));
+            fences.Add(Mock(c0, p));
+        }
+
+        Fence beforeWrap = Mock(c1, 0xFFFF_FFF0), afterWrap = Mock(c1, 0x10);
+        fences.AddRange([beforeWrap, afterWrap, beforeWrap]);
+        Fence[] set = [.. fences];
+        new Random(7).Shuffle(set);
+
+        int kept = FenceUnwrap.Dedup(set);
+
+        Assert.Equal(3, kept);
+        Assert.Equal([(c0, 6UL), (c1, 0x10UL), (c2, 6UL)], set[..kept].Select(f => (f.Context, f.Seqno)));
+        Assert.Same(afterWrap, set[1]);
+    }
 }
