@@ -148,6 +148,12 @@ public static class FenceUnwrap
         }
         else
         {
+            int distinct = DedupFewContexts(fences);
+            if (distinct > 0)
+            {
+                return distinct;
+            }
+
             SortLargeByContextLatestFirst(fences);
         }
 
@@ -161,6 +167,66 @@ public static class FenceUnwrap
         }
 
         return kept + 1;
+    }
+
+    /// <summary>
+    /// Dedup of a large set that spans few contexts (the usual shape: many points of a few timelines)
+    /// without sorting it: one pass keeps, per context, the index of its latest fence in a table of up to
+    /// <see cref="TableCapacity"/> contexts; the survivors are then ordered by context at the front.
+    /// </summary>
+    /// <returns>The number kept, or 0 when the set has more contexts than the table holds (nothing was
+    /// moved; the caller sorts instead).</returns>
+    /// <remarks>PERF: MergeLargeBenchmarks (1,024 fences over 32 contexts): sorting, even on primitive
+    /// keys, was slower than a LINQ group-by; the table pass is a few compares per fence.</remarks>
+    private static int DedupFewContexts(Span<Fence> fences)
+    {
+        Span<ulong> contexts = stackalloc ulong[TableCapacity];
+        Span<int> latest = stackalloc int[TableCapacity];
+        int distinct = 0;
+        for (int i = 0; i < fences.Length; i++)
+        {
+            ulong context = fences[i].Context;
+            int at = contexts[..distinct].IndexOf(context);
+            if (at >= 0)
+            {
+                if (Fence.IsLater(fences[i], fences[latest[at]]))
+                {
+                    latest[at] = i;
+                }
+            }
+            else if (distinct == TableCapacity)
+            {
+                return 0;
+            }
+            else
+            {
+                contexts[distinct] = context;
+                latest[distinct++] = i;
+            }
+        }
+
+        // Survivors to a stack buffer, then back to the front in context order (insertion sort on the
+        // few kept; contexts are distinct, so the order is total).
+        TableFences kept = default;
+        for (int k = 0; k < distinct; k++)
+        {
+            kept[k] = fences[latest[k]];
+        }
+
+        for (int k = 0; k < distinct; k++)
+        {
+            Fence item = kept[k];
+            int j = k - 1;
+            while (j >= 0 && fences[j].Context > item.Context)
+            {
+                fences[j + 1] = fences[j];
+                j--;
+            }
+
+            fences[j + 1] = item;
+        }
+
+        return distinct;
     }
 
     /// <summary>
@@ -242,6 +308,16 @@ public static class FenceUnwrap
 
             return Fence.IsLater(y, x) ? 1 : Fence.IsLater(x, y) ? -1 : 0;
         }
+    }
+
+    /// <summary>Contexts <see cref="DedupFewContexts"/> tracks before it gives way to sorting.</summary>
+    private const int TableCapacity = 64;
+
+    /// <summary>A stack buffer for the survivors of <see cref="DedupFewContexts"/>.</summary>
+    [InlineArray(TableCapacity)]
+    private struct TableFences
+    {
+        private Fence _element;
     }
 
     /// <summary>A stack buffer for a few fences.</summary>

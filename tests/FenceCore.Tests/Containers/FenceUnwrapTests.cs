@@ -286,4 +286,25 @@ public class FenceUnwrapTests
         Assert.Equal([(c0, 6UL), (c1, 0x10UL), (c2, 6UL)], set[..kept].Select(f => (f.Context, f.Seqno)));
         Assert.Same(afterWrap, set[1]);
     }
+
+    [Fact]
+    public void Dedup_SetWithMoreContextsThanTheTable_StillKeepsTheLatestOfEach()
+    {
+        ulong first = FenceContext.Allocate(70);
+        var fences = new List<Fence>();
+        for (ulong c = 0; c < 70; c++)
+        {
+            fences.Add(Mock(first + c, 2));
+            fences.Add(Mock(first + c, 1));
+        }
+
+        Fence[] set = [.. fences];
+        new Random(11).Shuffle(set);
+
+        int kept = FenceUnwrap.Dedup(set);
+
+        Assert.Equal(70, kept);
+        Assert.All(set[..kept], f => Assert.Equal(2UL, f.Seqno));
+        Assert.Equal(set[..kept].Select(f => f.Context).Order(), set[..kept].Select(f => f.Context));
+    }
 }
