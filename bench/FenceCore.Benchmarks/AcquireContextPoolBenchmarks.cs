@@ -12,7 +12,6 @@ namespace FenceCore.Benchmarks;
 /// reused context would need (a stamp must be younger than every live context). Pooling stays out of
 /// the library unless the pooled row is faster.
 /// </summary>
-[BenchmarkCategory(Suites.Gate)]
 public class AcquireContextPoolBenchmarks
 {
     private const int N = Suites.OpsPerInvoke;

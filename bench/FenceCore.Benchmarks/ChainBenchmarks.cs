@@ -7,7 +7,6 @@ namespace FenceCore.Benchmarks;
 /// the contained fence existing already. The chain restarts from nothing every 1,024 points so memory
 /// stays flat. Baseline: the floor, allocating a plain linked-list node with the same three fields.
 /// </summary>
-[BenchmarkCategory(Suites.Gate)]
 public class ChainAppendBenchmarks
 {
     private const int N = Suites.OpsPerInvoke;

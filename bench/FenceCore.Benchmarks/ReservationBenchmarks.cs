@@ -125,7 +125,6 @@ public class ReservationAddBenchmarks
 /// is one add; the allocation column includes a quarter of the object itself. Baseline: the
 /// copy-on-write floor doing the same.
 /// </summary>
-[BenchmarkCategory(Suites.Gate)]
 public class ReservationAppendBenchmarks
 {
     private const int Width = 4;
@@ -572,7 +571,6 @@ public class DmaBufImportBenchmarks
 /// array), and with nothing pending (the stub). Baseline: <see cref="Reservation.GetSingleton"/> with one
 /// pending fence, the export minus the sync-file object.
 /// </summary>
-[BenchmarkCategory(Suites.Gate)]
 public class DmaBufExportBenchmarks
 {
     private const int N = Suites.OpsPerInvoke;
