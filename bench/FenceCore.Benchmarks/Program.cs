@@ -6,7 +6,8 @@ namespace FenceCore.Benchmarks;
 /// <summary>
 /// Entry point. <c>dotnet run -c Release --project bench/FenceCore.Benchmarks -- --filter '*'</c> runs
 /// the suites (any BenchmarkDotNet switch works); <c>gate-compare</c> as the first argument runs the
-/// regression gate's comparator instead (see <c>bench/gate.sh</c>).
+/// regression gate's comparator instead (see <c>bench/gate.sh</c>); <c>contention</c> runs the
+/// readers-against-a-writer harness (<see cref="ContentionHarness"/>).
 /// </summary>
 public static class Program
 {
@@ -15,6 +16,11 @@ public static class Program
         if (args.Length > 0 && args[0] == GateComparer.Verb)
         {
             return GateComparer.Run(args[1..]);
+        }
+
+        if (args.Length > 0 && args[0] == ContentionHarness.Verb)
+        {
+            return ContentionHarness.Run(args[1..]);
         }
 
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, BenchConfig.Create());

@@ -113,6 +113,14 @@ public sealed class Reservation
     public void AddFences(ReadOnlySpan<Fence> fences, FenceUsage usage)
     {
         FenceUsages.Validate(usage, nameof(usage));
+        if (fences.Length == 1 && fences[0] is { } only and not (FenceArray or FenceChain))
+        {
+            // PERF: one leaf (a sync-file import of a plain fence) is exactly AddFence: no leaf list
+            // (DmaBufImportBenchmarks.DmaBuf_ImportSyncFile_Replace).
+            AddFence(only, usage);
+            return;
+        }
+
         Fence[] leaves = FlattenToLeaves(fences, nameof(fences));
         if (leaves.Length == 0)
         {
@@ -289,16 +297,25 @@ public sealed class Reservation
             return [];
         }
 
-        var result = new List<Fence>(n);
+        // PERF: one exact-size array (ReservationQueryBenchmarks.Reservation_GetFences); a List plus its
+        // copy cost three allocations.
+        var result = new Fence[n];
+        int k = 0;
         foreach (ReservationEntry e in snapshot)
         {
-            if (e.Usage <= usage && !e.Fence.IsSignaled)
+            // Re-test: a fence may have signalled since the count; the result only needs the rest.
+            if (e.Usage <= usage && k < n && !e.Fence.IsSignaled)
             {
-                result.Add(e.Fence);
+                result[k++] = e.Fence;
             }
         }
 
-        return [.. result];
+        if (k < n)
+        {
+            Array.Resize(ref result, k);
+        }
+
+        return result;
     }
 
     /// <summary>
@@ -531,9 +548,16 @@ public sealed class Reservation
                 ThrowHelper.ThrowNullFenceInSet(paramName, i);
             }
 
-            foreach (Fence leaf in LeavesOf(fences[i]))
+            if (fences[i] is FenceArray or FenceChain)
             {
-                leaves.Add(leaf);
+                foreach (Fence leaf in FenceUnwrap.ForEach(fences[i]))
+                {
+                    leaves.Add(leaf);
+                }
+            }
+            else
+            {
+                leaves.Add(fences[i]); // a leaf is its own only leaf: no per-fence list
             }
         }
 

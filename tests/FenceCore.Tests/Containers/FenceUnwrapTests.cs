@@ -263,4 +263,48 @@ public class FenceUnwrapTests
         Assert.Equal(1, kept);
         Assert.Same(afterWrap, fences[0]);
     }
+
+    [Fact]
+    public void Dedup_LargeSet_KeepsTheLatestOfEachContextInContextOrder()
+    {
+        ulong c0 = FenceContext.Allocate(), c1 = FenceContext.Allocate(), c2 = FenceContext.Allocate();
+        var fences = new List<Fence>();
+        for (ulong p = 1; p <= 6; p++)
+        {
+            fences.Add(Mock(c2, p));
+            fences.Add(Mock(c0, p));
+        }
+
+        Fence beforeWrap = Mock(c1, 0xFFFF_FFF0), afterWrap = Mock(c1, 0x10);
+        fences.AddRange([beforeWrap, afterWrap, beforeWrap]);
+        Fence[] set = [.. fences];
+        new Random(7).Shuffle(set);
+
+        int kept = FenceUnwrap.Dedup(set);
+
+        Assert.Equal(3, kept);
+        Assert.Equal([(c0, 6UL), (c1, 0x10UL), (c2, 6UL)], set[..kept].Select(f => (f.Context, f.Seqno)));
+        Assert.Same(afterWrap, set[1]);
+    }
+
+    [Fact]
+    public void Dedup_SetWithMoreContextsThanTheTable_StillKeepsTheLatestOfEach()
+    {
+        ulong first = FenceContext.Allocate(70);
+        var fences = new List<Fence>();
+        for (ulong c = 0; c < 70; c++)
+        {
+            fences.Add(Mock(first + c, 2));
+            fences.Add(Mock(first + c, 1));
+        }
+
+        Fence[] set = [.. fences];
+        new Random(11).Shuffle(set);
+
+        int kept = FenceUnwrap.Dedup(set);
+
+        Assert.Equal(70, kept);
+        Assert.All(set[..kept], f => Assert.Equal(2UL, f.Seqno));
+        Assert.Equal(set[..kept].Select(f => f.Context).Order(), set[..kept].Select(f => f.Context));
+    }
 }
