@@ -11,7 +11,7 @@ internal sealed class GateBaseline
     public string? Note { get; set; }
 
     /// <summary>A gated benchmark fails when its ratio exceeds the committed ratio times this.</summary>
-    public double RatioTolerance { get; set; } = 2.0;
+    public double RatioTolerance { get; set; } = 3.0;
 
     /// <summary>...and the excess, converted back to time at the current baseline's speed, is above this
     /// many ns (ratios of nanosecond-scale operations are all noise below it).</summary>
