@@ -15,10 +15,13 @@ namespace FenceCore.Coyote.Reservations;
 /// </summary>
 public sealed class MultiBufferSubmissionTests(ITestOutputHelper output)
 {
-    /// <summary>A livelocked spin (or a deadlock by spinning) shows up as a path that reaches the step bound.
-    /// The bound is far above what a run takes (a few hundred steps).</summary>
+    /// <summary>A deadlock or livelock of the spinning lock shows up as a path that never ends.
+    /// Unfair strategies (prioritization, delay bounding) can starve the task a spinner waits for; at the
+    /// unfair bound (1,000, several times a normal path) Coyote continues the path fairly, and a path that
+    /// then reaches the fair bound (20,000) is a real livelock and fails the test. Checked by mutation: with
+    /// the bug injected, this configuration reports it within a few dozen iterations.</summary>
     private static Configuration FailOnStepBound(Configuration c) =>
-        c.WithMaxSchedulingSteps(5_000, 20_000).WithFailureOnMaxStepsBoundEnabled(true);
+        c.WithMaxSchedulingSteps(1_000, 20_000).WithFailureOnMaxStepsBoundEnabled(true);
 
     private sealed class Job(string name, params Reservation[] objects)
     {
