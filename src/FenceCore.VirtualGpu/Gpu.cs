@@ -46,7 +46,7 @@ public sealed class Gpu : IDisposable
     private readonly List<GpuClient> _clients = [];
     private readonly object _mmGate = new(); // memory manager: placement, LRU and accounting
     private readonly LinkedList<GpuBuffer> _lru = new();
-    private readonly object _eventGate = new(); // orders the digest and subscriber calls
+    private readonly object _eventGate = new(); // serializes subscribe and unsubscribe (copy-on-write arrays)
     private readonly long _engineTimeoutNs;
     private readonly long _dependencyTimeoutNs;
     private Action<GpuEvent>[] _subscribers = [];
@@ -127,19 +127,11 @@ public sealed class Gpu : IDisposable
     public bool IsLost => Volatile.Read(ref _lost) != 0;
 
     /// <summary>
-    /// A 64-bit FNV-1a digest of every event so far (kind, time, job, engine, error, buffer). In virtual
-    /// mode equal seeds and inputs give equal digests; in threads mode it varies with the interleaving.
+    /// A 64-bit digest of every event so far (kind, time, job, engine, error, buffer): in virtual mode an
+    /// ordered FNV-style chain, so equal seeds and inputs give equal digests, event for event; in threads
+    /// mode a sum of per-event hashes (times and interleavings vary there, so it is informative only).
     /// </summary>
-    public ulong Digest
-    {
-        get
-        {
-            lock (_eventGate)
-            {
-                return _digest;
-            }
-        }
-    }
+    public ulong Digest => (ulong)Interlocked.Read(ref Unsafe.As<ulong, long>(ref _digest));
 
     /// <summary>Events raised so far.</summary>
     public long EventCount => Interlocked.Read(ref _events);
@@ -1071,22 +1063,28 @@ public sealed class Gpu : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Raise(GpuEvent e)
     {
-        Action<GpuEvent>[] subs;
-        lock (_eventGate)
+        ulong h = Mix(14695981039346656037UL, (ulong)e.Kind);
+        h = Mix(h, (ulong)e.TimeNs);
+        h = Mix(h, (ulong)(e.Job?.Id ?? -1));
+        h = Mix(h, (ulong)(e.Engine?.Index ?? -1));
+        h = Mix(h, (ulong)(uint)e.Error);
+        h = Mix(h, (ulong)(e.Buffer?.Id ?? -1));
+        if (_virtual is not null)
         {
+            // Virtual mode: one thread raises every event, so an ordered chain of hashes needs no lock.
+            _digest = Mix(_digest, h);
             _events++;
-            ulong h = _digest;
-            h = Mix(h, (ulong)e.Kind);
-            h = Mix(h, (ulong)e.TimeNs);
-            h = Mix(h, (ulong)(e.Job?.Id ?? -1));
-            h = Mix(h, (ulong)(e.Engine?.Index ?? -1));
-            h = Mix(h, (ulong)(uint)e.Error);
-            h = Mix(h, (ulong)(e.Buffer?.Id ?? -1));
-            _digest = h;
-            subs = _subscribers;
+        }
+        else
+        {
+            // Threads mode: the order of events varies with the interleaving anyway; a commutative sum
+            // keeps workers from serializing on one lock for every event.
+            Interlocked.Add(ref Unsafe.As<ulong, long>(ref _digest), (long)h);
+            Interlocked.Increment(ref _events);
         }
 
-        foreach (Action<GpuEvent> s in subs)
+        // Copy-on-write array: a plain read sees a complete list (published under _eventGate).
+        foreach (Action<GpuEvent> s in Volatile.Read(ref _subscribers))
         {
             s(e);
         }

@@ -7,7 +7,7 @@ namespace FenceCore.Stress;
 internal sealed class Options
 {
     public int Seed { get; private set; } = 1;
-    public long Jobs { get; private set; } = 2_000_000;
+    public long Jobs { get; private set; } = 5_000_000;
     public double? DurationSeconds { get; private set; }
     public List<EngineConfig> Engines { get; private set; } = [.. GpuConfig.DefaultEngines];
     public int Clients { get; private set; } = 24;
@@ -39,13 +39,13 @@ internal sealed class Options
         Usage: dotnet run --project stress/FenceCore.Stress -c Release -- [options]
 
         With no options it runs the default scenario: 24 clients (1 in 8 explicit-sync), 96 buffers in
-        80 MiB of device memory, 6 engines (gfx, compute0, compute1, copy0, copy1, video), 2 million
+        80 MiB of device memory, 6 engines (gfx, compute0, compute1, copy0, copy1, video), 5 million
         jobs of 1-4 buffers each, with hangs, client kills and never-signalling foreign fences, in
         deterministic virtual time (seed 1). It finishes in about a minute.
 
         Workload
           --seed N                 random seed; in virtual mode the same seed replays the same run (default 1)
-          --jobs N                 client jobs to submit in total (default 2000000)
+          --jobs N                 client jobs to submit in total (default 5000000)
           --duration SECONDS       stop submitting after this much wall-clock time instead (digest then varies)
           --engines LIST           engines as kind=count pairs, e.g. graphics=1,compute=2,copy=2,video=1
           --clients N              clients (default 24)
