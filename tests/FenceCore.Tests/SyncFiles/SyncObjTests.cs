@@ -20,12 +20,15 @@ public class SyncObjTests
 
     private static FenceErrnoException Errno(Action action) => Assert.Throws<FenceErrnoException>(action);
 
+    // A dedicated thread, not the thread pool: other tests may block pool threads, and a starved pool
+    // could delay the action past the 5 s wait-for-submit limit.
     private static void SoonOnAnotherThread(Action action) =>
-        _ = Task.Run(async () =>
+        new Thread(() =>
         {
-            await Task.Delay(30);
+            Thread.Sleep(30);
             action();
-        });
+        })
+        { IsBackground = true }.Start();
 
     // ---------------------------------------------------------------------------------------------
     // Binary
