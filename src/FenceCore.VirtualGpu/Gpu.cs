@@ -286,6 +286,7 @@ public sealed class Gpu : IDisposable
         }
 
         SchedEntity entity = client.EntityFor(desc.Engine);
+        Fence[] syncObjDeps = ResolveSyncObjWaits(desc.SyncObjWaits); // fails before any side effect
         BufferAccess[] accesses = Deduplicate(desc.Buffers);
 
         // 1. Memory: make every buffer resident and pin it until its fence is in place.
@@ -317,6 +318,12 @@ public sealed class Gpu : IDisposable
             ImplicitSync(client, job, accesses, deps);
             job.ImplicitDependencyCount = deps.Count;
             AddExplicit(desc.Dependencies, deps);
+            foreach (SyncFile file in desc.SyncFiles)
+            {
+                AddExplicit([file.Fence], deps);
+            }
+
+            AddExplicit(syncObjDeps, deps);
             job.SubmittedDependencies = deps;
             job.EffectiveDependencies = Normalize(job, deps);
 
@@ -341,6 +348,18 @@ public sealed class Gpu : IDisposable
                 {
                     a.Buffer.PinCount--;
                 }
+            }
+        }
+
+        foreach (SyncObjPoint signal in desc.SyncObjSignals)
+        {
+            if (signal.Point == 0)
+            {
+                signal.SyncObj.Replace(job.Finished);
+            }
+            else
+            {
+                signal.SyncObj.AddPoint(signal.Point, job.Finished);
             }
         }
 
@@ -378,6 +397,22 @@ public sealed class Gpu : IDisposable
             }
         }
 
+        for (int i = 0; i < desc.SyncFiles.Count; i++)
+        {
+            if (desc.SyncFiles[i] is null)
+            {
+                throw new ArgumentException($"Sync file {i} is null.", nameof(desc));
+            }
+        }
+
+        for (int i = 0; i < desc.SyncObjSignals.Count; i++)
+        {
+            if (desc.SyncObjSignals[i].SyncObj is null)
+            {
+                throw new ArgumentException($"Syncobj signal {i} has no syncobj.", nameof(desc));
+            }
+        }
+
         for (int i = 0; i < desc.Dependencies.Count; i++)
         {
             if (desc.Dependencies[i] is null)
@@ -385,6 +420,28 @@ public sealed class Gpu : IDisposable
                 throw new ArgumentException($"Dependency {i} is null.", nameof(desc));
             }
         }
+    }
+
+    private static Fence[] ResolveSyncObjWaits(IReadOnlyList<SyncObjPoint> waits)
+    {
+        if (waits.Count == 0)
+        {
+            return [];
+        }
+
+        var fences = new Fence[waits.Count];
+        for (int i = 0; i < waits.Count; i++)
+        {
+            SyncObjPoint w = waits[i];
+            if (w.SyncObj is null || !w.SyncObj.TryFindFence(w.Point, out Fence? f))
+            {
+                throw new FenceErrnoException(-Errno.EINVAL, $"Syncobj wait {i} (point {w.Point}) has not been submitted; a submission cannot wait for a future point");
+            }
+
+            fences[i] = f!;
+        }
+
+        return fences;
     }
 
     private static BufferAccess[] Deduplicate(IReadOnlyList<BufferAccess> buffers)

@@ -53,6 +53,11 @@ public sealed class GpuFence : Fence
     protected override void OnSignaled() => _gpu.OnFenceSignaled(this);
 }
 
+/// <summary>A point on a syncobj: point 0 means the binary payload.</summary>
+/// <param name="SyncObj">The syncobj.</param>
+/// <param name="Point">The timeline point, or 0.</param>
+public readonly record struct SyncObjPoint(SyncObj SyncObj, ulong Point);
+
 /// <summary>What a job does to one buffer.</summary>
 /// <param name="Buffer">The buffer.</param>
 /// <param name="Write">True for a write, false for a read.</param>
@@ -69,6 +74,18 @@ public sealed class JobDescription
 
     /// <summary>Explicit dependencies: fences (containers are unwrapped), e.g. from a sync file or a syncobj point.</summary>
     public IReadOnlyList<Fence> Dependencies { get; init; } = [];
+
+    /// <summary>Explicit dependencies given as sync files (their fences, unwrapped).</summary>
+    public IReadOnlyList<SyncFile> SyncFiles { get; init; } = [];
+
+    /// <summary>Explicit dependencies on syncobj points (point 0: the binary syncobj's current fence). Every
+    /// point must already be submitted, as for a kernel submission without WAIT_FOR_SUBMIT; otherwise the
+    /// submission fails with -EINVAL before anything happens.</summary>
+    public IReadOnlyList<SyncObjPoint> SyncObjWaits { get; init; } = [];
+
+    /// <summary>Syncobj points the job's finished fence is installed at once it is armed (point 0 replaces a
+    /// binary syncobj's fence; other points add a timeline point), as a submission's out-syncobjs.</summary>
+    public IReadOnlyList<SyncObjPoint> SyncObjSignals { get; init; } = [];
 
     /// <summary>Execution time once the job reaches the front of its ring (virtual mode).</summary>
     public long DurationNs { get; init; } = 10_000;

@@ -52,7 +52,7 @@ public partial class Fence
             return false;
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
+        ThrowIfCancelledAndPending(cancellationToken);
         BlockingWaiter waiter = t_waiter ?? new BlockingWaiter();
         t_waiter = null;
         if (!AddCallback(waiter))
@@ -112,7 +112,7 @@ public partial class Fence
             return first;
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
+        cancellationToken.ThrowIfCancellationRequested(); // nothing was signalled just above
         using var gate = new ManualResetEventSlim(false);
         var nodes = new WaitAnyNode[fences.Length];
         try
@@ -128,7 +128,15 @@ public partial class Fence
                 nodes[i] = node;
             }
 
-            gate.Wait(timeout, cancellationToken);
+            try
+            {
+                gate.Wait(timeout, cancellationToken);
+            }
+            catch (OperationCanceledException) when (FirstSignaled(fences) >= 0)
+            {
+                // A signal that was already visible wins over the cancellation.
+            }
+
             return FirstSignaled(fences);
         }
         finally
@@ -178,7 +186,7 @@ public partial class Fence
             return default;
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
+        ThrowIfCancelledAndPending(cancellationToken);
         var waiter = new AsyncWaiter(this);
         return waiter.Start(Timeout.InfiniteTimeSpan, cancellationToken) ? default : new ValueTask(waiter, waiter.Version);
     }
@@ -204,7 +212,7 @@ public partial class Fence
             return new ValueTask<bool>(false);
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
+        ThrowIfCancelledAndPending(cancellationToken);
         var waiter = new AsyncWaiter(this);
         return waiter.Start(timeout, cancellationToken) ? new ValueTask<bool>(true) : new ValueTask<bool>(waiter, waiter.Version);
     }
@@ -212,6 +220,19 @@ public partial class Fence
     /// <summary>Lets <c>await fence</c> wait for the fence.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2012", Justification = "The awaiter is the single consumer of the ValueTask.")]
     public ValueTaskAwaiter GetAwaiter() => WaitAsync().GetAwaiter();
+
+    /// <summary>
+    /// Throws for a cancelled token only while the fence is still pending: a signal published before the
+    /// cancellation wins, so a wait never reports cancellation for a fence already seen signalled (found
+    /// by the Coyote wait tests).
+    /// </summary>
+    private void ThrowIfCancelledAndPending(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested && !IsSignaled)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
 
     private static int FirstSignaled(ReadOnlySpan<Fence> fences)
     {

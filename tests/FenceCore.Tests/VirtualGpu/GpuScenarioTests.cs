@@ -343,6 +343,48 @@ public class GpuScenarioTests
     }
 
     [Fact]
+    public void ExplicitDependencies_FromSyncFilesAndSyncObjPoints_AndOutSyncObjs()
+    {
+        using Gpu gpu = NewGpu();
+        GpuClient producer = gpu.CreateClient("producer");
+        GpuClient consumer = gpu.CreateClient("consumer");
+        var timeline = new SyncObj();
+        var binary = new SyncObj();
+        GpuJob first = producer.Submit(new JobDescription
+        {
+            Engine = EngineKind.Graphics, DurationNs = 100 * Us, SyncObjSignals = [new(timeline, 1), new(binary, 0)],
+        });
+        var external = new Fence(FenceContext.Allocate(), 1);
+        GpuJob second = consumer.Submit(new JobDescription
+        {
+            Engine = EngineKind.Compute, DurationNs = 10 * Us,
+            SyncObjWaits = [new(timeline, 1)], SyncFiles = [new SyncFile(external)],
+        });
+
+        Assert.Same(first.Finished, binary.Fence);
+        Assert.Contains(external, second.EffectiveDependencies);
+        external.Signal();
+        gpu.RunUntilIdle();
+        Assert.True(second.StartNs >= first.EndNs);
+        Assert.Equal(1ul, timeline.QueryPoint());
+    }
+
+    [Fact]
+    public void WaitOnAFutureSyncObjPoint_IsEINVAL_AndNothingIsSubmitted()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer bo = gpu.CreateBuffer(4096);
+        var timeline = new SyncObj();
+        var ex = Assert.Throws<FenceErrnoException>(() => gpu.CreateClient("c").Submit(new JobDescription
+        {
+            Buffers = [new(bo, true)], SyncObjWaits = [new(timeline, 5)],
+        }));
+        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Equal(0, gpu.JobsSubmitted);
+        Assert.Equal(0, bo.Reservation.Count);
+    }
+
+    [Fact]
     public void BadConfiguration_IsRejectedWithTheRule()
     {
         var ex = Assert.Throws<ArgumentException>(() => new Gpu(new GpuConfig { Engines = [new("gfx", EngineKind.Graphics)] }));
