@@ -295,11 +295,24 @@ public sealed class Gpu : IDisposable
         {
             lock (_mmGate)
             {
-                for (int i = 0; i < accesses.Length; i++)
+                int pinned = 0;
+                try
                 {
-                    EnsureResident(accesses[i].Buffer, accesses);
-                    accesses[i].Buffer.PinCount++;
-                    storage[i] = accesses[i].Buffer.StorageFence;
+                    for (; pinned < accesses.Length; pinned++)
+                    {
+                        EnsureResident(accesses[pinned].Buffer, accesses);
+                        accesses[pinned].Buffer.PinCount++;
+                        storage[pinned] = accesses[pinned].Buffer.StorageFence;
+                    }
+                }
+                catch
+                {
+                    for (int i = 0; i < pinned; i++)
+                    {
+                        accesses[i].Buffer.PinCount--; // a rejected submission leaves no buffer pinned
+                    }
+
+                    throw;
                 }
             }
         }
@@ -692,13 +705,25 @@ public sealed class Gpu : IDisposable
             // A move waits for everything on the buffer, bookkeeping included, and is itself a KERNEL fence.
             buffer.Reservation.AddFenceWithDependencies(job.Finished, FenceUsage.Kernel, FenceUsage.Bookkeep, deps);
             job.EffectiveDependencies = Normalize(job, deps);
-            _kernelEntity.Queue.Enqueue(job);
-            isHead = _kernelEntity.Queue.Count == 1;
+            if (_kernelEntity.Killed)
+            {
+                job.Phase = 2; // the device was lost meanwhile: fail the move instead of stranding its fence
+                isHead = false;
+            }
+            else
+            {
+                _kernelEntity.Queue.Enqueue(job);
+                isHead = _kernelEntity.Queue.Count == 1;
+            }
         }
 
         s_moves.Add(1);
         Raise(new GpuEvent(GpuEventKind.JobSubmitted, NowNs, job, job.Engine, 0, buffer));
-        if (isHead)
+        if (job.Phase == 2)
+        {
+            FailJob(job, -Errno.ENODEV);
+        }
+        else if (isHead)
         {
             BeginDependencyWait(job);
         }
@@ -887,6 +912,7 @@ public sealed class Gpu : IDisposable
     /// drainer at a time, so ring and entity fences signal in seqno order on any number of workers.</summary>
     private void DrainCompleted(Engine engine)
     {
+        List<Exception>? failures = null;
         lock (engine.Gate)
         {
             while (engine.Ring.Count > 0 && engine.Ring[0].HardwareDone)
@@ -912,10 +938,18 @@ public sealed class Gpu : IDisposable
                 }
 
                 int error = j.PendingError;
-                j.Hardware!.SignalWithTimestamp(error, NowNs);
                 j.State = GpuJobState.Done;
                 Interlocked.Decrement(ref engine.Score);
-                SignalAfter(j.PreviousFinished, j.Finished, error, j);
+                try
+                {
+                    j.Hardware!.SignalWithTimestamp(error, NowNs);
+                    SignalAfter(j.PreviousFinished, j.Finished, error, j);
+                }
+                catch (Exception ex) when (ex is FenceCallbackException or AggregateException)
+                {
+                    // A user callback or subscriber threw: keep draining so later jobs still complete.
+                    (failures ??= []).Add(ex);
+                }
             }
 
             Volatile.Write(ref engine.Draining, 0); // release, then look again for work queued meanwhile
@@ -929,6 +963,10 @@ public sealed class Gpu : IDisposable
         }
 
         Kick(engine);
+        if (failures is not null)
+        {
+            throw new AggregateException("Callbacks or subscribers threw while jobs completed; every job still completed.", failures);
+        }
     }
 
     /// <summary>

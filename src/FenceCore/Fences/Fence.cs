@@ -316,15 +316,31 @@ public partial class Fence
         }
 
         _timestampNs = useTimestamp ? timestampNs : FenceClock.NowNs;
-        OnSignaled();
+        Exception? hookFailure = null;
+        try
+        {
+            OnSignaled();
+        }
+#pragma warning disable CA1031 // the signal must be published whatever the hook does
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            hookFailure = ex; // reported with the callbacks' failures, after the signal is published
+        }
 
         // Publish: the exchange is a full fence, so error and timestamp are visible to anyone who sees
         // the sentinel. From here on no adder can link a cell, and the chain we took is ours alone.
         FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_signaledSentinel);
         Debug.Assert(!ReferenceEquals(head, s_signaledSentinel), "a fence is published as signalled once");
-        if (head is not null)
+        List<Exception>? failures = head is null ? null : RunCallbacks(head);
+        if (hookFailure is not null)
         {
-            RunCallbacks(head);
+            (failures ??= []).Insert(0, hookFailure);
+        }
+
+        if (failures is not null)
+        {
+            ReportCallbackFailures(failures);
         }
 
         return true;
@@ -340,7 +356,7 @@ public partial class Fence
     {
     }
 
-    private void RunCallbacks(FenceCallback newestFirst)
+    private List<Exception>? RunCallbacks(FenceCallback newestFirst)
     {
         // Reverse the stack in place so callbacks run in registration order.
         FenceCallback? oldestFirst = null;
@@ -387,10 +403,7 @@ public partial class Fence
             cell = next;
         }
 
-        if (failures is not null)
-        {
-            ReportCallbackFailures(failures);
-        }
+        return failures;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -417,7 +430,7 @@ public partial class Fence
         }
 
         Signal();
-        return true;
+        return IsSignaledFlag; // true only once published, even if another signaller won the claim
     }
 
     /// <summary>

@@ -45,8 +45,8 @@ public abstract class FenceCallback
 
     private FenceCallback(FenceCallback target) => Target = target;
 
-    /// <summary>True while this node is queued on a fence and has neither run nor been removed.</summary>
-    public bool IsQueued => Volatile.Read(ref ActiveCell) is { } cell && Volatile.Read(ref cell.State) == Queued;
+    /// <summary>True while this node is on a fence: queued, or claimed by the signaller and about to run.</summary>
+    public bool IsQueued => Volatile.Read(ref ActiveCell) is not null; // cleared only after it ran or was removed
 
     /// <summary>
     /// Called once, on the signalling thread, after the fence has signalled (its status and timestamp

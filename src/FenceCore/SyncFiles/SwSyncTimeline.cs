@@ -16,9 +16,9 @@ namespace FenceCore;
 /// even when a callback increments the timeline re-entrantly or two threads increment at once.
 /// </para>
 /// <para>
-/// Points compare on 32 bits with wrap-around, like the kernel's. A point's fence also answers the
-/// <see cref="Fence.PollSignaled"/> hook from the timeline value, so <see cref="Fence.IsSignaled"/> is
-/// true as soon as the value passes it, as in the kernel.
+/// Points compare on 32 bits with wrap-around, like the kernel's. Unlike the kernel's, a point does not
+/// answer the <c>signaled</c> poll from the timeline value: a poll could signal a later point before the
+/// drainer reaches an earlier one, and FenceCore keeps the in-order guarantee instead.
 /// </para>
 /// </remarks>
 public sealed class SwSyncTimeline : IDisposable
@@ -134,7 +134,6 @@ public sealed class SwSyncTimeline : IDisposable
                 uint step = Math.Min(count, int.MaxValue);
                 count -= step;
 
-                // Ordered write: a point's poll sees the new value only after the points are queued in order.
                 Volatile.Write(ref _value, (int)(Value + step));
                 CollectReached();
                 _orderBase = Value;
@@ -215,6 +214,16 @@ public sealed class SwSyncTimeline : IDisposable
 
     private void Drain()
     {
+        List<Exception>? failures = null;
+        DrainLoop(ref failures); // never leaves the drain flag set: callback failures are collected
+        if (failures is not null)
+        {
+            throw new AggregateException("Callbacks of sw_sync points threw; every reached point signalled.", failures);
+        }
+    }
+
+    private void DrainLoop(ref List<Exception>? failures)
+    {
         while (true)
         {
             // One drainer at a time keeps signals in queue (seqno) order.
@@ -234,13 +243,13 @@ public sealed class SwSyncTimeline : IDisposable
                     }
                 }
 
-                if (next.ClosedError)
+                try
                 {
-                    next.Signal(-Errno.ENOENT);
+                    next.Signal(next.ClosedError ? -Errno.ENOENT : 0);
                 }
-                else
+                catch (FenceCallbackException ex)
                 {
-                    next.Signal();
+                    (failures ??= []).Add(ex); // keep draining: later points must still signal
                 }
             }
 
@@ -277,7 +286,5 @@ public sealed class SwSyncTimeline : IDisposable
 
         public override string TimelineName => Timeline.Name;
 
-        protected override bool PollSignaled() =>
-            !ClosedError && !IsSeqnoLater(Seqno, Timeline.Value, seqno64: false);
     }
 }

@@ -301,4 +301,22 @@ public class FenceBehaviourTests
         long after = GC.GetAllocatedBytesForCurrentThread();
         Assert.Equal(0, after - before);
     }
+
+    private sealed class ThrowingHookFence() : Fence(FenceContext.Allocate(), 1)
+    {
+        protected override void OnSignaled() => throw new InvalidOperationException("hook");
+    }
+
+    [Fact]
+    public void ThrowingOnSignaledHook_StillPublishesTheSignal_AndRunsCallbacks()
+    {
+        var f = new ThrowingHookFence();
+        var cb = new Recorder();
+        f.AddCallback(cb);
+
+        var ex = Assert.Throws<FenceCallbackException>(() => f.Signal());
+        Assert.Equal("hook", ex.InnerExceptions[0].Message);
+        Assert.True(f.IsSignaledFlag);
+        Assert.Equal(1, cb.Count);
+    }
 }

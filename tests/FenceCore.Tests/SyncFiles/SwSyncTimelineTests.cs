@@ -194,4 +194,19 @@ public class SwSyncTimelineTests
             Assert.Equal(expected, woken[k]);
         }
     }
+
+    [Fact]
+    public void ThrowingCallback_DoesNotStopLaterPoints_OrTheTimeline()
+    {
+        using var tl = new SwSyncTimeline();
+        Fence p1 = tl.CreateFence(1);
+        Fence p2 = tl.CreateFence(2);
+        p1.AddCallback(_ => throw new InvalidOperationException("boom"));
+
+        Assert.Throws<AggregateException>(() => tl.Increment(2));
+        Assert.True(p2.IsSignaledFlag);
+        Fence p3 = tl.CreateFence(3);
+        tl.Increment();
+        Assert.True(p3.IsSignaledFlag);
+    }
 }
