@@ -78,9 +78,6 @@ internal sealed class VirtualDispatcher : GpuDispatcher
         item.Action(item.State);
         return true;
     }
-
-    /// <summary>The time of the next event, or null.</summary>
-    public long? NextEventTime => _queue.TryPeek(out _, out Int128 key) ? (long)(key >> 64) : null;
 }
 
 /// <summary>

@@ -160,14 +160,7 @@ public partial class Fence
         long start = FenceClock.NowNs;
         foreach (Fence fence in fences)
         {
-            TimeSpan remaining = timeout;
-            if (timeout != Timeout.InfiniteTimeSpan && timeout != TimeSpan.Zero)
-            {
-                long left = timeout.Ticks - ((FenceClock.NowNs - start) / 100);
-                remaining = left > 0 ? TimeSpan.FromTicks(left) : TimeSpan.Zero;
-            }
-
-            if (!fence.Wait(remaining, cancellationToken))
+            if (!fence.Wait(Remaining(timeout, start), cancellationToken))
             {
                 return false;
             }
@@ -261,6 +254,19 @@ public partial class Fence
                 ThrowHelper.ThrowNullFenceInSet(paramName, i);
             }
         }
+    }
+
+    /// <summary>What is left of <paramref name="timeout"/> since <paramref name="startNs"/> (infinite and zero
+    /// stay as they are), for waits that share one timeout across several fences.</summary>
+    internal static TimeSpan Remaining(TimeSpan timeout, long startNs)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan || timeout == TimeSpan.Zero)
+        {
+            return timeout;
+        }
+
+        long left = timeout.Ticks - ((FenceClock.NowNs - startNs) / 100);
+        return left > 0 ? TimeSpan.FromTicks(left) : TimeSpan.Zero;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

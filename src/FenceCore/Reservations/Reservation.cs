@@ -390,7 +390,7 @@ public sealed class Reservation
                 continue;
             }
 
-            if (!e.Fence.Wait(Remaining(timeout, start), cancellationToken))
+            if (!e.Fence.Wait(Fence.Remaining(timeout, start), cancellationToken))
             {
                 return false;
             }
@@ -425,7 +425,7 @@ public sealed class Reservation
         {
             ReservationEntry e = snapshot[i];
             if (e.Usage <= usage && !e.Fence.IsSignaled &&
-                !await e.Fence.WaitAsync(Remaining(timeout, start), cancellationToken).ConfigureAwait(false))
+                !await e.Fence.WaitAsync(Fence.Remaining(timeout, start), cancellationToken).ConfigureAwait(false))
             {
                 return false;
             }
@@ -472,17 +472,6 @@ public sealed class Reservation
 
     // ----------------------------------------------------------------------------------------------
     // Internals
-
-    private static TimeSpan Remaining(TimeSpan timeout, long startNs)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan || timeout == TimeSpan.Zero)
-        {
-            return timeout;
-        }
-
-        long left = timeout.Ticks - ((FenceClock.NowNs - startNs) / 100);
-        return left > 0 ? TimeSpan.FromTicks(left) : TimeSpan.Zero;
-    }
 
     /// <summary>
     /// The snapshot with <paramref name="fence"/> added by the kernel's rules and signalled entries
