@@ -5,8 +5,9 @@ namespace FenceCore.Benchmarks;
 
 /// <summary>
 /// Entry point. <c>dotnet run -c Release --project bench/FenceCore.Benchmarks -- --filter '*'</c> runs
-/// the suites (any BenchmarkDotNet switch works); <c>gate-compare</c> as the first argument runs the
-/// regression gate's comparator instead (see <c>bench/gate.sh</c>); <c>contention</c> runs the
+/// the suites (any BenchmarkDotNet switch works); <c>gate-ab</c>, <c>gate-compare</c>, <c>gate-report</c>
+/// and <c>gate-selftest</c> as the first argument run the regression gate's paired harness, its
+/// comparator, its performance report and the comparator's self-test instead (see <c>bench/gate.sh</c>); <c>contention</c> runs the
 /// readers-against-a-writer harness (<see cref="ContentionHarness"/>).
 /// </summary>
 public static class Program
@@ -16,6 +17,21 @@ public static class Program
         if (args.Length > 0 && args[0] == GateComparer.Verb)
         {
             return GateComparer.Run(args[1..]);
+        }
+
+        if (args.Length > 0 && args[0] == PerformanceReport.Verb)
+        {
+            return PerformanceReport.Run(args[1..]);
+        }
+
+        if (args.Length > 0 && args[0] == AbHarness.Verb)
+        {
+            return AbHarness.Run(args[1..]);
+        }
+
+        if (args.Length > 0 && args[0] == GateSelfTest.Verb)
+        {
+            return GateSelfTest.Run();
         }
 
         if (args.Length > 0 && args[0] == ContentionHarness.Verb)

@@ -1,336 +1,377 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 
 namespace FenceCore.Benchmarks.Gate;
 
+/// <summary>What the gate concluded about one benchmark.</summary>
+internal enum Verdict
+{
+    /// <summary>No significant change beyond the threshold.</summary>
+    Same,
+
+    /// <summary>Significantly slower than base by more than the threshold.</summary>
+    Slower,
+
+    /// <summary>Significantly faster than base by more than the threshold.</summary>
+    Faster,
+
+    /// <summary>The median ratio is past the threshold, but the pairs disagree too much for the test: the machine, not the code, moved.</summary>
+    Noisy,
+
+    /// <summary>Only the candidate has it.</summary>
+    New,
+
+    /// <summary>Only the base has it.</summary>
+    Removed,
+
+    /// <summary>A gated benchmark of the candidate that produced no result.</summary>
+    NotRun,
+}
+
+/// <summary>One row of the gate's table.</summary>
+internal sealed record GateRow(
+    string Name,
+    bool Gated,
+    double? BaseMedianNs,
+    double? CandidateMedianNs,
+    double? Ratio,
+    double[]? ProcessRatios,
+    double? PSlower,
+    double? PFaster,
+    double? PairSpread,
+    long? BaseBytes,
+    long? CandidateBytes,
+    long? CommittedBytes,
+    Verdict Verdict,
+    string Note);
+
+/// <summary>The gate's decision and its rows, as written to <c>gate.json</c>.</summary>
+internal sealed record GateResult(
+    string Processor,
+    string Runtime,
+    int Rounds,
+    double Threshold,
+    double Alpha,
+    double NoiseNs,
+    int ExitCode,
+    string Decision,
+    IReadOnlyList<GateRow> Rows);
+
 /// <summary>
-/// The regression gate's comparator: reads BenchmarkDotNet full-JSON reports
-/// (<c>*-report-full.json</c>) and <c>bench/baseline.json</c>, prints a before/after table, and
-/// returns non-zero when a gated benchmark allocates more than its committed bytes per operation, or
-/// its ratio to the class baseline is worse than the committed ratio times the tolerance.
+/// The regression gate's comparator. Reads the paired samples of <see cref="AbHarness"/> (base and
+/// candidate measured back to back, round after round, in one process) and decides per benchmark with a
+/// one-sided Wilcoxon signed-rank test on the paired ratios plus a threshold; allocations are compared
+/// exactly with the committed <c>bench/baseline.json</c>.
 /// </summary>
 /// <remarks>
-/// Usage: <c>FenceCore.Benchmarks gate-compare --baseline FILE --results DIR [--results DIR2]
-/// [--retry-list FILE] [--update]</c>. With <c>--update</c> it rewrites the baseline file from the
-/// results instead of comparing. With several result folders (a first run and a retry), a
-/// comparison takes each benchmark's best ratio any single run gave (an update takes their geometric
-/// mean instead, so a disturbed run cannot make the committed figure lax): a ratio is always taken within one run,
-/// and noise only ever makes a ratio worse. <c>--retry-list</c> writes the classes that failed on time
-/// alone, for <c>gate.sh</c> to run once more.
 /// <para>
-/// Ratios use each benchmark's fastest iteration (<c>Statistics.Min</c>), not the mean: on a shared
-/// machine interference only ever adds time, and it lands on a benchmark and its baseline at different
-/// moments, so the minimum is the figure least moved by neighbours.
+/// A benchmark is <see cref="Verdict.Slower"/> when the median of its paired ratios (candidate over base,
+/// each pair measured back to back) exceeds 1 + threshold, the signed-rank test of "the paired log ratios
+/// exceed log(1 + threshold)" gives p &lt; alpha, and the medians differ by more than the absolute noise
+/// floor. When the median ratio is past the threshold but the test is not significant, the pairs
+/// disagree and the row is <see cref="Verdict.Noisy"/>.
 /// </para>
+/// <para>
+/// Peer and floor rows (the class baselines and <see cref="ReferenceAttribute"/> rows) are the same code
+/// on both sides, so they are the gate's noise control: when one of them comes out significantly slower
+/// or faster by the same rules, the two sides differ for a reason that is not the code, and a slower
+/// gated row then gives exit code 3, "too noisy for a verdict", rather than a failure. A noisy row (past
+/// the threshold, but the test is not significant) is reported and does not fail: the gate fails only on
+/// evidence.
+/// </para>
+/// <para>Exit codes: 0 pass, 1 regression (time, allocation, or a gated benchmark that did not run),
+/// 2 bad usage or missing results, 3 too noisy for a verdict.</para>
 /// </remarks>
 internal static class GateComparer
 {
     public const string Verb = "gate-compare";
 
-    private readonly record struct Measured(double MinNs, long AllocatedBytes);
+    private const string Usage =
+        "usage: gate-compare --samples FILE [--samples FILE ...] --alloc-baseline FILE --out DIR [--threshold 0.10] [--alpha 0.01] [--noise-ns 0.5] [--update-alloc]";
 
     public static int Run(string[] args)
     {
-        string? baselinePath = null;
-        var resultsDirs = new List<string>();
-        string? retryList = null;
-        bool update = false;
+        var samplesFiles = new List<string>();
+        string? allocBaseline = null;
+        string? outDir = null;
+        double threshold = 0.10;
+        double alpha = 0.01;
+        double noiseNs = 0.5;
+        bool updateAlloc = false;
         for (int i = 0; i < args.Length; i++)
         {
+            string? value = i + 1 < args.Length ? args[i + 1] : null;
             switch (args[i])
             {
-                case "--baseline" when i + 1 < args.Length:
-                    baselinePath = args[++i];
-                    break;
-                case "--results" when i + 1 < args.Length:
-                    resultsDirs.Add(args[++i]);
-                    break;
-                case "--retry-list" when i + 1 < args.Length:
-                    retryList = args[++i];
-                    break;
-                case "--update":
-                    update = true;
-                    break;
+                case "--samples" when value is not null: samplesFiles.Add(value); i++; break;
+                case "--alloc-baseline" when value is not null: allocBaseline = value; i++; break;
+                case "--out" when value is not null: outDir = value; i++; break;
+                case "--threshold" when value is not null && TryFraction(value, out threshold): i++; break;
+                case "--alpha" when value is not null && TryFraction(value, out alpha): i++; break;
+                case "--noise-ns" when value is not null && double.TryParse(value, CultureInfo.InvariantCulture, out noiseNs): i++; break;
+                case "--update-alloc": updateAlloc = true; break;
                 default:
-                    Console.Error.WriteLine($"gate: unknown argument '{args[i]}'");
+                    Console.Error.WriteLine($"gate: unknown or incomplete argument '{args[i]}'");
+                    Console.Error.WriteLine(Usage);
                     return 2;
             }
         }
 
-        if (baselinePath is null || resultsDirs.Count == 0)
+        if (samplesFiles.Count == 0 || allocBaseline is null || outDir is null)
         {
-            Console.Error.WriteLine($"usage: {Verb} --baseline FILE --results DIR [--results DIR2] [--retry-list FILE] [--update]");
+            Console.Error.WriteLine(Usage);
             return 2;
         }
 
-        List<Dictionary<string, Measured>> runs = resultsDirs.Select(ReadResults).Where(r => r.Count > 0).ToList();
-        if (runs.Count == 0)
+        var runs = new List<PairedRun>();
+        foreach (string file in samplesFiles)
         {
-            Console.Error.WriteLine($"gate: no *-report-full.json with results under {string.Join(", ", resultsDirs)}");
-            return 2;
+            PairedRun? one = File.Exists(file) ? JsonSerializer.Deserialize<PairedRun>(File.ReadAllText(file), GateBaseline.JsonOptions) : null;
+            if (one is null || one.Benchmarks.Count == 0)
+            {
+                Console.Error.WriteLine($"gate: no samples in {file}");
+                return 2;
+            }
+
+            runs.Add(one);
         }
 
         IReadOnlyList<GateBenchmark> manifest = GateManifest.Load();
-        GateBaseline committed = File.Exists(baselinePath)
-            ? JsonSerializer.Deserialize<GateBaseline>(File.ReadAllText(baselinePath), GateBaseline.JsonOptions) ?? new GateBaseline()
-            : new GateBaseline();
+        GateBaseline committed = GateBaseline.Load(allocBaseline);
+        Directory.CreateDirectory(outDir);
+        if (updateAlloc)
+        {
+            return UpdateAllocations(allocBaseline, committed, manifest, runs[0]);
+        }
 
-        return update
-            ? Update(baselinePath, committed, manifest, runs)
-            : Compare(committed, manifest, runs, retryList);
+        GateResult result = Compare(manifest, committed, runs, threshold, alpha, noiseNs);
+        string table = RenderMarkdown(result);
+        File.WriteAllText(Path.Combine(outDir, "gate.md"), table);
+        File.WriteAllText(Path.Combine(outDir, "gate.json"), JsonSerializer.Serialize(result, GateBaseline.JsonOptions) + "\n");
+        Console.WriteLine(table);
+        return result.ExitCode;
     }
 
-    /// <summary>The best (lowest) ratio any one run gave, that run's figures, and the highest allocation
-    /// seen in any run (allocation is deterministic; the strict reading is the safe one).</summary>
-    private static bool TryBest(List<Dictionary<string, Measured>> runs, GateBenchmark bench,
-        out Measured now, out Measured baseNow, out double ratio)
+    private static bool TryFraction(string text, out double value)
     {
-        now = default;
-        baseNow = default;
-        ratio = double.PositiveInfinity;
-        long maxBytes = -1;
-        bool found = false;
-        foreach (Dictionary<string, Measured> run in runs)
+        bool percent = text.EndsWith('%');
+        bool ok = double.TryParse(percent ? text[..^1] : text, NumberStyles.Float, CultureInfo.InvariantCulture, out value);
+        if (percent)
         {
-            if (run.TryGetValue(bench.Name, out Measured n) && run.TryGetValue(bench.Baseline, out Measured b) && b.MinNs > 0)
-            {
-                maxBytes = Math.Max(maxBytes, n.AllocatedBytes);
-                if (n.MinNs / b.MinNs < ratio)
-                {
-                    ratio = n.MinNs / b.MinNs;
-                    now = n;
-                    baseNow = b;
-                }
-
-                found = true;
-            }
+            value /= 100;
         }
 
-        now = now with { AllocatedBytes = maxBytes };
-        return found;
+        return ok && value > 0 && value < 1;
     }
 
-    private static Dictionary<string, Measured> ReadResults(string resultsDir)
+    /// <summary>Decides every benchmark; pure, so the verdict rules can be checked on synthetic runs.</summary>
+    internal static GateResult Compare(IReadOnlyList<GateBenchmark> manifest, GateBaseline committed, IReadOnlyList<PairedRun> runs,
+        double threshold, double alpha, double noiseNs)
     {
-        var measured = new Dictionary<string, Measured>(StringComparer.Ordinal);
-        if (!Directory.Exists(resultsDir))
+        var roles = manifest.ToDictionary(m => m.Name, m => !m.IsReference && m.Name != m.Baseline, StringComparer.Ordinal);
+        var allocations = committed.Benchmarks.ToDictionary(e => e.Name, e => e.AllocatedBytes, StringComparer.Ordinal);
+        var rows = new List<GateRow>();
+        foreach (string name in runs.SelectMany(r => r.Benchmarks).Select(b => b.Name).Distinct().Order(StringComparer.Ordinal))
         {
-            return measured;
+            bool gated = roles.TryGetValue(name, out bool g) && g;
+            long? committedBytes = allocations.TryGetValue(name, out long cb) ? cb : null;
+            var perProcess = runs.Select(r => r.Benchmarks.FirstOrDefault(b => b.Name == name)).Where(b => b is not null).Select(b => b!).ToList();
+            rows.Add(Decide(name, perProcess, gated, committedBytes, threshold, alpha, noiseNs));
         }
 
-        foreach (string file in Directory.EnumerateFiles(resultsDir, "*-report-full.json", SearchOption.AllDirectories))
+        int allocFailures = rows.Count(r => r.Gated && r.CandidateBytes > r.CommittedBytes);
+        int notRun = rows.Count(r => r.Verdict == Verdict.NotRun);
+        int slower = rows.Count(r => r.Gated && r.Verdict == Verdict.Slower);
+        int noisyGated = rows.Count(r => r.Gated && r.Verdict == Verdict.Noisy);
+        int movedControls = rows.Count(r => !r.Gated && r.Verdict is Verdict.Slower or Verdict.Faster);
+        int noisyControls = rows.Count(r => !r.Gated && r.Verdict == Verdict.Noisy);
+
+        int exitCode;
+        string decision;
+        string noise = noisyGated + noisyControls > 0
+            ? $" (note: {noisyGated} gated and {noisyControls} peer/floor row(s) past the threshold without a significant test: the machine was not quiet)"
+            : "";
+        if (allocFailures > 0 || notRun > 0)
         {
-            using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(file));
-            foreach (JsonElement b in doc.RootElement.GetProperty("Benchmarks").EnumerateArray())
-            {
-                if (!b.TryGetProperty("Statistics", out JsonElement stats) || stats.ValueKind != JsonValueKind.Object)
-                {
-                    continue; // a failed benchmark has no statistics; it shows up as missing
-                }
-
-                string name = $"{b.GetProperty("Type").GetString()}.{b.GetProperty("Method").GetString()}";
-                string parameters = b.GetProperty("Parameters").GetString() ?? "";
-                if (parameters.Length > 0)
-                {
-                    name += $"({parameters})";
-                }
-
-                long bytes = b.TryGetProperty("Memory", out JsonElement memory) && memory.ValueKind == JsonValueKind.Object
-                    ? memory.GetProperty("BytesAllocatedPerOperation").GetInt64()
-                    : -1;
-                measured[name] = new Measured(stats.GetProperty("Min").GetDouble(), bytes);
-            }
+            exitCode = 1;
+            decision = $"FAIL: {allocFailures} allocation increase(s), {notRun} gated benchmark(s) not run, {slower} slower";
+        }
+        else if (slower == 0)
+        {
+            exitCode = 0;
+            decision = "PASS" + noise;
+        }
+        else if (movedControls > 0)
+        {
+            exitCode = 3;
+            decision = $"NO VERDICT: the machine is too noisy: {slower} gated row(s) look slower, but {movedControls} peer/floor row(s), the same code on both sides, moved as significantly; run again on a quieter machine";
+        }
+        else
+        {
+            exitCode = 1;
+            decision = string.Create(CultureInfo.InvariantCulture, $"FAIL: {slower} benchmark(s) slower than base by more than {threshold:P0}") + noise;
         }
 
-        return measured;
+        return new GateResult(runs[0].Processor, runs[0].Runtime, runs.Sum(r => r.Rounds), threshold, alpha, noiseNs, exitCode, decision, rows);
     }
 
-    private static int Compare(GateBaseline committed, IReadOnlyList<GateBenchmark> manifest,
-        List<Dictionary<string, Measured>> runs, string? retryList)
+    private static GateRow Decide(string name, List<PairedBenchmark> perProcess, bool gated, long? committedBytes,
+        double threshold, double alpha, double noiseNs)
     {
-        var retryClasses = new SortedSet<string>(StringComparer.Ordinal);
-        var allocFailures = 0;
-        var entries = committed.Benchmarks.ToDictionary(e => e.Name, StringComparer.Ordinal);
-        var rows = new List<string[]>();
-        int failures = 0;
-        int unbaselined = 0;
-
-        foreach (GateBenchmark bench in manifest)
+        SideSamples? a = Pool(perProcess.Select(p => p.Base));
+        SideSamples? b = Pool(perProcess.Select(p => p.Candidate));
+        string allocNote = AllocNote(gated, b?.AllocatedBytes, committedBytes, a?.AllocatedBytes);
+        if (b is null)
         {
-            if (bench.Name == bench.Baseline)
-            {
-                continue; // the baseline's ratio is 1 by definition
-            }
-
-            entries.TryGetValue(bench.Name, out GateBaseline.Entry? entry);
-            bool haveNow = TryBest(runs, bench, out Measured now, out Measured baseNow, out double best);
-            bool haveBase = haveNow;
-            double? ratioNow = haveNow ? best : null;
-
-            string verdict;
-            string allowed = "-";
-            if (!haveNow || !haveBase)
-            {
-                verdict = bench.IsReference ? "info: not run" : "FAIL: not run";
-                if (!bench.IsReference)
-                {
-                    failures++;
-                }
-            }
-            else if (entry is null)
-            {
-                verdict = "NEW: no baseline entry";
-                unbaselined++;
-            }
-            else
-            {
-                double tolerance = entry.RatioTolerance ?? committed.RatioTolerance;
-                double allowedRatio = entry.Ratio * tolerance;
-                allowed = F(allowedRatio);
-                var problems = new List<string>();
-                bool allocWorse = now.AllocatedBytes > entry.AllocatedBytes;
-                if (allocWorse)
-                {
-                    problems.Add($"alloc +{now.AllocatedBytes - entry.AllocatedBytes} B");
-                }
-
-                // The excess over the allowed ratio, in ns at the current baseline's speed.
-                double excessNs = (ratioNow!.Value - allowedRatio) * baseNow.MinNs;
-                bool timeWorse = ratioNow.Value > allowedRatio && excessNs > committed.NoiseNs;
-                if (timeWorse)
-                {
-                    problems.Add($"ratio {F(ratioNow.Value / entry.Ratio)}x the committed one");
-                }
-
-                if (!bench.IsReference)
-                {
-                    allocFailures += allocWorse ? 1 : 0;
-                    if (timeWorse)
-                    {
-                        retryClasses.Add(bench.Name[..bench.Name.IndexOf('.', StringComparison.Ordinal)]);
-                    }
-                }
-
-                if (problems.Count == 0)
-                {
-                    verdict = bench.IsReference ? "info" : "ok";
-                }
-                else if (bench.IsReference)
-                {
-                    verdict = "info: " + string.Join(", ", problems);
-                }
-                else
-                {
-                    verdict = "FAIL: " + string.Join(", ", problems);
-                    failures++;
-                }
-            }
-
-            rows.Add([
-                bench.Name,
-                entry is null ? "-" : F(entry.Ratio),
-                ratioNow is null ? "-" : F(ratioNow.Value),
-                allowed,
-                entry is null ? "-" : $"{entry.AllocatedBytes} B",
-                haveNow ? $"{now.AllocatedBytes} B" : "-",
-                haveNow ? $"{now.MinNs.ToString("0.0", CultureInfo.InvariantCulture)} ns" : "-",
-                verdict,
-            ]);
+            return new GateRow(name, gated, a is null ? null : SignedRank.Median(a.NsPerOp), null, null, null, null, null, null,
+                a?.AllocatedBytes, null, committedBytes, gated ? Verdict.NotRun : Verdict.Removed,
+                gated ? "no result in the candidate run" : "only in base");
         }
 
-        foreach (GateBaseline.Entry stale in committed.Benchmarks.Where(e => manifest.All(m => m.Name != e.Name)))
+        if (a is null)
         {
-            rows.Add([stale.Name, F(stale.Ratio), "-", "-", $"{stale.AllocatedBytes} B", "-", "-", "FAIL: in baseline.json, no such gated benchmark"]);
-            failures++;
+            return new GateRow(name, gated, null, SignedRank.Median(b.NsPerOp), null, null, null, null, null, null, b.AllocatedBytes,
+                committedBytes, Verdict.New, Join("only in the candidate", allocNote));
         }
 
-        PrintTable(
-            ["Benchmark", "Ratio before", "Ratio now", "Allowed", "Alloc before", "Alloc now", "Min now", "Verdict"],
-            rows);
-        Console.WriteLine();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Ratios: fastest iteration over the fastest iteration of the class's [Benchmark(Baseline = true)], in the same run (the best of {runs.Count} run(s)). A gated row fails on any allocation increase, or when its ratio exceeds the committed ratio x {committed.RatioTolerance} by more than {committed.NoiseNs} ns. 'info' rows are peers and floors, never failed on."));
-        if (unbaselined > 0)
+        // Paired log ratios, pooled over every process; and each process's own median ratio.
+        var logRatios = new List<double>();
+        var processRatios = new List<double>();
+        foreach (PairedBenchmark p in perProcess)
         {
-            Console.WriteLine($"{unbaselined} benchmark(s) have no entry in the baseline yet: run 'bash bench/gate.sh --update' and commit bench/baseline.json.");
-        }
-
-        if (retryList is not null)
-        {
-            // Only a failure on time alone is worth a second run; an allocation increase is exact.
-            File.WriteAllLines(retryList, allocFailures == 0 ? retryClasses : []);
-        }
-
-        Console.WriteLine(failures == 0 ? "gate: PASS" : $"gate: FAIL ({failures} regression(s))");
-        return failures == 0 ? 0 : 1;
-    }
-
-    private static int Update(string path, GateBaseline committed, IReadOnlyList<GateBenchmark> manifest, List<Dictionary<string, Measured>> runs)
-    {
-        var previous = committed.Benchmarks.ToDictionary(e => e.Name, StringComparer.Ordinal);
-        var entries = new List<GateBaseline.Entry>();
-        foreach (GateBenchmark bench in manifest)
-        {
-            if (bench.Name == bench.Baseline)
+            if (p.Base is null || p.Candidate is null)
             {
                 continue;
             }
 
-            if (!TryBest(runs, bench, out Measured now, out _, out _) || !TryTypical(runs, bench, out double ratio))
+            int n = Math.Min(p.Base.NsPerOp.Length, p.Candidate.NsPerOp.Length);
+            double[] own = [.. Enumerable.Range(0, n).Select(i => Math.Log(p.Candidate.NsPerOp[i] / p.Base.NsPerOp[i]))];
+            logRatios.AddRange(own);
+            processRatios.Add(Math.Exp(SignedRank.Median(own)));
+        }
+
+        double baseMedian = SignedRank.Median(a.NsPerOp);
+        double candidateMedian = SignedRank.Median(b.NsPerOp);
+        double ratio = Math.Exp(SignedRank.Median(logRatios));
+        double shift = Math.Log(1 + threshold);
+        double pSlower = SignedRank.PAboveZero([.. logRatios.Select(d => d - shift)]);
+        double pFaster = SignedRank.PAboveZero([.. logRatios.Select(d => -d - shift)]);
+        double[] sortedRatios = [.. logRatios.Order().Select(Math.Exp)];
+        double spread = sortedRatios[(int)(0.9 * (sortedRatios.Length - 1))] / sortedRatios[(int)(0.1 * (sortedRatios.Length - 1))];
+        bool beyondNoise = Math.Abs(candidateMedian - baseMedian) > noiseNs;
+
+        // A process places code anew; a difference that only a minority of placements shows is not the code's.
+        double half = 1 + threshold / 2;
+        Verdict verdict = Verdict.Same;
+        if (beyondNoise && ratio > 1 + threshold)
+        {
+            verdict = pSlower < alpha && SignedRank.Median(processRatios) > half ? Verdict.Slower : Verdict.Noisy;
+        }
+        else if (beyondNoise && ratio < 1 / (1 + threshold))
+        {
+            verdict = pFaster < alpha && SignedRank.Median(processRatios) < 1 / half ? Verdict.Faster : Verdict.Noisy;
+        }
+
+        return new GateRow(name, gated, baseMedian, candidateMedian, ratio, [.. processRatios], pSlower, pFaster, spread,
+            a.AllocatedBytes, b.AllocatedBytes, committedBytes, verdict, allocNote);
+    }
+
+    /// <summary>Every process's rounds of one side as one sample set; the allocation is the lowest seen.</summary>
+    private static SideSamples? Pool(IEnumerable<SideSamples?> sides)
+    {
+        var present = sides.Where(s => s is not null).Select(s => s!).ToList();
+        return present.Count == 0 ? null : new SideSamples([.. present.SelectMany(s => s.NsPerOp)], present.Min(s => s.AllocatedBytes));
+    }
+
+    private static string AllocNote(bool gated, long? candidateBytes, long? committedBytes, long? baseBytes)
+    {
+        if (candidateBytes is null || candidateBytes < 0)
+        {
+            return "";
+        }
+
+        if (committedBytes is null)
+        {
+            return gated ? "no committed allocation (run bash bench/gate.sh --update-alloc)" : "";
+        }
+
+        if (candidateBytes > committedBytes)
+        {
+            return $"ALLOC +{candidateBytes - committedBytes} B over bench/baseline.json" + (gated ? "" : " (peer row, not failed)");
+        }
+
+        if (candidateBytes < committedBytes)
+        {
+            return $"alloc -{committedBytes - candidateBytes} B: lock it in with --update-alloc";
+        }
+
+        return baseBytes is not null && baseBytes != candidateBytes ? $"base allocated {baseBytes} B" : "";
+    }
+
+    private static string Join(string a, string b) => b.Length == 0 ? a : $"{a}; {b}";
+
+    private static int UpdateAllocations(string path, GateBaseline committed, IReadOnlyList<GateBenchmark> manifest, PairedRun run)
+    {
+        var measured = run.Benchmarks.ToDictionary(b => b.Name, StringComparer.Ordinal);
+        var entries = new List<GateBaseline.Entry>();
+        foreach (GateBenchmark bench in manifest)
+        {
+            if (!measured.TryGetValue(bench.Name, out PairedBenchmark? m) || m.Candidate is null)
             {
-                Console.Error.WriteLine($"gate: {bench.Name} or its baseline was not run; not updating.");
+                Console.Error.WriteLine($"gate: {bench.Name} was not run; not updating {path}.");
                 return 1;
             }
 
-            previous.TryGetValue(bench.Name, out GateBaseline.Entry? old);
             entries.Add(new GateBaseline.Entry
             {
                 Name = bench.Name,
-                Baseline = bench.Baseline,
-                Ratio = Math.Round(ratio, 3),
-                AllocatedBytes = now.AllocatedBytes,
-                Reference = bench.IsReference ? true : null,
-                RatioTolerance = old?.RatioTolerance,
+                AllocatedBytes = m.Candidate.AllocatedBytes,
+                Reference = bench.Name == bench.Baseline || bench.IsReference ? true : null,
             });
         }
 
-        committed.Note ??= "Written by 'bash bench/gate.sh --update' (geometric mean of the ratios of two short runs). Ratios: fastest iteration over the fastest iteration of the class baseline, same run. Review the diff before committing.";
         committed.Benchmarks = entries;
-        File.WriteAllText(path, JsonSerializer.Serialize(committed, GateBaseline.JsonOptions) + "\n");
-        Console.WriteLine($"gate: wrote {entries.Count} entries to {path}");
+        committed.Save(path);
+        Console.WriteLine($"gate: wrote {entries.Count} allocation entries to {path}; review the diff before committing");
         return 0;
     }
 
-    /// <summary>The geometric mean of the per-run ratios: for the committed figure, where the best ratio
-    /// would be biased low by a run whose baseline a neighbour slowed down.</summary>
-    private static bool TryTypical(List<Dictionary<string, Measured>> runs, GateBenchmark bench, out double ratio)
+    internal static string RenderMarkdown(GateResult result)
     {
-        double logSum = 0;
-        int count = 0;
-        foreach (Dictionary<string, Measured> run in runs)
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"## Benchmark gate: base against candidate, {result.Rounds} interleaved rounds");
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"CPU: {result.Processor}; runtime: {result.Runtime}. Rule: slower when the median of the paired ratios (candidate over base, measured back to back) exceeds {1 + result.Threshold:0.00}, the one-sided signed-rank test of the paired log ratios against log({1 + result.Threshold:0.00}) gives p < {result.Alpha}, the medians differ by more than {result.NoiseNs} ns, and the median of the processes' own median ratios exceeds {1 + result.Threshold / 2:0.00}. Spread: the 90th over the 10th percentile of the paired ratios.");
+        sb.AppendLine();
+        sb.AppendLine("| Benchmark | Role | Base (median) | Candidate (median) | Ratio | Per process | Spread | p (slower) | Alloc (base → candidate, committed) | Verdict |");
+        sb.AppendLine("|---|---|---:|---:|---:|---|---:|---:|---|---|");
+        foreach (GateRow r in result.Rows)
         {
-            if (run.TryGetValue(bench.Name, out Measured n) && run.TryGetValue(bench.Baseline, out Measured b) && b.MinNs > 0 && n.MinNs > 0)
+            string alloc = $"{Bytes(r.BaseBytes)} → {Bytes(r.CandidateBytes)}, {Bytes(r.CommittedBytes)}";
+            string verdict = r.Verdict.ToString().ToLowerInvariant();
+            if (r.Gated && r.Verdict == Verdict.Slower)
             {
-                logSum += Math.Log(n.MinNs / b.MinNs);
-                count++;
+                verdict = "**SLOWER**";
             }
+
+            if (r.Note.Length > 0)
+            {
+                verdict += $" ({r.Note})";
+            }
+
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"| {r.Name} | {(r.Gated ? "gated" : "peer/floor")} | {Ns(r.BaseMedianNs)} | {Ns(r.CandidateMedianNs)} | {Num(r.Ratio, "0.000")} | {string.Join(" ", (r.ProcessRatios ?? []).Select(x => x.ToString("0.00", CultureInfo.InvariantCulture)))} | {Num(r.PairSpread, "0.00")} | {Num(r.PSlower, "0.0000")} | {alloc} | {verdict} |");
         }
 
-        ratio = count == 0 ? 0 : Math.Exp(logSum / count);
-        return count > 0;
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"gate: {result.Decision} (exit {result.ExitCode})");
+        return sb.ToString();
     }
 
-    private static string F(double value) => value.ToString("0.000", CultureInfo.InvariantCulture);
+    private static string Num(double? v, string format) => v is double x ? x.ToString(format, CultureInfo.InvariantCulture) : "-";
 
-    private static void PrintTable(string[] header, List<string[]> rows)
-    {
-        int[] widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
-        string Line(string[] cells) => "| " + string.Join(" | ", cells.Select((c, i) => i == 0 || i == cells.Length - 1 ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))) + " |";
-        Console.WriteLine(Line(header));
-        Console.WriteLine("|" + string.Join("|", widths.Select((w, i) => i == 0 || i == widths.Length - 1 ? new string('-', w + 2) : new string('-', w + 1) + ":")) + "|");
-        foreach (string[] row in rows)
-        {
-            Console.WriteLine(Line(row));
-        }
-    }
+    private static string Ns(double? ns) => ns is double v ? v.ToString(v < 10 ? "0.000" : "0.0", CultureInfo.InvariantCulture) + " ns" : "-";
+
+    private static string Bytes(long? b) => b is long v && v >= 0 ? $"{v} B" : "-";
 }

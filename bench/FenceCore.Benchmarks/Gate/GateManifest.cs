@@ -7,7 +7,8 @@ namespace FenceCore.Benchmarks.Gate;
 /// <param name="Name"><c>Type.Method</c>, the key in <c>bench/baseline.json</c>.</param>
 /// <param name="Baseline"><c>Type.Method</c> of the class's <c>[Benchmark(Baseline = true)]</c> method.</param>
 /// <param name="IsReference">True for the baseline itself and for <see cref="ReferenceAttribute"/> rows.</param>
-internal sealed record GateBenchmark(string Name, string Baseline, bool IsReference);
+/// <param name="Target">The <see cref="TargetAttribute.MaxRatio"/>, when the method declares one.</param>
+internal sealed record GateBenchmark(string Name, string Baseline, bool IsReference, double? Target = null);
 
 /// <summary>
 /// The gated benchmarks: every method of every class in the <see cref="Suites.Gate"/> category, paired
@@ -43,7 +44,8 @@ internal static class GateManifest
             foreach (var (method, bench) in methods)
             {
                 bool reference = bench!.Baseline || method.GetCustomAttribute<ReferenceAttribute>() is not null;
-                result.Add(new GateBenchmark($"{type.Name}.{method.Name}", baseline, reference));
+                double? target = method.GetCustomAttribute<TargetAttribute>()?.MaxRatio;
+                result.Add(new GateBenchmark($"{type.Name}.{method.Name}", baseline, reference, target));
             }
         }
 
