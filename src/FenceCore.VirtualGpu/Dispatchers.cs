@@ -18,6 +18,9 @@ internal abstract class GpuDispatcher : IDisposable
     /// <summary>Runs <paramref name="action"/> at <paramref name="timeNs"/> (or soon, if that has passed).</summary>
     public abstract void PostAt(long timeNs, Action<object?> action, object? state);
 
+    /// <summary>Where a worker thread reports a work item's exception, so it never kills the process.</summary>
+    public Action<Exception>? WorkItemFailed { get; set; }
+
     public virtual void Dispose()
     {
     }
@@ -163,6 +166,12 @@ internal sealed class ThreadedDispatcher : GpuDispatcher
             try
             {
                 action(state);
+            }
+#pragma warning disable CA1031 // an exception on a worker thread would end the process
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                WorkItemFailed?.Invoke(ex);
             }
             finally
             {

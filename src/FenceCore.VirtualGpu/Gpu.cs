@@ -56,6 +56,7 @@ public sealed class Gpu : IDisposable
     private long _nextJobId;
     private int _nextBufferId;
     private long _leaks;
+    private long _consumerFailures;
     private long _jobsCompleted;
     private long _fencesSignaled;
     private ulong _digest = 14695981039346656037UL;
@@ -78,7 +79,7 @@ public sealed class Gpu : IDisposable
         }
         else
         {
-            _dispatcher = new ThreadedDispatcher(config.WorkerThreads);
+            _dispatcher = new ThreadedDispatcher(config.WorkerThreads) { WorkItemFailed = ReportConsumerFailure };
         }
 
         _kernelEntity = new SchedEntity(null, [.. _engines.Where(e => e.Kind == EngineKind.Copy)], GpuPriority.Kernel, "kernel.ttm");
@@ -122,6 +123,17 @@ public sealed class Gpu : IDisposable
 
     /// <summary>The highest <see cref="DeviceMemoryUsed"/> seen.</summary>
     public long PeakDeviceMemoryUsed => Interlocked.Read(ref _peakUsedBytes);
+
+    /// <summary>
+    /// Exceptions thrown by consumers (fence callbacks on GPU fences, event and fence-signal subscribers)
+    /// since the GPU was created. Each one was caught where it was thrown, counted here and passed to
+    /// <see cref="ConsumerFailed"/>; none reaches the scheduler, so a consumer cannot wedge it.
+    /// </summary>
+    public long ConsumerFailures => Interlocked.Read(ref _consumerFailures);
+
+    /// <summary>Raised for each consumer exception (see <see cref="ConsumerFailures"/>), on the thread that
+    /// caught it. A handler that throws is counted too, and otherwise ignored.</summary>
+    public event Action<Exception>? ConsumerFailed;
 
     /// <summary>True after <see cref="LoseDevice"/>.</summary>
     public bool IsLost => Volatile.Read(ref _lost) != 0;
@@ -317,52 +329,59 @@ public sealed class Gpu : IDisposable
             }
         }
 
-        GpuJob job;
+        // One failure path from here on: whatever throws after the job is armed fails the job with
+        // -ECANCELED (its fences signal, so no reservation keeps an unsignalled fence) and unpins.
+        GpuJob? armed = null;
         bool isHead;
-        lock (entity.Gate)
+        try
         {
-            // 2. Arm: pick the engine (load balancing only when idle), take the next seqno, create fences.
-            job = Arm(client, entity, desc);
-            job.StorageFences = storage;
-            job.Accesses = accesses;
-
-            // 3. Implicit sync, then the explicit dependencies.
-            var deps = new List<Fence>();
-            ImplicitSync(client, job, accesses, deps);
-            job.ImplicitDependencyCount = deps.Count;
-            AddExplicit(desc.Dependencies, deps);
-            foreach (SyncFile file in desc.SyncFiles)
+            lock (entity.Gate)
             {
-                AddExplicit([file.Fence], deps);
-            }
+                // 2. Arm: pick the engine (load balancing only when idle), take the next seqno, create fences.
+                armed = Arm(client, entity, desc);
+                armed.StorageFences = storage;
+                armed.Accesses = accesses;
 
-            AddExplicit(syncObjDeps, deps);
-            job.SubmittedDependencies = deps;
-            job.EffectiveDependencies = Normalize(job, deps);
-
-            // 4. Push.
-            if (entity.Killed)
-            {
-                job.Phase = 2;
-                isHead = false;
-            }
-            else
-            {
-                entity.Queue.Enqueue(job);
-                isHead = entity.Queue.Count == 1;
-            }
-        }
-
-        if (accesses.Length > 0)
-        {
-            lock (_mmGate)
-            {
-                foreach (BufferAccess a in accesses)
+                // 3. Implicit sync, then the explicit dependencies.
+                var deps = new List<Fence>();
+                ImplicitSync(client, armed, accesses, deps);
+                armed.ImplicitDependencyCount = deps.Count;
+                AddExplicit(desc.Dependencies, deps);
+                foreach (SyncFile file in desc.SyncFiles)
                 {
-                    a.Buffer.PinCount--;
+                    AddExplicit([file.Fence], deps);
+                }
+
+                AddExplicit(syncObjDeps, deps);
+                armed.SubmittedDependencies = deps;
+                armed.EffectiveDependencies = Normalize(armed, deps);
+
+                // 4. Push.
+                if (entity.Killed)
+                {
+                    armed.Phase = 2;
+                    isHead = false;
+                }
+                else
+                {
+                    entity.Queue.Enqueue(armed);
+                    isHead = entity.Queue.Count == 1;
                 }
             }
         }
+        catch (Exception)
+        {
+            if (armed is not null && Interlocked.CompareExchange(ref armed.Phase, 2, 0) == 0)
+            {
+                FailJob(armed, -Errno.ECANCELED);
+            }
+
+            Unpin(accesses);
+            throw;
+        }
+
+        GpuJob job = armed;
+        Unpin(accesses);
 
         foreach (SyncObjPoint signal in desc.SyncObjSignals)
         {
@@ -380,7 +399,8 @@ public sealed class Gpu : IDisposable
         Raise(new GpuEvent(GpuEventKind.JobSubmitted, NowNs, job, job.Engine, 0));
         if (job.Phase == 2)
         {
-            FailJob(job, -Errno.ESRCH);
+            // Killed meanwhile: by Kill (-ESRCH), or by LoseDevice (-ENODEV), which sets _lost first.
+            FailJob(job, IsLost ? -Errno.ENODEV : -Errno.ESRCH);
         }
         else if (isHead)
         {
@@ -388,6 +408,20 @@ public sealed class Gpu : IDisposable
         }
 
         return job;
+    }
+
+    private void Unpin(BufferAccess[] accesses)
+    {
+        if (accesses.Length > 0)
+        {
+            lock (_mmGate)
+            {
+                foreach (BufferAccess a in accesses)
+                {
+                    a.Buffer.PinCount--;
+                }
+            }
+        }
     }
 
     private static void ValidateDescription(JobDescription desc)
@@ -746,18 +780,18 @@ public sealed class Gpu : IDisposable
     }
 
     internal void ArmDependencyTimeout(DependencyWaiter waiter) =>
-        _dispatcher.PostAt(NowNs + _dependencyTimeoutNs, static s => ((DependencyWaiter)s!).Job.Engine.Owner!.OnDependencyTimeout((DependencyWaiter)s!), waiter);
+        _dispatcher.PostAt(NowNs + _dependencyTimeoutNs, static s => ((DependencyWaiter)s!).Gpu.OnDependencyTimeout((DependencyWaiter)s!), waiter);
 
     internal void JobDependenciesMet(GpuJob job) => _dispatcher.Post(static s => ((GpuJob)s!).Engine.Owner!.OnJobReady((GpuJob)s!), job);
 
     private void OnDependencyTimeout(DependencyWaiter waiter)
     {
-        if (!waiter.TryAbandon())
+        GpuJob? job = waiter.TryAbandon();
+        if (job is null)
         {
-            return;
+            return; // the dependencies signalled, or the job was killed, first
         }
 
-        GpuJob job = waiter.Job;
         if (Interlocked.CompareExchange(ref job.Phase, 2, 0) != 0)
         {
             return;
@@ -912,7 +946,6 @@ public sealed class Gpu : IDisposable
     /// drainer at a time, so ring and entity fences signal in seqno order on any number of workers.</summary>
     private void DrainCompleted(Engine engine)
     {
-        List<Exception>? failures = null;
         lock (engine.Gate)
         {
             while (engine.Ring.Count > 0 && engine.Ring[0].HardwareDone)
@@ -926,33 +959,34 @@ public sealed class Gpu : IDisposable
 
         while (Interlocked.CompareExchange(ref engine.Draining, 1, 0) == 0)
         {
-            while (true)
+            try
             {
-                GpuJob? j;
-                lock (engine.Gate)
+                while (true)
                 {
-                    if (!engine.Completed.TryDequeue(out j))
+                    GpuJob? j;
+                    lock (engine.Gate)
                     {
-                        break;
+                        if (!engine.Completed.TryDequeue(out j))
+                        {
+                            break;
+                        }
                     }
-                }
 
-                int error = j.PendingError;
-                j.State = GpuJobState.Done;
-                Interlocked.Decrement(ref engine.Score);
-                try
-                {
+                    int error = j.PendingError;
+                    j.State = GpuJobState.Done;
+                    Interlocked.Decrement(ref engine.Score);
+
+                    // Consumers' exceptions are caught where they are thrown (GpuFence.OnCallbackFailed,
+                    // Raise): nothing a callback or subscriber does comes back here.
                     j.Hardware!.SignalWithTimestamp(error, NowNs);
                     SignalAfter(j.PreviousFinished, j.Finished, error, j);
                 }
-                catch (Exception ex) when (ex is FenceCallbackException or AggregateException)
-                {
-                    // A user callback or subscriber threw: keep draining so later jobs still complete.
-                    (failures ??= []).Add(ex);
-                }
+            }
+            finally
+            {
+                Volatile.Write(ref engine.Draining, 0); // release whatever happened; then look again for work queued meanwhile
             }
 
-            Volatile.Write(ref engine.Draining, 0); // release, then look again for work queued meanwhile
             lock (engine.Gate)
             {
                 if (engine.Completed.Count == 0)
@@ -963,10 +997,6 @@ public sealed class Gpu : IDisposable
         }
 
         Kick(engine);
-        if (failures is not null)
-        {
-            throw new AggregateException("Callbacks or subscribers threw while jobs completed; every job still completed.", failures);
-        }
     }
 
     /// <summary>
@@ -1095,7 +1125,6 @@ public sealed class Gpu : IDisposable
             return;
         }
 
-        Raise(new GpuEvent(GpuEventKind.DeviceLost, NowNs, null, null, -Errno.ENODEV));
         foreach (Engine engine in _engines)
         {
             lock (engine.Gate)
@@ -1119,6 +1148,7 @@ public sealed class Gpu : IDisposable
         }
 
         FailQueue(_kernelEntity, -Errno.ENODEV, markKilled: true);
+        Raise(new GpuEvent(GpuEventKind.DeviceLost, NowNs, null, null, -Errno.ENODEV)); // after every job has ended
     }
 
     private void FailQueue(SchedEntity entity, int error, bool markKilled)
@@ -1133,7 +1163,7 @@ public sealed class Gpu : IDisposable
 
         foreach (GpuJob job in queued)
         {
-            job.Waiter?.TryAbandon();
+            job.Waiter?.TryAbandon(); // also unlinks it from the fence it waits on
             if (Interlocked.CompareExchange(ref job.Phase, 2, 0) == 0)
             {
                 FailJob(job, error);
@@ -1148,10 +1178,40 @@ public sealed class Gpu : IDisposable
     {
         Interlocked.Increment(ref _fencesSignaled);
         s_fencesSignaled.Add(1);
-        Action<GpuFence>[] subs = Volatile.Read(ref _fenceSubscribers);
-        foreach (Action<GpuFence> s in subs)
+        Notify(Volatile.Read(ref _fenceSubscribers), fence);
+    }
+
+    /// <summary>Runs every subscriber; a subscriber's exception is counted and reported, never thrown.</summary>
+    private void Notify<T>(Action<T>[] subscribers, T argument)
+    {
+        foreach (Action<T> s in subscribers)
         {
-            s(fence);
+            try
+            {
+                s(argument);
+            }
+#pragma warning disable CA1031 // a subscriber's exception must not reach the scheduler
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                ReportConsumerFailure(ex);
+            }
+        }
+    }
+
+    /// <summary>Counts a consumer's exception and hands it to <see cref="ConsumerFailed"/>; never throws.</summary>
+    internal void ReportConsumerFailure(Exception exception)
+    {
+        Interlocked.Increment(ref _consumerFailures);
+        try
+        {
+            ConsumerFailed?.Invoke(exception);
+        }
+#pragma warning disable CA1031 // the reporting handler is a consumer too
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            Interlocked.Increment(ref _consumerFailures);
         }
     }
 
@@ -1179,10 +1239,7 @@ public sealed class Gpu : IDisposable
         }
 
         // Copy-on-write array: a plain read sees a complete list (published under _eventGate).
-        foreach (Action<GpuEvent> s in Volatile.Read(ref _subscribers))
-        {
-            s(e);
-        }
+        Notify(Volatile.Read(ref _subscribers), e);
     }
 
     private static ulong Mix(ulong hash, ulong value)
@@ -1226,7 +1283,16 @@ public sealed class Gpu : IDisposable
             }
 
             gpu.Raise(new GpuEvent(GpuEventKind.CpuAccess, gpu.NowNs, null, null, 0, buffer));
-            onAccess?.Invoke(buffer);
+            try
+            {
+                onAccess?.Invoke(buffer);
+            }
+#pragma warning disable CA1031 // the caller's action is a consumer: its exception must not reach the scheduler
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                gpu.ReportConsumerFailure(ex);
+            }
         }
     }
 

@@ -59,6 +59,12 @@ public sealed class GpuClient
 /// Walks a job's dependencies with one callback node, re-armed on the next unsignalled one (the
 /// scheduler's <c>drm_sched_entity_add_dependency_cb</c>), so waiting allocates nothing per dependency.
 /// </summary>
+/// <remarks>
+/// Abandoning the wait (dependency timeout, kill, device loss) removes the node from the fence it waits
+/// on and drops the waiter's reference to the job. The removal is logical (the fence's list may keep the
+/// cell until it signals), so dropping the job is what frees the job, its description and its buffers
+/// while a foreign fence that never signals lives on.
+/// </remarks>
 internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
 {
     public const int Waiting = 0;
@@ -67,10 +73,24 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
 
     private int _index;
 
+    /// <summary>The job, until the wait is abandoned. Written once to null, after the state CAS; read with Volatile.Read.</summary>
+    private GpuJob? _job = job;
+
+    /// <summary>The dependency this waiter is queued on, or null. Written by the thread that (re-)arms it,
+    /// before the add; read by <see cref="TryAbandon"/> to unlink it.</summary>
+    private Fence? _armedOn;
+
     /// <summary>Waiting → Ready (all signalled) or Waiting → Abandoned (timeout, kill, device lost), once, by CAS.</summary>
     public int State;
 
-    public GpuJob Job => job;
+    /// <summary>The GPU that owns the job.</summary>
+    public Gpu Gpu => gpu;
+
+    /// <summary>The job, or null once the wait was abandoned.</summary>
+    public GpuJob? Job => Volatile.Read(ref _job);
+
+    /// <summary>True while the node is queued on a dependency (tests).</summary>
+    internal bool IsLinkedForTesting => IsQueued;
 
     public void Begin()
     {
@@ -94,9 +114,16 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
     /// <summary>Moves to the next unsignalled dependency; returns true if none is left.</summary>
     private bool Advance()
     {
+        GpuJob? job = Volatile.Read(ref _job);
+        if (job is null)
+        {
+            return true; // abandoned meanwhile
+        }
+
         IReadOnlyList<Fence> deps = job.EffectiveDependencies;
         while (_index < deps.Count)
         {
+            Volatile.Write(ref _armedOn, deps[_index]);
             if (deps[_index].AddCallback(this))
             {
                 return false; // re-armed: Invoke continues from here
@@ -105,6 +132,7 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
             _index++;
         }
 
+        Volatile.Write(ref _armedOn, null);
         if (Interlocked.CompareExchange(ref State, Ready, Waiting) == Waiting)
         {
             gpu.JobDependenciesMet(job);
@@ -113,5 +141,21 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
         return true;
     }
 
-    public bool TryAbandon() => Interlocked.CompareExchange(ref State, Abandoned, Waiting) == Waiting;
+    /// <summary>
+    /// Abandons the wait and unlinks it (see the remarks). Returns the job when this call abandoned it,
+    /// null when the wait had already ended.
+    /// </summary>
+    public GpuJob? TryAbandon()
+    {
+        GpuJob? job = Volatile.Read(ref _job);
+        if (Interlocked.CompareExchange(ref State, Abandoned, Waiting) != Waiting)
+        {
+            return null;
+        }
+
+        Volatile.Read(ref _armedOn)?.RemoveCallback(this);
+        Volatile.Write(ref _armedOn, null);
+        Volatile.Write(ref _job, null); // the job, its description and its buffers are no longer reachable from here
+        return job;
+    }
 }

@@ -51,6 +51,13 @@ public sealed class GpuFence : Fence
 
     /// <inheritdoc/>
     protected override void OnSignaled() => _gpu.OnFenceSignaled(this);
+
+    /// <summary>A consumer's callback threw: the GPU counts and reports it; it never reaches the scheduler.</summary>
+    protected override bool OnCallbackFailed(Exception exception)
+    {
+        _gpu.ReportConsumerFailure(exception);
+        return true;
+    }
 }
 
 /// <summary>A point on a syncobj: point 0 means the binary payload.</summary>

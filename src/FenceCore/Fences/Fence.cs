@@ -406,9 +406,24 @@ public partial class Fence
         return failures;
     }
 
+    /// <summary>
+    /// Called for each exception a callback (or <see cref="OnSignaled"/>) threw while this fence
+    /// signalled, on the signalling thread, after every callback has run. Return true when the fence's
+    /// owner has dealt with it (counted, reported): it then never reaches <see cref="Signal()"/>'s caller
+    /// nor <see cref="CallbackFailed"/>. A producer that consumers must not be able to wedge (the virtual
+    /// GPU's fences) returns true. The base class returns false.
+    /// </summary>
+    protected virtual bool OnCallbackFailed(Exception exception) => false;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ReportCallbackFailures(List<Exception> failures)
     {
+        failures.RemoveAll(OnCallbackFailed);
+        if (failures.Count == 0)
+        {
+            return;
+        }
+
         EventHandler<FenceCallbackFailedEventArgs>? handler = CallbackFailed;
         if (handler is null)
         {

@@ -11,9 +11,24 @@ namespace FenceCore;
 /// <remarks>
 /// <para>
 /// Creation and increments serialize on a private lock, as the kernel's timeline spinlock does; the
-/// lock guards only the pending set and is never held while a fence signals or a callback runs.
-/// Signalling is funnelled through one drainer at a time (a CAS flag), so points signal in seqno order
-/// even when a callback increments the timeline re-entrantly or two threads increment at once.
+/// lock guards the pending set, the queue of reached points and the drain's bookkeeping, and is never
+/// held while a fence signals or a callback runs. One thread at a time signals the reached points, in
+/// seqno order (the drainer); a thread whose increment reached points while another drains waits until
+/// the drainer has signalled them.
+/// </para>
+/// <para>
+/// So, as in the kernel, when <see cref="Increment"/> returns every point it reached has signalled, and
+/// <see cref="CreateFence"/> for a reached point that is still being signalled returns that point's
+/// fence, never a second one. One difference, on purpose: the kernel signals under the timeline lock,
+/// so a callback that increments the same timeline deadlocks there; here such a re-entrant
+/// <see cref="Increment"/> (from a callback running on the drainer's thread) queues its points and
+/// returns at once, and the drainer signals them, still in order, before its own call returns.
+/// </para>
+/// <para>
+/// A callback that throws does not stop the drain: every reached point still signals, the drain's
+/// bookkeeping is released in a <c>finally</c>, and the failures are thrown to the caller of
+/// <see cref="Increment"/> (or <see cref="Close"/>) as one <see cref="AggregateException"/> after the
+/// timeline's state is complete.
 /// </para>
 /// <para>
 /// Points compare on 32 bits with wrap-around, like the kernel's. Unlike the kernel's, a point does not
@@ -27,11 +42,23 @@ public sealed class SwSyncTimeline : IDisposable
     private readonly SortedDictionary<uint, SwSyncFence> _pending;
     private readonly Queue<SwSyncFence> _toSignal = new();
 
+    /// <summary>The point the drainer is signalling now, or null. Under <see cref="_gate"/>.</summary>
+    private SwSyncFence? _inFlight;
+
     /// <summary>The current value, as an int for atomics. Written under <see cref="_gate"/>; read lock-free.</summary>
     private int _value;
 
-    /// <summary>1 while some thread drains <see cref="_toSignal"/>. Taken and released by CAS / ordered write.</summary>
-    private int _draining;
+    /// <summary>How many points were ever queued for signalling. Under <see cref="_gate"/>.</summary>
+    private long _queued;
+
+    /// <summary>How many queued points have signalled (their <c>Signal</c> returned). Under <see cref="_gate"/>.</summary>
+    private long _signalled;
+
+    /// <summary>Managed thread id of the thread draining <see cref="_toSignal"/>, 0 when none. Under <see cref="_gate"/>.</summary>
+    private int _drainer;
+
+    /// <summary>Threads waiting in <see cref="Monitor.Wait(object)"/> for the drainer. Under <see cref="_gate"/>.</summary>
+    private int _waiters;
 
     private bool _closed;
 
@@ -99,6 +126,11 @@ public sealed class SwSyncTimeline : IDisposable
 
             if (!Fence.IsSeqnoLater(value, Value, seqno64: false))
             {
+                if (FindReached(value) is { } signalling)
+                {
+                    return signalling; // reached, and the drainer has not signalled it yet: the same point
+                }
+
                 var reached = new SwSyncFence(this, value);
                 reached.Signal();
                 return reached;
@@ -118,10 +150,14 @@ public sealed class SwSyncTimeline : IDisposable
     /// <summary>
     /// Advances the value by <paramref name="count"/> and signals, in seqno order, every point now
     /// reached. Mirrors <c>SW_SYNC_IOC_INC</c> (applied in steps of at most <see cref="int.MaxValue"/>).
+    /// When it returns, every point it reached has signalled, unless it was called from a callback of
+    /// one of this timeline's points (see the remarks).
     /// </summary>
     /// <exception cref="ObjectDisposedException">The timeline is closed.</exception>
+    /// <exception cref="AggregateException">Callbacks threw; every reached point signalled regardless.</exception>
     public void Increment(uint count = 1)
     {
+        long ticket;
         lock (_gate)
         {
             if (_closed)
@@ -138,9 +174,11 @@ public sealed class SwSyncTimeline : IDisposable
                 CollectReached();
                 _orderBase = Value;
             }
+
+            ticket = _queued;
         }
 
-        Drain();
+        Drain(ticket);
     }
 
     /// <summary>
@@ -149,6 +187,7 @@ public sealed class SwSyncTimeline : IDisposable
     /// </summary>
     public void Close()
     {
+        long ticket;
         lock (_gate)
         {
             if (_closed)
@@ -160,13 +199,14 @@ public sealed class SwSyncTimeline : IDisposable
             foreach (SwSyncFence fence in _pending.Values)
             {
                 fence.ClosedError = true;
-                _toSignal.Enqueue(fence);
+                Queue(fence);
             }
 
             _pending.Clear();
+            ticket = _queued;
         }
 
-        Drain();
+        Drain(ticket);
     }
 
     /// <inheritdoc/>
@@ -208,59 +248,134 @@ public sealed class SwSyncTimeline : IDisposable
             }
 
             _pending.Remove(first.Key);
-            _toSignal.Enqueue(first.Value);
+            Queue(first.Value);
         }
     }
 
-    private void Drain()
+    /// <summary>Queues a point for the drainer. Under <see cref="_gate"/>.</summary>
+    private void Queue(SwSyncFence fence)
     {
+        _toSignal.Enqueue(fence);
+        _queued++;
+    }
+
+    /// <summary>A reached point that the drainer has not finished signalling, or null. Under <see cref="_gate"/>;
+    /// the queue is empty but for the moments an increment is being drained.</summary>
+    private SwSyncFence? FindReached(uint value)
+    {
+        if (_inFlight is { } current && (uint)current.Seqno == value)
+        {
+            return current;
+        }
+
+        foreach (SwSyncFence queued in _toSignal)
+        {
+            if ((uint)queued.Seqno == value)
+            {
+                return queued;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Signals queued points until the first <paramref name="ticket"/> queued points have signalled:
+    /// as the drainer, or by waiting for the thread that drains.
+    /// </summary>
+    private void Drain(long ticket)
+    {
+        int me = Environment.CurrentManagedThreadId;
+        lock (_gate)
+        {
+            while (_signalled < ticket && _drainer != 0)
+            {
+                if (_drainer == me)
+                {
+                    return; // re-entrant, from a callback: the drain this thread is running signals the rest
+                }
+
+                _waiters++;
+                try
+                {
+                    Monitor.Wait(_gate); // woken after each signal and when the drainer leaves
+                }
+                finally
+                {
+                    _waiters--;
+                }
+            }
+
+            if (_signalled >= ticket)
+            {
+                return;
+            }
+
+            _drainer = me;
+        }
+
         List<Exception>? failures = null;
-        DrainLoop(ref failures); // never leaves the drain flag set: callback failures are collected
+        try
+        {
+            SwSyncFence? done = null;
+            while (true)
+            {
+                SwSyncFence? next;
+                lock (_gate)
+                {
+                    if (done is not null)
+                    {
+                        Completed();
+                    }
+
+                    if (!_toSignal.TryDequeue(out next))
+                    {
+                        _inFlight = null;
+                        break;
+                    }
+
+                    _inFlight = next;
+                }
+
+                done = next;
+                try
+                {
+                    next.Signal(next.ClosedError ? -Errno.ENOENT : 0);
+                }
+#pragma warning disable CA1031 // a consumer's exception must not stop the producer's drain
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    (failures ??= []).Add(ex); // keep draining: later points must still signal
+                }
+            }
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _inFlight = null;
+                _drainer = 0; // released whatever happened, so the timeline can never stay stuck
+                if (_waiters > 0)
+                {
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
         if (failures is not null)
         {
             throw new AggregateException("Callbacks of sw_sync points threw; every reached point signalled.", failures);
         }
     }
 
-    private void DrainLoop(ref List<Exception>? failures)
+    /// <summary>Books a signalled point and wakes the threads waiting for it. Under <see cref="_gate"/>.</summary>
+    private void Completed()
     {
-        while (true)
+        _signalled++;
+        if (_waiters > 0)
         {
-            // One drainer at a time keeps signals in queue (seqno) order.
-            if (Interlocked.CompareExchange(ref _draining, 1, 0) != 0)
-            {
-                return; // the current drainer re-checks the queue after releasing the flag
-            }
-
-            while (true)
-            {
-                SwSyncFence? next;
-                lock (_gate)
-                {
-                    if (!_toSignal.TryDequeue(out next))
-                    {
-                        break;
-                    }
-                }
-
-                try
-                {
-                    next.Signal(next.ClosedError ? -Errno.ENOENT : 0);
-                }
-                catch (FenceCallbackException ex)
-                {
-                    (failures ??= []).Add(ex); // keep draining: later points must still signal
-                }
-            }
-
-            Volatile.Write(ref _draining, 0); // release; then re-check for work queued meanwhile
-            lock (_gate)
-            {
-                if (_toSignal.Count == 0)
-                {
-                    return;
-                }
-            }
+            Monitor.PulseAll(_gate);
         }
     }
 

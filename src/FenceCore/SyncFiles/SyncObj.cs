@@ -55,11 +55,14 @@ public enum SyncObjQueryOptions
 /// because the lookup stops at the first node whose range starts below the point.
 /// </para>
 /// <para>
-/// Lock-free: the fence pointer is written only with <see cref="Interlocked"/> (exchange for replace,
-/// compare-and-swap for adding a point) and read with Volatile.Read. Waiting for submission uses a
-/// "changed" fence that the next writer signals; see <see cref="_changed"/>. The kernel holds the
-/// syncobj spinlock around replace and add-point; here the CAS on the pointer is the linearization
-/// point of each.
+/// Readers are lock-free: the fence pointer is read with Volatile.Read, so <see cref="Fence"/>,
+/// <see cref="TryFindFence"/>, queries and waits on captured fences take no lock. Writers
+/// (<see cref="Replace"/>, <see cref="AddPoint"/>) take a private lock, as the kernel holds the
+/// syncobj spinlock, and so do waiters for submission when they register: the lock is what lets a
+/// writer hand the fence it installs to every waiter registered before it, at the moment of
+/// submission, as <c>drm_syncobj_replace_fence</c> does with its wait list. Without it, a waiter that
+/// woke after <c>Replace(f1)</c> could read the pointer after a later <c>Replace(null)</c> and miss f1.
+/// The lock is never held while a fence signals or a callback runs.
 /// </para>
 /// <para>
 /// Handles: the ioctl-shaped static members take spans of syncobjs where the kernel takes handles; a
@@ -79,19 +82,17 @@ public sealed class SyncObj
         SyncObjWaitOptions.WaitAll | SyncObjWaitOptions.WaitForSubmit | SyncObjWaitOptions.WaitAvailable | SyncObjWaitOptions.WaitDeadline;
 
     /// <summary>
-    /// The current fence, or null when nothing has been submitted. Written only with
-    /// <see cref="Interlocked.Exchange{T}(ref T, T)"/> (replace) and
-    /// <see cref="Interlocked.CompareExchange{T}(ref T, T, T)"/> (add point); read with Volatile.Read.
+    /// The current fence, or null when nothing has been submitted. Written only under
+    /// <see cref="_writeLock"/>, with Volatile.Write (a release: a chain node is fully built before it is
+    /// seen); read with Volatile.Read, without the lock.
     /// </summary>
     private Fence? _fence;
 
-    /// <summary>
-    /// A pending fence that signals at the next change of <see cref="_fence"/>, or null when nobody waits
-    /// for one. Installed by waiters with CAS from null; taken by writers with Interlocked.Exchange, after
-    /// their write to <see cref="_fence"/>, and then signalled. A waiter installs or reads it before it
-    /// reads <see cref="_fence"/>, so a change after that read always signals the fence it holds.
-    /// </summary>
-    private Fence? _changed;
+    /// <summary>Guards writes of <see cref="_fence"/> and <see cref="_submitWaiters"/> (the kernel's syncobj lock).</summary>
+    private readonly object _writeLock = new();
+
+    /// <summary>Waiters for a point not yet submitted. Under <see cref="_writeLock"/>; null when none.</summary>
+    private List<SubmitWaiter>? _submitWaiters;
 
     /// <summary>Creates a syncobj. Mirrors <c>drm_syncobj_create</c>.</summary>
     /// <param name="signaled">Start with a signalled stub (<c>DRM_SYNCOBJ_CREATE_SIGNALED</c>) instead of null.</param>
@@ -112,11 +113,19 @@ public sealed class SyncObj
     /// <summary>Replaces the fence (null for none). Mirrors <c>drm_syncobj_replace_fence</c>.</summary>
     public void Replace(Fence? fence)
     {
-        Fence? old = Interlocked.Exchange(ref _fence, fence); // publish: the exchange is the linearization point
-        if (!ReferenceEquals(old, fence))
+        List<SubmitWaiter>? captured;
+        lock (_writeLock)
         {
-            NotifyChanged();
+            if (ReferenceEquals(Volatile.Read(ref _fence), fence))
+            {
+                return;
+            }
+
+            Volatile.Write(ref _fence, fence); // publish; the lock orders it with the waiters' registration
+            captured = fence is null ? null : CaptureWaiters();
         }
+
+        Wake(captured);
     }
 
     /// <summary>Sets the fence to null. Mirrors the per-object part of <c>DRM_IOCTL_SYNCOBJ_RESET</c>.</summary>
@@ -181,23 +190,18 @@ public sealed class SyncObj
             fence = FenceUnwrap.Merge(fence);
         }
 
-        Fence? prev = Volatile.Read(ref _fence);
+        Fence? prev;
         FenceChain node;
-        while (true)
+        List<SubmitWaiter>? captured;
+        lock (_writeLock)
         {
+            prev = Volatile.Read(ref _fence);
             node = new FenceChain(prev, fence, point);
-
-            // The CAS is the linearization point: the node goes in only over the head it was built on.
-            Fence? seen = Interlocked.CompareExchange(ref _fence, node, prev);
-            if (ReferenceEquals(seen, prev))
-            {
-                break;
-            }
-
-            prev = seen;
+            Volatile.Write(ref _fence, node); // publish the fully built node
+            captured = CaptureWaiters();
         }
 
-        NotifyChanged();
+        Wake(captured);
         foreach (Fence _ in FenceChain.ForEach(prev))
         {
             // Walking collects the signalled nodes of the old timeline.
@@ -248,21 +252,26 @@ public sealed class SyncObj
     public Fence FindFence(ulong point, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
-        long deadline = AbsoluteDeadline(timeout);
-        while (true)
+        if (TryFindFence(point, out Fence? found))
         {
-            Fence changed = ChangedFence();
-            if (TryFindFence(point, out Fence? fence))
-            {
-                return fence!;
-            }
+            return found!;
+        }
 
-            TimeSpan remaining = RemainingUntil(deadline);
-            if (remaining == TimeSpan.Zero || !changed.Wait(remaining, cancellationToken))
+        var ready = new Fence(FenceContext.Stub, 0);
+        SubmitWaiter waiter = AddSubmitWaiter(point, () => ready.Signal());
+        try
+        {
+            if (waiter.Captured is null && !ready.Wait(timeout, cancellationToken) && waiter.Captured is null)
             {
                 ThrowHelper.ThrowErrno(-Errno.ETIME, string.Create(CultureInfo.InvariantCulture,
                     $"point {point} was not submitted within the timeout"));
             }
+
+            return waiter.Captured!;
+        }
+        finally
+        {
+            RemoveSubmitWaiter(waiter);
         }
     }
 
@@ -429,9 +438,13 @@ public sealed class SyncObj
     /// fence current at the time of the ioctl"); with <see cref="SyncObjWaitOptions.WaitForSubmit"/> a
     /// missing one is captured when it is submitted. Without that flag (and without
     /// <see cref="SyncObjWaitOptions.WaitAvailable"/>) a missing fence or point fails with -EINVAL before
-    /// anything is waited for. As in the kernel, <see cref="SyncObjWaitOptions.WaitAvailable"/> alone
-    /// accepts a missing point but does not watch for its submission, so such a wait can only time out.
-    /// No handles is allowed and returns true at once.
+    /// anything is waited for. <see cref="SyncObjWaitOptions.WaitAvailable"/> accepts a missing point
+    /// too and watches for its submission (mainline since 2024, "drm/syncobj: call
+    /// drm_syncobj_fence_add_wait when WAIT_AVAILABLE flag is set"); the wait then ends when the fences
+    /// are available, signalled or not. A missing fence is captured at the moment it is submitted, under
+    /// the syncobj's lock, so a later replacement cannot take it away. No handles is allowed and returns
+    /// true at once. A wait that finds its condition met reports success even if the token was cancelled
+    /// meanwhile.
     /// </remarks>
     /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
     /// <param name="points">One point per syncobj.</param>
@@ -505,7 +518,7 @@ public sealed class SyncObj
                 for (int i = 0; i < entries.Length; i++)
                 {
                     WaitEntry e = entries[i];
-                    if (e.Fence is null && forSubmit)
+                    if (e.Fence is null && (forSubmit || available))
                     {
                         e.Resolve(syncobjs[i]!, points[i], gate);
                     }
@@ -541,7 +554,14 @@ public sealed class SyncObj
                     return false;
                 }
 
-                gate.Wait(remaining, cancellationToken);
+                try
+                {
+                    gate.Wait(remaining, cancellationToken);
+                }
+                catch (OperationCanceledException) when (AllComplete(entries, waitAll, available, ref firstSignaled))
+                {
+                    return true; // the condition was met before the cancellation was seen
+                }
             }
         }
         finally
@@ -568,27 +588,116 @@ public sealed class SyncObj
     // ----------------------------------------------------------------------------------------------
     // Internals
 
-    /// <summary>The fence that signals at the next change of the fence pointer (installing one if needed).
-    /// Read before the pointer is examined.</summary>
-    internal Fence ChangedFence()
+    /// <summary>
+    /// Registers a wait for <paramref name="point"/> to be submitted. If it already is, the waiter comes
+    /// back captured and <paramref name="onCaptured"/> is not called; otherwise the next writer that makes
+    /// the point findable captures its fence, under the lock, and calls <paramref name="onCaptured"/>
+    /// after releasing it. Mirrors <c>drm_syncobj_fence_add_wait</c>.
+    /// </summary>
+    internal SubmitWaiter AddSubmitWaiter(ulong point, Action onCaptured)
     {
-        Fence? changed = Volatile.Read(ref _changed); // acquire: then the caller reads _fence after it
-        if (changed is not null)
+        var waiter = new SubmitWaiter(point, onCaptured);
+        lock (_writeLock)
         {
-            return changed;
+            if (TryFindFence(point, out Fence? fence))
+            {
+                waiter.Captured = fence;
+            }
+            else
+            {
+                (_submitWaiters ??= []).Add(waiter);
+            }
         }
 
-        var fresh = new Fence(FenceContext.Stub, 0);
-
-        // Full fence: the caller's later read of _fence cannot move before this install.
-        return Interlocked.CompareExchange(ref _changed, fresh, null) ?? fresh;
+        return waiter;
     }
 
-    private void NotifyChanged()
+    /// <summary>Unregisters a waiter (captured or not). Mirrors <c>drm_syncobj_remove_wait</c>.</summary>
+    internal void RemoveSubmitWaiter(SubmitWaiter waiter)
     {
-        // Taken after the fence pointer was published (the caller's Interlocked write orders it first),
-        // so a waiter holding this fence will see the new pointer when it wakes.
-        Interlocked.Exchange(ref _changed, null)?.Signal();
+        lock (_writeLock)
+        {
+            _submitWaiters?.Remove(waiter);
+        }
+    }
+
+    /// <summary>The number of registered submit waiters, for tests.</summary>
+    internal int SubmitWaiterCountForTesting()
+    {
+        lock (_writeLock)
+        {
+            return _submitWaiters?.Count ?? 0;
+        }
+    }
+
+    /// <summary>Hands the fence just installed to every waiter whose point it makes findable. Under the lock.</summary>
+    private List<SubmitWaiter>? CaptureWaiters()
+    {
+        List<SubmitWaiter>? captured = null;
+        if (_submitWaiters is null)
+        {
+            return null;
+        }
+
+        for (int i = _submitWaiters.Count - 1; i >= 0; i--)
+        {
+            SubmitWaiter w = _submitWaiters[i];
+            if (TryFindFence(w.Point, out Fence? fence))
+            {
+                Volatile.Write(ref w.Captured, fence); // release: the waiter reads it after its wake-up
+                _submitWaiters.RemoveAt(i);
+                (captured ??= []).Add(w);
+            }
+        }
+
+        return captured;
+    }
+
+    private static void Wake(List<SubmitWaiter>? captured)
+    {
+        if (captured is null)
+        {
+            return;
+        }
+
+        foreach (SubmitWaiter w in captured)
+        {
+            w.OnCaptured();
+        }
+    }
+
+    private static bool AllComplete(WaitEntry[] entries, bool waitAll, bool available, ref int firstSignaled)
+    {
+        for (int i = 0; i < entries.Length; i++)
+        {
+            WaitEntry e = entries[i];
+            e.TakeCaptured();
+            bool complete = e.Fence is not null && (available || e.Fence.IsSignaledFlag);
+            if (complete && !waitAll)
+            {
+                firstSignaled = i;
+                return true;
+            }
+
+            if (!complete && waitAll)
+            {
+                return false;
+            }
+        }
+
+        return waitAll;
+    }
+
+    /// <summary>One wait for a point's submission: the point, the fence captured for it, the wake-up.</summary>
+    internal sealed class SubmitWaiter(ulong point, Action onCaptured)
+    {
+        public ulong Point { get; } = point;
+
+        /// <summary>The fence submitted for the point (the stub when it had already signalled). Written once
+        /// under the syncobj's lock, with Volatile.Write; read with Volatile.Read after the wake-up.</summary>
+        public Fence? Captured;
+
+        public Action OnCaptured { get; } = onCaptured;
     }
 
     private static void ThrowNotSubmitted(ulong point) =>
@@ -665,8 +774,8 @@ public sealed class SyncObj
     private sealed class WaitEntry
     {
         private GateCallback? _fenceNode;
-        private GateCallback? _submitNode;
-        private Fence? _submitWatched;
+        private SubmitWaiter? _submit;
+        private SyncObj? _syncobj;
 
         /// <summary>The captured fence; written only by the waiting thread.</summary>
         public Fence? Fence;
@@ -692,26 +801,24 @@ public sealed class SyncObj
             return false;
         }
 
-        /// <summary>Tries to capture the point's fence; otherwise arms a callback on the syncobj's change.</summary>
+        /// <summary>Captures the point's fence, registering a submit waiter the first time it is missing.</summary>
         public void Resolve(SyncObj syncobj, ulong point, ManualResetEventSlim gate)
         {
-            _submitNode ??= new GateCallback(gate);
-            Fence changed = syncobj.ChangedFence(); // read before the pointer: a later change signals it
-            if (syncobj.TryFindFence(point, out Fence? fence))
+            if (_submit is null)
             {
-                Fence = fence;
-                return;
+                _syncobj = syncobj;
+                _submit = syncobj.AddSubmitWaiter(point, gate.Set);
             }
 
-            if (_submitNode.IsQueued)
-            {
-                return; // still armed on a change fence, which the next change (or one in progress) signals
-            }
+            TakeCaptured();
+        }
 
-            _submitWatched = changed;
-            if (!changed.AddCallback(_submitNode))
+        /// <summary>Takes the fence a writer captured for this entry, if any.</summary>
+        public void TakeCaptured()
+        {
+            if (Fence is null && _submit is not null)
             {
-                gate.Set(); // changed between the two reads: look again at once
+                Fence = Volatile.Read(ref _submit.Captured); // acquire: pairs with the writer's release
             }
         }
 
@@ -722,9 +829,9 @@ public sealed class SyncObj
                 Fence?.RemoveCallback(_fenceNode);
             }
 
-            if (_submitNode is not null)
+            if (_submit is not null)
             {
-                _submitWatched?.RemoveCallback(_submitNode);
+                _syncobj!.RemoveSubmitWaiter(_submit);
             }
         }
     }

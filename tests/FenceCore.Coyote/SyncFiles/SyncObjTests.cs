@@ -8,9 +8,9 @@ namespace FenceCore.Coyote.SyncFiles;
 
 /// <summary>
 /// SyncObj wait-for-submit against adding a point, and QueryPoint against adding and signalling.
-/// Invariants: a waiter for point P never misses the add of P (the lock-free change fence: a waiter
-/// takes it before reading the pointer, a writer takes and signals it after publishing); concurrent
-/// AddPoint CASes lose no point; QueryPoint never goes backwards and never reports a point whose fences
+/// Invariants: a waiter for point P never misses the add of P (writers hand the fence they install to
+/// the waiters registered before them, under the syncobj's lock); concurrent AddPoint calls lose no
+/// point; QueryPoint never goes backwards and never reports a point whose fences
 /// have not all signalled; the last-submitted query never goes backwards.
 /// </summary>
 public sealed class SyncObjTests(ITestOutputHelper output)
@@ -24,32 +24,51 @@ public sealed class SyncObjTests(ITestOutputHelper output)
         c.WithMaxSchedulingSteps(1_000, 20_000).WithFailureOnMaxStepsBoundEnabled(true);
 
     /// <summary>
-    /// The wait-for-submit loop of <see cref="SyncObj.FindFence(ulong, TimeSpan, CancellationToken)"/> and
-    /// of the syncobj wait's Resolve, with the blocking wait on the change fence replaced by a callback and
-    /// a controlled spin (Fence.Wait parks on a ManualResetEventSlim, which Coyote cannot control).
+    /// The wait-for-submit of <see cref="SyncObj.FindFence(ulong, TimeSpan, CancellationToken)"/> and of the
+    /// syncobj wait: register a submit waiter (under the syncobj's lock), then wait for a writer to capture
+    /// the fence for it, with the blocking wait replaced by a controlled spin (Fence.Wait parks on a
+    /// ManualResetEventSlim, which Coyote cannot control).
     /// </summary>
     private static Fence WaitForSubmit(SyncObj s, ulong point)
     {
-        while (true)
+        var woken = new StrongBox<int>();
+        SyncObj.SubmitWaiter waiter = s.AddSubmitWaiter(point, () => Volatile.Write(ref woken.Value, 1));
+        try
         {
-            Fence changed = s.ChangedFence(); // before the pointer is read
-            if (s.TryFindFence(point, out Fence? found))
+            while (Volatile.Read(ref waiter.Captured) is null)
             {
-                return found!;
+                SchedulingPoint.Yield(); // a lost hand-over spins here until the step bound
             }
 
-            var woken = new StrongBox<int>();
-            if (changed.AddCallback(_ => Volatile.Write(ref woken.Value, 1)) is null)
-            {
-                continue; // changed between the two reads: look again
-            }
-
-            while (Volatile.Read(ref woken.Value) == 0)
-            {
-                SchedulingPoint.Yield(); // a lost wake-up spins here until the step bound
-            }
+            return waiter.Captured!;
+        }
+        finally
+        {
+            s.RemoveSubmitWaiter(waiter);
         }
     }
+
+    [Fact]
+    public void WaitForSubmitAgainstReplaceNullReplace_CapturesASubmittedFence() => CoyoteHarness.Check(output, async () =>
+    {
+        // Issue 11: Replace(f1), Replace(null), Replace(f2) back to back lost f1 for a waiter that woke
+        // after the null. The writer now hands its fence over under the lock: the waiter gets f1 when it
+        // registered before f1's submission, else f2; never nothing.
+        var s = new SyncObj();
+        Fence f1 = new(FenceContext.Allocate(), 1), f2 = new(FenceContext.Allocate(), 1);
+        Task<Fence> waiter = Task.Run(() => WaitForSubmit(s, 0));
+        Task writer = Task.Run(() =>
+        {
+            s.Replace(f1);
+            s.Replace(null);
+            s.Replace(f2);
+        });
+
+        Fence found = await waiter;
+        await writer;
+        Specification.Assert(ReferenceEquals(found, f1) || ReferenceEquals(found, f2), "the waiter captured {0}, not a submitted fence", found);
+        Specification.Assert(s.SubmitWaiterCountForTesting() == 0, "a waiter stayed registered");
+    }, configure: FailOnStepBound);
 
     [Fact]
     public void WaitForSubmitAgainstConcurrentAddPoint_NoLostWakeUp() => CoyoteHarness.Check(output, async () =>
