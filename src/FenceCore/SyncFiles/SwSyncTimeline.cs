@@ -158,6 +158,7 @@ public sealed class SwSyncTimeline : IDisposable
     public void Increment(uint count = 1)
     {
         long ticket;
+        bool owner;
         lock (_gate)
         {
             if (_closed)
@@ -176,9 +177,10 @@ public sealed class SwSyncTimeline : IDisposable
             }
 
             ticket = _queued;
+            owner = ClaimDrain();
         }
 
-        Drain(ticket);
+        Finish(owner, ticket);
     }
 
     /// <summary>
@@ -188,6 +190,7 @@ public sealed class SwSyncTimeline : IDisposable
     public void Close()
     {
         long ticket;
+        bool owner;
         lock (_gate)
         {
             if (_closed)
@@ -204,9 +207,10 @@ public sealed class SwSyncTimeline : IDisposable
 
             _pending.Clear();
             ticket = _queued;
+            owner = ClaimDrain();
         }
 
-        Drain(ticket);
+        Finish(owner, ticket);
     }
 
     /// <inheritdoc/>
@@ -263,6 +267,11 @@ public sealed class SwSyncTimeline : IDisposable
     /// the queue is empty but for the moments an increment is being drained.</summary>
     private SwSyncFence? FindReached(uint value)
     {
+        if (_toSignal.Count == 0 && _inFlight is null)
+        {
+            return null; // PERF: the common case (SwSyncBenchmarks.SwSync_CreateReachedFence)
+        }
+
         if (_inFlight is { } current && (uint)current.Seqno == value)
         {
             return current;
@@ -279,20 +288,47 @@ public sealed class SwSyncTimeline : IDisposable
         return null;
     }
 
+    /// <summary>Makes this thread the drainer when nobody drains and there is work. Under <see cref="_gate"/>.</summary>
+    private bool ClaimDrain()
+    {
+        if (_drainer != 0 || _toSignal.Count == 0)
+        {
+            return false;
+        }
+
+        _drainer = Environment.CurrentManagedThreadId;
+        return true;
+    }
+
+    /// <summary>Drains as the owner, or waits until the first <paramref name="ticket"/> queued points have signalled.</summary>
+    private void Finish(bool owner, long ticket)
+    {
+        if (owner || WaitFor(ticket))
+        {
+            DrainAsOwner();
+        }
+    }
+
     /// <summary>
-    /// Signals queued points until the first <paramref name="ticket"/> queued points have signalled:
-    /// as the drainer, or by waiting for the thread that drains.
+    /// Waits until the first <paramref name="ticket"/> queued points have signalled. Returns true when
+    /// the drainer left work behind and this thread has claimed the drain; returns at once when called
+    /// from the drainer's own thread (a re-entrant increment from a callback).
     /// </summary>
-    private void Drain(long ticket)
+    private bool WaitFor(long ticket)
     {
         int me = Environment.CurrentManagedThreadId;
         lock (_gate)
         {
-            while (_signalled < ticket && _drainer != 0)
+            while (_signalled < ticket)
             {
                 if (_drainer == me)
                 {
-                    return; // re-entrant, from a callback: the drain this thread is running signals the rest
+                    return false; // re-entrant, from a callback: the drain this thread is running signals the rest
+                }
+
+                if (_drainer == 0)
+                {
+                    return ClaimDrain(); // the drainer left (only if it failed): take over
                 }
 
                 _waiters++;
@@ -306,15 +342,15 @@ public sealed class SwSyncTimeline : IDisposable
                 }
             }
 
-            if (_signalled >= ticket)
-            {
-                return;
-            }
-
-            _drainer = me;
+            return false;
         }
+    }
 
+    /// <summary>Signals every queued point in order; the caller has claimed the drain.</summary>
+    private void DrainAsOwner()
+    {
         List<Exception>? failures = null;
+        bool released = false;
         try
         {
             SwSyncFence? done = null;
@@ -330,7 +366,8 @@ public sealed class SwSyncTimeline : IDisposable
 
                     if (!_toSignal.TryDequeue(out next))
                     {
-                        _inFlight = null;
+                        Release(); // in the same lock as the last check: nothing can be queued in between
+                        released = true;
                         break;
                     }
 
@@ -352,13 +389,11 @@ public sealed class SwSyncTimeline : IDisposable
         }
         finally
         {
-            lock (_gate)
+            if (!released)
             {
-                _inFlight = null;
-                _drainer = 0; // released whatever happened, so the timeline can never stay stuck
-                if (_waiters > 0)
+                lock (_gate)
                 {
-                    Monitor.PulseAll(_gate);
+                    Release(); // whatever happened, the timeline can never stay stuck
                 }
             }
         }
@@ -366,6 +401,17 @@ public sealed class SwSyncTimeline : IDisposable
         if (failures is not null)
         {
             throw new AggregateException("Callbacks of sw_sync points threw; every reached point signalled.", failures);
+        }
+    }
+
+    /// <summary>Gives up the drain and wakes every waiter. Under <see cref="_gate"/>.</summary>
+    private void Release()
+    {
+        _inFlight = null;
+        _drainer = 0;
+        if (_waiters > 0)
+        {
+            Monitor.PulseAll(_gate);
         }
     }
 
