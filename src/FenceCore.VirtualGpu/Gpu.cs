@@ -135,6 +135,10 @@ public sealed class Gpu : IDisposable
     /// caught it. A handler that throws is counted too, and otherwise ignored.</summary>
     public event Action<Exception>? ConsumerFailed;
 
+    /// <summary>A fault-injection point for tests: runs once a submission is armed and its fence is in the
+    /// reservations, inside the submission's one failure path.</summary>
+    internal Action<GpuJob>? AfterArmForTesting { get; set; }
+
     /// <summary>True after <see cref="LoseDevice"/>.</summary>
     public bool IsLost => Volatile.Read(ref _lost) != 0;
 
@@ -345,6 +349,7 @@ public sealed class Gpu : IDisposable
                 // 3. Implicit sync, then the explicit dependencies.
                 var deps = new List<Fence>();
                 ImplicitSync(client, armed, accesses, deps);
+                AfterArmForTesting?.Invoke(armed); // the job's fence is now in its buffers' reservations
                 armed.ImplicitDependencyCount = deps.Count;
                 AddExplicit(desc.Dependencies, deps);
                 foreach (SyncFile file in desc.SyncFiles)

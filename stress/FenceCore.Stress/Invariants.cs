@@ -71,7 +71,9 @@ internal sealed class InvariantChecker
         NoLeak = new("no-access-during-move", "no job or CPU access touches storage before its move or clear signalled (KERNEL fences)");
         MemoryBounded = new("memory-bounded", "device memory in use never exceeds capacity; the managed heap stays under its limit");
         Liveness = new("every-job-completes", "every submitted job has completed when the run drains");
-        All = [InOrder, DepsBeforeStart, WriterExclusive, Snapshot, SyncObjMonotonic, Watchdog, CreditLimit, NoLeak, MemoryBounded, Liveness];
+        HeapPerJob = new("heap-per-job-in-flight", string.Create(CultureInfo.InvariantCulture,
+            $"after a full GC, the managed heap exceeds its first post-GC sample by at most {HeapAllowanceBytes >> 20} MiB plus {HeapPerJobInFlightBytes >> 10} KiB per job in flight (a leaking callback list or waiter breaks it)"));
+        All = [InOrder, DepsBeforeStart, WriterExclusive, Snapshot, SyncObjMonotonic, Watchdog, CreditLimit, NoLeak, MemoryBounded, HeapPerJob, Liveness];
     }
 
     public Invariant InOrder { get; }
@@ -84,6 +86,18 @@ internal sealed class InvariantChecker
     public Invariant NoLeak { get; }
     public Invariant MemoryBounded { get; }
     public Invariant Liveness { get; }
+    public Invariant HeapPerJob { get; }
+
+    /// <summary>Growth allowed over the first post-GC sample whatever is in flight (caches, pools, history).</summary>
+    public const long HeapAllowanceBytes = 64L << 20;
+
+    /// <summary>Growth allowed per job in flight (a job, its fences, description and dependency lists are a few KiB).</summary>
+    public const long HeapPerJobInFlightBytes = 64L << 10;
+
+    /// <summary>The first post-GC sample, or -1 before it.</summary>
+    public long BaselineRetainedBytes { get; private set; } = -1;
+
+    public long PeakRetainedBytes { get; private set; }
     public IReadOnlyList<Invariant> All { get; }
     public long ManagedHeapLimitBytes { get; }
     public long PeakManagedBytes { get; private set; }
@@ -318,6 +332,34 @@ internal sealed class InvariantChecker
         long bytes = GC.GetTotalMemory(false);
         PeakManagedBytes = Math.Max(PeakManagedBytes, bytes);
         MemoryBounded.Check(bytes <= ManagedHeapLimitBytes, () => string.Create(CultureInfo.InvariantCulture, $"managed heap {bytes >> 20} MiB exceeds {ManagedHeapLimitBytes >> 20} MiB"), _gpu.NowNs);
+    }
+
+    /// <summary>
+    /// Collects fully, then checks the retained heap against the first such sample plus the allowance
+    /// and a bound per job in flight. <paramref name="extraAllowedBytes"/> covers what the run keeps on
+    /// purpose (the trace recorder's events).
+    /// </summary>
+    public void SampleRetainedHeap(long extraAllowedBytes = 0)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        long bytes = GC.GetTotalMemory(false);
+        int inFlight;
+        lock (_gate)
+        {
+            inFlight = _inFlight.Count;
+        }
+
+        if (BaselineRetainedBytes < 0)
+        {
+            BaselineRetainedBytes = bytes;
+        }
+
+        PeakRetainedBytes = Math.Max(PeakRetainedBytes, bytes);
+        long allowed = BaselineRetainedBytes + HeapAllowanceBytes + (HeapPerJobInFlightBytes * inFlight) + extraAllowedBytes;
+        HeapPerJob.Check(bytes <= allowed, () => string.Create(CultureInfo.InvariantCulture,
+            $"after a full GC the managed heap holds {bytes >> 20} MiB with {inFlight} jobs in flight; allowed {allowed >> 20} MiB (first sample {BaselineRetainedBytes >> 20} MiB)"), _gpu.NowNs);
     }
 
     public void CheckDrained()

@@ -131,7 +131,40 @@ internal sealed class Options
             }
         }
 
+        // Output paths are checked before the run: a long run must not end in a stack trace.
+        CheckOutputPath("--json", o.JsonPath);
+        CheckOutputPath("--trace", o.TracePath);
         return o;
+    }
+
+    /// <summary>The file may be created: its folder exists and is not a file, and the path is not a folder.</summary>
+    private static void CheckOutputPath(string option, string? path)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
+        string full;
+        try
+        {
+            full = Path.GetFullPath(path);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new UsageException($"{option} '{path}' is not a valid file path ({ex.Message}).");
+        }
+
+        string? folder = Path.GetDirectoryName(full);
+        if (Directory.Exists(full))
+        {
+            throw new UsageException($"{option} '{path}' is a folder; give a file path.");
+        }
+
+        if (folder is null || !Directory.Exists(folder))
+        {
+            throw new UsageException($"{option} '{path}': the folder '{folder}' does not exist; create it first (nothing was run).");
+        }
     }
 
     private static List<EngineConfig> ParseEngines(string spec)

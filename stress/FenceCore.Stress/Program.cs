@@ -58,9 +58,16 @@ bool interactive = !Console.IsOutputRedirected && !o.Quiet;
 long lastJobs = 0;
 double lastT = 0;
 double nextLine = 5;
+int ticks = 0;
+checker?.SampleRetainedHeap(); // the first post-GC sample: the run's own structures, before any job
 using var progress = new Timer(_ =>
 {
     checker?.SampleManagedHeap();
+    if (++ticks % 5 == 0)
+    {
+        checker?.SampleRetainedHeap(trace?.RetainedBytesEstimate ?? 0); // a full GC every 5 s: a few % of the run
+    }
+
     if (o.Quiet)
     {
         return;
@@ -131,6 +138,7 @@ if (interactive)
 }
 
 checker?.SampleManagedHeap();
+checker?.SampleRetainedHeap(trace?.RetainedBytesEstimate ?? 0); // drained: nothing is in flight
 checker?.CheckDrained();
 
 // Report.
@@ -202,6 +210,8 @@ var report = new Dictionary<string, object?>
         ["deviceCapacityBytes"] = config.DeviceMemoryBytes,
         ["devicePeakBytes"] = gpu.PeakDeviceMemoryUsed,
         ["managedPeakBytes"] = checker?.PeakManagedBytes ?? GC.GetTotalMemory(false),
+        ["retainedBaselineBytes"] = checker?.BaselineRetainedBytes,
+        ["retainedPeakBytes"] = checker?.PeakRetainedBytes,
         ["processPeakWorkingSetBytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
         ["managedAllocatedBytes"] = GC.GetTotalAllocatedBytes(),
         ["managedAllocatedBytesPerJob"] = gpu.JobsCompleted == 0 ? 0 : GC.GetTotalAllocatedBytes() / gpu.JobsCompleted,

@@ -32,6 +32,11 @@ namespace FenceCore;
 /// </remarks>
 public sealed class FenceArray : Fence
 {
+    /// <summary>How many members <see cref="OnEnableSignaling"/> has armed or counted. Written only by the one
+    /// thread that runs the hook (the base class's enable bit serializes it; a retry after a failure
+    /// sees the earlier writes through the bit's compare-and-swap).</summary>
+    private int _enableProgress;
+
     private readonly Fence[] _fences;
     private readonly bool _signalOnAny;
 
@@ -104,8 +109,12 @@ public sealed class FenceArray : Fence
     /// <inheritdoc/>
     protected override bool OnEnableSignaling()
     {
-        foreach (Fence member in _fences)
+        // Resumable: a member whose AddCallback throws (its own enable hook failed) leaves the members
+        // before it armed or counted, and the base class lets the next waiter call this hook again; it
+        // goes on from that member instead of arming or counting the earlier ones twice.
+        for (; _enableProgress < _fences.Length; _enableProgress++)
         {
+            Fence member = _fences[_enableProgress];
             var node = new MemberCallback(this);
             if (!member.AddCallback(node))
             {

@@ -13,8 +13,14 @@ public static class Errno
     public const int ENOENT = 2;
     /// <summary>No such process: the jobs of a killed scheduler entity.</summary>
     public const int ESRCH = 3;
+    /// <summary>Interrupted system call: what user space sees of a wait the kernel interrupted (-ERESTARTSYS inside).</summary>
+    public const int EINTR = 4;
     /// <summary>Input/output error.</summary>
     public const int EIO = 5;
+    /// <summary>Bad file descriptor.</summary>
+    public const int EBADF = 9;
+    /// <summary>Try again.</summary>
+    public const int EAGAIN = 11;
     /// <summary>Out of memory.</summary>
     public const int ENOMEM = 12;
     /// <summary>Bad address.</summary>
@@ -37,6 +43,8 @@ public static class Errno
     public const int ETIMEDOUT = 110;
     /// <summary>Operation cancelled: innocent jobs lost in a reset.</summary>
     public const int ECANCELED = 125;
+    /// <summary>The kernel's internal "restart the system call" code, returned by interrupted waits and turned into -EINTR for user space.</summary>
+    public const int ERESTARTSYS = 512;
     /// <summary>The largest errno a fence error may carry (<c>MAX_ERRNO</c>).</summary>
     public const int MaxErrno = 4095;
 
@@ -49,7 +57,10 @@ public static class Errno
         EPERM => "EPERM",
         ENOENT => "ENOENT",
         ESRCH => "ESRCH",
+        EINTR => "EINTR",
         EIO => "EIO",
+        EBADF => "EBADF",
+        EAGAIN => "EAGAIN",
         ENOMEM => "ENOMEM",
         EFAULT => "EFAULT",
         EBUSY => "EBUSY",
@@ -61,6 +72,7 @@ public static class Errno
         ETIME => "ETIME",
         ETIMEDOUT => "ETIMEDOUT",
         ECANCELED => "ECANCELED",
+        ERESTARTSYS => "ERESTARTSYS",
         var other => other.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 }

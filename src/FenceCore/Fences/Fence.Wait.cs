@@ -276,6 +276,13 @@ public partial class Fence
         {
             ThrowHelper.ThrowNegativeTimeout(paramName);
         }
+
+        // Checked here, before any waiter is registered: the blocking primitives reject longer timeouts
+        // only once the wait has begun, which left the waiter queued (a 30-day wait threw after its add).
+        if (timeout.TotalMilliseconds > int.MaxValue)
+        {
+            ThrowHelper.ThrowTimeoutTooLong(timeout, paramName);
+        }
     }
 
     /// <summary>A reusable per-thread blocking waiter (the kernel's on-stack wait callback).</summary>

@@ -42,6 +42,10 @@ public partial class Fence
     /// <summary>The sentinel that replaces the callback-list head once the fence has signalled.</summary>
     private static readonly FenceCallback s_signaledSentinel = new SentinelCell();
 
+    /// <summary>What <see cref="FenceCallback.ActiveCell"/> holds while an adder has claimed the node and not
+    /// yet chosen its cell: the claim is one CAS from null, so two concurrent adds of one node cannot both win.</summary>
+    private static readonly FenceCallback s_claimingCell = new SentinelCell();
+
     private readonly ulong _context;
     private readonly ulong _seqno;
 
@@ -461,11 +465,39 @@ public partial class Fence
             if (seen == state)
             {
                 // We set the bit: we alone call the hook, and only on a pending fence.
-                if ((seen & ClaimedBit) == 0 && !OnEnableSignaling())
+                bool keepPending;
+                try
+                {
+                    keepPending = (seen & ClaimedBit) != 0 || OnEnableSignaling();
+                }
+                catch
+                {
+                    // No half-changed state: the hook did not complete, so the next waiter calls it again
+                    // (a FenceArray whose member's AddCallback threw would otherwise stay pending forever).
+                    ClearEnableSignalBit();
+                    throw;
+                }
+
+                if (!keepPending)
                 {
                     Signal();
                 }
 
+                return;
+            }
+
+            state = seen;
+        }
+    }
+
+    private void ClearEnableSignalBit()
+    {
+        int state = Volatile.Read(ref _state);
+        while (true)
+        {
+            int seen = Interlocked.CompareExchange(ref _state, state & ~EnableSignalBit, state);
+            if (seen == state)
+            {
                 return;
             }
 
@@ -491,12 +523,21 @@ public partial class Fence
             return false;
         }
 
-        if (Volatile.Read(ref callback.ActiveCell) is not null)
+        // The claim: one CAS, so two concurrent adds of the same node cannot both succeed.
+        if (Interlocked.CompareExchange(ref callback.ActiveCell, s_claimingCell, null) is not null)
         {
             ThrowHelper.ThrowCallbackAlreadyQueued();
         }
 
-        EnableSignaling();
+        try
+        {
+            EnableSignaling();
+        }
+        catch
+        {
+            Volatile.Write(ref callback.ActiveCell, null); // release the claim: the node was never queued
+            throw;
+        }
 
         // Use the node's own cell when free; a removed cell may still be linked in an old list.
         FenceCallback cell;
@@ -510,7 +551,7 @@ public partial class Fence
         }
 
         callback.Owner = this;
-        callback.ActiveCell = cell;
+        Volatile.Write(ref callback.ActiveCell, cell); // replaces the claim
 
         FenceCallback? head = Volatile.Read(ref _callbacks);
         while (true)
@@ -519,7 +560,7 @@ public partial class Fence
             {
                 // Signalled while we prepared: undo, the node was never visible to the signaller.
                 callback.Owner = null;
-                callback.ActiveCell = null;
+                Volatile.Write(ref callback.ActiveCell, null);
                 Volatile.Write(ref cell.State, FenceCallback.Free);
                 return false;
             }
@@ -569,9 +610,9 @@ public partial class Fence
         }
 
         FenceCallback? cell = Volatile.Read(ref callback.ActiveCell);
-        if (cell is null)
+        if (cell is null || ReferenceEquals(cell, s_claimingCell))
         {
-            return false;
+            return false; // idle, or still being added (its owner check above then saw another fence or none)
         }
 
         // Once the signal is published the cell belongs to the signaller, even before it reaches it:

@@ -62,4 +62,9 @@ internal static partial class ThrowHelper
         throw new ArgumentException(
             $"The fence at index {index} is a {member.GetType().Name}; an array's members must be plain fences. " +
             "Nesting containers makes signalling recurse; unwrap it first (FenceUnwrap) or add its leaves.", paramName);
+
+    [DoesNotReturn]
+    public static void ThrowTimeoutTooLong(TimeSpan timeout, string paramName) =>
+        throw new ArgumentOutOfRangeException(paramName, timeout,
+            $"A timeout is at most {int.MaxValue} ms (about 24.8 days), or Timeout.InfiniteTimeSpan for none; nothing was waited for or registered.");
 }

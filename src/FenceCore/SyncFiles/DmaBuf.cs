@@ -42,9 +42,10 @@ public enum DmaBufSync : uint
 /// BOOKKEEP fences. That is the security property of the thread this project grew from.
 /// </para>
 /// <para>
-/// Difference from the kernel, on purpose: <c>DMA_BUF_IOCTL_SYNC</c> only brackets cache coherency and
-/// does not wait; <see cref="BeginCpuAccess"/> also waits for what the direction must wait for, which is
-/// what a simulator's CPU access needs. <see cref="SyncIoctl"/> keeps the kernel's non-waiting form.
+/// CPU access: <c>DMA_BUF_IOCTL_SYNC</c> with START waits, as the kernel's <c>dma_buf_begin_cpu_access</c>
+/// does (<c>dma_resv_wait_timeout</c> on the direction's usage, interruptible, without a timeout), then
+/// brackets the access; END does not wait. <see cref="SyncIoctl"/> is that ioctl; <see cref="BeginCpuAccess"/>
+/// and <see cref="EndCpuAccess"/> are the same with a timeout and standard errors.
 /// </para>
 /// </remarks>
 public sealed class DmaBuf
@@ -190,13 +191,49 @@ public sealed class DmaBuf
     }
 
     /// <summary>
-    /// The kernel's <c>DMA_BUF_IOCTL_SYNC</c> as is: it validates the flags (only READ, WRITE and END, with
-    /// a direction) and, like the kernel's, neither waits nor changes any state here. Returns 0 or -EINVAL.
+    /// The kernel's <c>DMA_BUF_IOCTL_SYNC</c>: it validates the flags (only READ, WRITE and END, with a
+    /// direction); START waits, without a timeout, for the fences the direction must wait for (READ: KERNEL
+    /// and writers; WRITE: everyone), as <c>dma_buf_begin_cpu_access</c> does, and begins the access; END
+    /// ends it without waiting. Returns 0, -EINVAL, or -EINTR when <paramref name="cancellationToken"/>
+    /// interrupts the wait (the kernel's -ERESTARTSYS as user space sees it); nothing changes on failure.
     /// </summary>
-    public static int SyncIoctl(ulong flags) =>
-        (flags & ~(ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)) != 0 || (flags & (ulong)DmaBufSync.ReadWrite) == 0
-            ? -Errno.EINVAL
-            : 0;
+    public int SyncIoctl(ulong flags, CancellationToken cancellationToken = default)
+    {
+        if ((flags & ~(ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)) != 0 || (flags & (ulong)DmaBufSync.ReadWrite) == 0)
+        {
+            return -Errno.EINVAL;
+        }
+
+        if ((flags & (ulong)DmaBufSync.End) != 0)
+        {
+            // The kernel keeps no count: END without START reaches the exporter, which returns 0 here.
+            int depth = Volatile.Read(ref _cpuAccessDepth);
+            while (depth > 0)
+            {
+                int seen = Interlocked.CompareExchange(ref _cpuAccessDepth, depth - 1, depth);
+                if (seen == depth)
+                {
+                    break;
+                }
+
+                depth = seen;
+            }
+
+            return 0;
+        }
+
+        try
+        {
+            Reservation.Wait(FenceUsages.UsageRw((flags & (ulong)DmaBufSync.Write) != 0), Timeout.InfiniteTimeSpan, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return -Errno.EINTR;
+        }
+
+        Interlocked.Increment(ref _cpuAccessDepth);
+        return 0;
+    }
 
     private static void ValidateDirection(DmaBufSync flags, string call)
     {

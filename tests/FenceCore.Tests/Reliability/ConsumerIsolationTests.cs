@@ -154,3 +154,57 @@ public class ConsumerIsolationTests
         Assert.Equal(-Errno.ENODEV, job!.Finished.Status); // was -ESRCH, the status of a killed client
     }
 }
+
+/// <summary>Submit's one failure path, and the stress runner's retained-heap invariant (issue 11).</summary>
+public class SubmitFailurePathTests
+{
+    [Fact]
+    public void FailureAfterArming_FailsTheJobWithECANCELED_SignalsItsFence_AndUnpins()
+    {
+        using var gpu = new Gpu(new GpuConfig());
+        GpuBuffer buffer = gpu.CreateBuffer(4096);
+        GpuClient client = gpu.CreateClient("c");
+        GpuJob? armed = null;
+        gpu.AfterArmForTesting = job =>
+        {
+            armed = job;
+            throw new InvalidOperationException("injected fault after arming");
+        };
+
+        Assert.Throws<InvalidOperationException>(() => client.Submit(new JobDescription
+        {
+            Engine = EngineKind.Graphics,
+            DurationNs = 1000,
+            Buffers = [new BufferAccess(buffer, Write: true)],
+        }));
+        gpu.AfterArmForTesting = null;
+        gpu.RunUntilIdle();
+
+        Assert.NotNull(armed);
+        Assert.Equal(-Errno.ECANCELED, armed!.Finished.Status);
+        Assert.Equal(0, buffer.PinCount);
+        Assert.True(buffer.Reservation.TestSignaled(FenceUsage.Bookkeep)); // no unsignalled fence is left behind
+
+        // The GPU goes on: the next submission on the same buffer runs.
+        GpuJob next = client.Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 1000, Buffers = [new BufferAccess(buffer, Write: true)] });
+        gpu.RunUntilIdle();
+        Assert.Equal(1, next.Finished.Status);
+    }
+
+    [Fact]
+    public void RetainedHeapInvariant_BreaksWhenMemoryIsHeldPerJob()
+    {
+        using var gpu = new Gpu(new GpuConfig());
+        var checker = new FenceCore.Stress.InvariantChecker(gpu, watchdogMs: 1000, managedHeapLimitBytes: 4L << 30);
+        checker.SampleRetainedHeap();
+        var leak = new List<byte[]>();
+        for (int i = 0; i < 100; i++)
+        {
+            leak.Add(new byte[1 << 20]); // 100 MiB held with no job in flight, over the 64 MiB allowance
+        }
+
+        checker.SampleRetainedHeap();
+        Assert.Equal(1, checker.HeapPerJob.Violations);
+        GC.KeepAlive(leak);
+    }
+}

@@ -178,3 +178,42 @@ public class TimelineGuaranteeTests
         Assert.True(result);
     }
 }
+
+/// <summary><c>DMA_BUF_IOCTL_SYNC</c> waits in the kernel (<c>dma_buf_begin_cpu_access</c> →
+/// <c>dma_resv_wait_timeout</c>); FenceCore's ioctl did not (issue 11).</summary>
+public class DmaBufSyncIoctlTests
+{
+    [Fact]
+    public void SyncStart_WaitsForTheWriter_AndEndDoesNotWait()
+    {
+        var buf = new DmaBuf();
+        var writer = new Fence(FenceContext.Allocate(), 1);
+        buf.Reservation.AddFence(writer, FenceUsage.Write);
+        int rc = int.MinValue;
+        var t = new Thread(() => rc = buf.SyncIoctl((ulong)DmaBufSync.Read));
+        t.Start();
+
+        Assert.False(t.Join(100)); // START for READ waits for the writer (before the fix it returned 0 at once)
+        Assert.Equal(0, buf.CpuAccessDepth);
+        writer.Signal();
+        Assert.True(t.Join(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, rc);
+        Assert.Equal(1, buf.CpuAccessDepth);
+
+        var reader = new Fence(FenceContext.Allocate(), 1);
+        buf.Reservation.AddFence(reader, FenceUsage.Read);
+        Assert.Equal(0, buf.SyncIoctl((ulong)(DmaBufSync.Read | DmaBufSync.End))); // END never waits
+        Assert.Equal(0, buf.CpuAccessDepth);
+    }
+
+    [Fact]
+    public void SyncStart_InterruptedWait_IsEINTR_AndBeginsNothing()
+    {
+        var buf = new DmaBuf();
+        buf.Reservation.AddFence(new Fence(FenceContext.Allocate(), 1), FenceUsage.Kernel); // a move that never ends
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+
+        Assert.Equal(-Errno.EINTR, buf.SyncIoctl((ulong)DmaBufSync.Read, cts.Token));
+        Assert.Equal(0, buf.CpuAccessDepth);
+    }
+}

@@ -217,9 +217,9 @@ public class DmaBufTests
         Assert.Equal(0, buf.CpuAccessDepth);
         var ex = Assert.Throws<FenceErrnoException>(() => buf.EndCpuAccess(DmaBufSync.Write));
         Assert.Equal(-Errno.EINVAL, ex.Errno);
-        Assert.Equal(0, DmaBuf.SyncIoctl((ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)));
-        Assert.Equal(-Errno.EINVAL, DmaBuf.SyncIoctl(8));
-        Assert.Equal(-Errno.EINVAL, DmaBuf.SyncIoctl((ulong)DmaBufSync.End));
+        Assert.Equal(0, new DmaBuf().SyncIoctl((ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)));
+        Assert.Equal(-Errno.EINVAL, new DmaBuf().SyncIoctl(8));
+        Assert.Equal(-Errno.EINVAL, new DmaBuf().SyncIoctl((ulong)DmaBufSync.End));
     }
 
     /// <summary>

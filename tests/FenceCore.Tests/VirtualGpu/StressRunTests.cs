@@ -80,4 +80,31 @@ public class StressRunTests
         System.Reflection.MethodInfo entry = typeof(FenceCore.Stress.Invariant).Assembly.EntryPoint!;
         Assert.Equal(2, (int)entry.Invoke(null, [args])!);
     }
+
+    [Theory]
+    [InlineData("--json")]
+    [InlineData("--trace")]
+    public void OutputPathInAFolderThatDoesNotExist_IsUsageError_BeforeTheRun(string option)
+    {
+        System.Reflection.MethodInfo entry = typeof(FenceCore.Stress.Invariant).Assembly.EntryPoint!;
+        var error = new StringWriter();
+        TextWriter previous = Console.Error;
+        Console.SetError(error);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        int code;
+        try
+        {
+            // 5M jobs would take about a minute: a check after the run could not finish this fast.
+            code = (int)entry.Invoke(null, [(string[])["--quiet", option, "/nonexistent/dir/x.json"]])!;
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+
+        Assert.Equal(2, code);
+        Assert.Contains($"{option} '/nonexistent/dir/x.json'", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("does not exist", error.ToString(), StringComparison.Ordinal);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"took {sw.Elapsed}: the run started before the check");
+    }
 }
