@@ -88,7 +88,7 @@ internal static class GateComparer
     public const string Verb = "gate-compare";
 
     private const string Usage =
-        "usage: gate-compare --samples FILE [--samples FILE ...] --alloc-baseline FILE --out DIR [--threshold 0.10] [--alpha 0.01] [--noise-ns 1.0] [--update-alloc]";
+        "usage: gate-compare --samples FILE [--samples FILE ...] --alloc-baseline FILE --out DIR [--threshold 0.10] [--alpha 0.01] [--noise-ns 1.5] [--update-alloc]";
 
     public static int Run(string[] args)
     {
@@ -97,7 +97,7 @@ internal static class GateComparer
         string? outDir = null;
         double threshold = 0.10;
         double alpha = 0.01;
-        double noiseNs = 1.0;
+        double noiseNs = 1.5;
         bool updateAlloc = false;
         for (int i = 0; i < args.Length; i++)
         {

@@ -97,6 +97,6 @@ internal static class GateSelfTest
         }
 
         var run = new PairedRun("synthetic", "synthetic", Rounds, 25, benchmarks);
-        return GateComparer.Compare(manifest, committed, [run], threshold: 0.10, alpha: 0.01, noiseNs: 1.0);
+        return GateComparer.Compare(manifest, committed, [run], threshold: 0.10, alpha: 0.01, noiseNs: 1.5);
     }
 }
