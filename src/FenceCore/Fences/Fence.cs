@@ -42,10 +42,6 @@ public partial class Fence
     /// <summary>The sentinel that replaces the callback-list head once the fence has signalled.</summary>
     private static readonly FenceCallback s_signaledSentinel = new SentinelCell();
 
-    /// <summary>What <see cref="FenceCallback.ActiveCell"/> holds while an adder has claimed the node and not
-    /// yet chosen its cell: the claim is one CAS from null, so two concurrent adds of one node cannot both win.</summary>
-    private static readonly FenceCallback s_claimingCell = new SentinelCell();
-
     private readonly ulong _context;
     private readonly ulong _seqno;
 
@@ -523,30 +519,19 @@ public partial class Fence
             return false;
         }
 
-        // The claim: one CAS, so two concurrent adds of the same node cannot both succeed.
-        if (Interlocked.CompareExchange(ref callback.ActiveCell, s_claimingCell, null) is not null)
+        // Not a claim: two concurrent adds of the same node can both pass this check (a caller bug; making
+        // it one CAS measured 1.14x on SignalOneCallbackBenchmarks.Fence_OwnedCallback, see issue 11/12).
+        if (Volatile.Read(ref callback.ActiveCell) is not null)
         {
             ThrowHelper.ThrowCallbackAlreadyQueued();
         }
 
-        try
-        {
-            EnableSignaling();
-        }
-        catch
-        {
-            Volatile.Write(ref callback.ActiveCell, null); // release the claim: the node was never queued
-            throw;
-        }
+        EnableSignaling();
 
         // Use the node's own cell when free; a removed cell may still be linked in an old list.
-        // PERF: a plain ordered write, not a CAS (CallbackRegistrationBenchmarks): the claim above makes
-        // this thread the node's only adder, no remover can reach a cell that is not active, and the one
-        // other writer, an old list's signaller, writes Removed → Free only, so a Free read stays Free.
         FenceCallback cell;
-        if (Volatile.Read(ref callback.State) == FenceCallback.Free)
+        if (Interlocked.CompareExchange(ref callback.State, FenceCallback.Queued, FenceCallback.Free) == FenceCallback.Free)
         {
-            Volatile.Write(ref callback.State, FenceCallback.Queued); // published by the head CAS below
             cell = callback;
         }
         else
@@ -555,7 +540,7 @@ public partial class Fence
         }
 
         callback.Owner = this;
-        Volatile.Write(ref callback.ActiveCell, cell); // replaces the claim
+        callback.ActiveCell = cell;
 
         FenceCallback? head = Volatile.Read(ref _callbacks);
         while (true)
@@ -614,9 +599,9 @@ public partial class Fence
         }
 
         FenceCallback? cell = Volatile.Read(ref callback.ActiveCell);
-        if (cell is null || ReferenceEquals(cell, s_claimingCell))
+        if (cell is null)
         {
-            return false; // idle, or still being added (its owner check above then saw another fence or none)
+            return false;
         }
 
         // Once the signal is published the cell belongs to the signaller, even before it reaches it:
