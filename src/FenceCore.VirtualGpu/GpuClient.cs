@@ -89,9 +89,6 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
     /// <summary>The job, or null once the wait was abandoned.</summary>
     public GpuJob? Job => Volatile.Read(ref _job);
 
-    /// <summary>True while the node is queued on a dependency (tests).</summary>
-    internal bool IsLinkedForTesting => IsQueued;
-
     public void Begin()
     {
         _index = 0;

@@ -6,7 +6,7 @@ namespace FenceCore.Tests.Properties;
 /// Random sequences of reservation operations against a reference model written the way
 /// <c>dma-resv.c</c> reads: <c>dma_resv_add_fence</c> reuses the first slot whose fence has signalled, or
 /// whose fence has the same context, an equal or higher usage, and is not later than the new one, and
-/// otherwise appends; <c>dma_resv_replace_fences</c> replaces every fence of one context; a query at a
+/// otherwise appends; a query at a
 /// usage sees the unsignalled fences with that usage or a lower one (KERNEL &lt; WRITE &lt; READ &lt; BOOKKEEP).
 /// Results are compared by what a waiter must wait for (the latest unsignalled fence per context, see
 /// <see cref="SameWait"/>).
@@ -16,31 +16,25 @@ public class ReservationModelTests
     private const int Contexts = 3;
     private const int SeqnosPerContext = 4;
 
-    /// <summary>One operation: 0 add, 1 signal, 2 replace, on fence <c>A</c> (context A / 4, seqno A % 4 + 1),
-    /// context <c>A / 4</c> for a replace, with usage <c>U</c>.</summary>
-    public readonly record struct Op(int Kind, int A, int B, FenceUsage U)
+    /// <summary>One operation: 0 add, 1 signal, on fence <c>A</c> (context A / 4, seqno A % 4 + 1), with usage <c>U</c>.</summary>
+    public readonly record struct Op(int Kind, int A, FenceUsage U)
     {
         public override string ToString() => Kind switch
         {
             0 => $"add f{A} {U}",
-            1 => $"signal up to f{A}",
-            _ => $"replace ctx{A / SeqnosPerContext} with f{B} {U}",
+            _ => $"signal up to f{A}",
         };
     }
 
     private static readonly Gen<FenceUsage> GenUsage = Gen.Int[0, 3].Select(u => (FenceUsage)u);
 
-    private static readonly Gen<Op> GenOp = Gen.Select(Gen.Int[0, 9], Gen.Int[0, (Contexts * SeqnosPerContext) - 1],
-        Gen.Int[0, (Contexts * SeqnosPerContext) - 1], GenUsage,
-        (k, a, b, u) => new Op(k < 6 ? 0 : k < 9 ? 1 : ReplaceOps ? 2 : 0, a, b, u));
+    private static readonly Gen<Op> GenOp = Gen.Select(Gen.Int[0, 9], Gen.Int[0, (Contexts * SeqnosPerContext) - 1], GenUsage,
+        (k, a, u) => new Op(k < 7 ? 0 : 1, a, u));
 
-    /// <summary>
-    /// Replace is left out of the generated sequences: where a replaced context's fence has signalled,
-    /// the kernel turns its slot into the replacement, while FenceCore may already have pruned that slot
-    /// (it drops signalled slots on every write), so the two legitimately differ (found by this test).
-    /// ReservationTests pins Replace on fences still in use, which is what dma_resv_replace_fences is for.
-    /// </summary>
-    private const bool ReplaceOps = false;
+    // Replace is not generated: where a replaced context's fence has signalled, the kernel turns its slot
+    // into the replacement, while FenceCore may already have pruned that slot (it drops signalled slots on
+    // every write), so the two legitimately differ (found by this test). ReservationTests pins Replace on
+    // fences still in use, which is what dma_resv_replace_fences is for.
 
     /// <summary>The reference model: a list of (fence, usage) slots, as the kernel keeps them.</summary>
     private sealed class Model
@@ -60,20 +54,6 @@ public class ReservationModelTests
             }
 
             _slots.Add((fence, usage));
-        }
-
-        public void Replace(ulong context, Fence replacement, FenceUsage usage)
-        {
-            for (int i = 0; i < _slots.Count; i++)
-            {
-                // FenceCore prunes signalled slots on every write, so a replace never turns a slot whose fence
-                // has signalled back into a pending one; the kernel would (found by this test). Replacing
-                // is for fences still in use (dma_resv_replace_fences' doc), so the model replaces those.
-                if (_slots[i].Fence.Context == context && !_slots[i].Fence.IsSignaledFlag)
-                {
-                    _slots[i] = (replacement, usage);
-                }
-            }
         }
 
         /// <summary>The unsignalled fences with that usage or a lower one, one per slot (the kernel's
@@ -115,7 +95,7 @@ public class ReservationModelTests
                         resv.AddFence(pool[op.A], op.U);
                         model.Add(pool[op.A], op.U);
                         break;
-                    case 1:
+                    default:
                         // Fences of one context signal in seqno order, as a real timeline's do: signalling
                         // f signals every earlier fence of its context first.
                         for (int i = op.A - (op.A % SeqnosPerContext); i <= op.A; i++)
@@ -123,11 +103,6 @@ public class ReservationModelTests
                             pool[i].Signal();
                         }
 
-                        break;
-                    default:
-                        ulong context = first + (ulong)(op.A / SeqnosPerContext);
-                        resv.Replace(context, pool[op.B], op.U);
-                        model.Replace(context, pool[op.B], op.U);
                         break;
                 }
 
