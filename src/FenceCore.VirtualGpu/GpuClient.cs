@@ -60,10 +60,9 @@ public sealed class GpuClient
 /// scheduler's <c>drm_sched_entity_add_dependency_cb</c>), so waiting allocates nothing per dependency.
 /// </summary>
 /// <remarks>
-/// Abandoning the wait (dependency timeout, kill, device loss) removes the node from the fence it waits
-/// on and drops the waiter's reference to the job. The removal is logical (the fence's list may keep the
-/// cell until it signals), so dropping the job is what frees the job, its description and its buffers
-/// while a foreign fence that never signals lives on.
+/// Abandoning the wait (dependency timeout, kill, device loss) unlinks the node from the fence it waits
+/// on and drops the waiter's reference to the job, so a foreign fence that never signals holds neither
+/// the node nor the job, its description and its buffers.
 /// </remarks>
 internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
 {

@@ -16,9 +16,23 @@ namespace FenceCore;
 /// its callbacks in registration order.
 /// </para>
 /// <para>
-/// Lock-free: no lock is taken on <see cref="Signal()"/>, <see cref="AddCallback(FenceCallback)"/>,
-/// <see cref="RemoveCallback"/> or <see cref="IsSignaled"/>. The callback list is a Treiber stack whose
-/// head is swapped to a sentinel by the one signaller that wins; callbacks always run outside any lock.
+/// Lock-free: no lock is taken on <see cref="Signal()"/>, <see cref="IsSignaled"/> or
+/// <see cref="AddCallback(FenceCallback)"/>. The callback list is a Treiber stack; the one signaller
+/// that wins the claim (a compare-and-swap on the flag word) writes the error and the timestamp, then
+/// swaps the list's head for the signalled sentinel, which publishes the signal and takes the list.
+/// Callbacks always run outside any lock.
+/// </para>
+/// <para>
+/// <see cref="RemoveCallback"/> unlinks the node, so a pending fence holds memory only for its live
+/// callbacks however often nodes are added and removed (the kernel unlinks under its spinlock). Removers
+/// take a per-fence bit lock among themselves, because two unlinks of neighbouring cells would otherwise
+/// lose one; adders and the signaller never take it. Each unlink is a compare-and-swap that expects the
+/// removed cell, so it fails harmlessly when the cell above was meanwhile claimed by the signaller and
+/// reused. A remove that races the signal waits until the signaller has walked past the node before
+/// it returns (the kernel's remove spins on the lock the signaller holds while callbacks run).
+/// Removal walks the cells added after the node, so it costs O(live callbacks), where the kernel's
+/// doubly-linked list costs O(1): a back link would have to be written into a neighbour that the
+/// signaller may already have claimed.
 /// </para>
 /// <para>
 /// Size: 64 bytes on 64-bit (16 bytes of object header plus 48 of fields: context, seqno, callback-list
@@ -38,17 +52,23 @@ public partial class Fence
     private const int ClaimedBit = 1;
     private const int Seqno64Bit = 2;
     private const int EnableSignalBit = 4;
+    private const int RemoveLockBit = 8;
 
-    /// <summary>The sentinel that replaces the callback-list head once the fence has signalled.</summary>
-    private static readonly FenceCallback s_signaledSentinel = new SentinelCell();
+    /// <summary>The head once signalled, while the signaller walks the callbacks it took.</summary>
+    private static readonly FenceCallback s_walking = new SignaledSentinel();
+
+    /// <summary>The head once signalled and every callback has been walked.</summary>
+    private static readonly FenceCallback s_signaled = new SignaledSentinel();
 
     private readonly ulong _context;
     private readonly ulong _seqno;
 
     /// <summary>
-    /// Head of the callback stack (newest first), or <see cref="s_signaledSentinel"/> once signalled.
-    /// Written only by compare-and-swap (adders) and by one <see cref="Interlocked.Exchange{T}(ref T, T)"/>
-    /// (the signaller, which is the linearization point of signalling); read with Volatile.Read.
+    /// Head of the callback stack (newest first), then <see cref="s_walking"/> and <see cref="s_signaled"/>.
+    /// Written by compare-and-swap (adders, and a remover unlinking the top cell), by the winning
+    /// signaller's <see cref="Interlocked.Exchange{T}(ref T, T)"/> for <see cref="s_walking"/> (the
+    /// linearization point of signalling) and its ordered write of <see cref="s_signaled"/>; read with
+    /// Volatile.Read.
     /// </summary>
     private FenceCallback? _callbacks;
 
@@ -60,7 +80,8 @@ public partial class Fence
 
     /// <summary>
     /// Flag word: <see cref="ClaimedBit"/> (a signaller has won), <see cref="Seqno64Bit"/> (immutable),
-    /// <see cref="EnableSignalBit"/> (enable-signalling has been requested). Bits are set only by CAS.
+    /// <see cref="EnableSignalBit"/> (enable-signalling has been requested), <see cref="RemoveLockBit"/>
+    /// (a remover is unlinking). Changed only by interlocked operations.
     /// </summary>
     private int _state;
 
@@ -158,7 +179,7 @@ public partial class Fence
     public bool IsSignaledFlag
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => ReferenceEquals(Volatile.Read(ref _callbacks), s_signaledSentinel); // acquire: pairs with the publishing exchange
+        get => Volatile.Read(ref _callbacks) is SignaledSentinel; // acquire: pairs with the publishing exchange
     }
 
     /// <summary>
@@ -328,11 +349,25 @@ public partial class Fence
             hookFailure = ex; // reported with the callbacks' failures, after the signal is published
         }
 
-        // Publish: the exchange is a full fence, so error and timestamp are visible to anyone who sees
-        // the sentinel. From here on no adder can link a cell, and the chain we took is ours alone.
-        FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_signaledSentinel);
-        Debug.Assert(!ReferenceEquals(head, s_signaledSentinel), "a fence is published as signalled once");
-        List<Exception>? failures = head is null ? null : RunCallbacks(head);
+        // Publish: the exchange is a full fence, so error and timestamp are visible to anyone who sees the
+        // sentinel. From here on no adder can link a cell; removers may still unlink (see RunCallbacks).
+        FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_walking);
+        List<Exception>? failures = null;
+        if (head is null)
+        {
+            Volatile.Write(ref _callbacks, s_signaled);
+        }
+        else
+        {
+            try
+            {
+                failures = RunCallbacks(head);
+            }
+            finally
+            {
+                Volatile.Write(ref _callbacks, s_signaled); // a remover that raced the signal may free its node now
+            }
+        }
         if (hookFailure is not null)
         {
             (failures ??= []).Insert(0, hookFailure);
@@ -358,52 +393,79 @@ public partial class Fence
 
     private List<Exception>? RunCallbacks(FenceCallback newestFirst)
     {
-        // Reverse the stack in place so callbacks run in registration order.
-        FenceCallback? oldestFirst = null;
-        FenceCallback? cell = newestFirst;
-        while (cell is not null)
+        // The chain is only read here: a remover that raced the signal may still unlink a removed cell
+        // from it, and a cell's link must be read before the cell is claimed (its callback may re-add it).
+        List<Exception>? failures = null;
+        if (Volatile.Read(ref newestFirst.Next) is null)
         {
-            FenceCallback? next = cell.Next;
-            cell.Next = oldestFirst;
-            oldestFirst = cell;
-            cell = next;
+            RunCell(newestFirst, ref failures);
+            return failures;
         }
 
-        List<Exception>? failures = null;
-        cell = oldestFirst;
-        while (cell is not null)
+        // Callbacks run in registration order: collect the newest cells on the stack, the rest in a list.
+        CellBuffer newest = default;
+        int count = 0;
+        List<FenceCallback>? older = null;
+        for (FenceCallback? cell = newestFirst; cell is not null; cell = Volatile.Read(ref cell.Next))
         {
-            // Read the link before the cell can become free: once claimed, the callback may re-add it.
-            FenceCallback? next = cell.Next;
-            cell.Next = null;
-
-            // The CAS Queued → Free is the claim; it races only with RemoveCallback's Queued → Removed.
-            if (Interlocked.CompareExchange(ref cell.State, FenceCallback.Free, FenceCallback.Queued) == FenceCallback.Queued)
+            if (count < CellBuffer.Length)
             {
-                FenceCallback node = cell.Target;
-                node.Owner = null;
-                Volatile.Write(ref node.ActiveCell, null); // ordered write: the node is idle before it runs
-                try
-                {
-                    node.Invoke(this);
-                }
-#pragma warning disable CA1031 // A callback's exception must not stop the other callbacks.
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    (failures ??= []).Add(ex);
-                }
+                newest[count++] = cell;
             }
-            else if (ReferenceEquals(cell, cell.Target))
+            else
             {
-                // A removed embedded cell leaves the last list that can reach it here: free it for reuse.
-                Volatile.Write(ref cell.State, FenceCallback.Free);
+                (older ??= []).Add(cell);
             }
+        }
 
-            cell = next;
+        if (older is not null)
+        {
+            for (int i = older.Count - 1; i >= 0; i--)
+            {
+                RunCell(older[i], ref failures);
+            }
+        }
+
+        for (int i = count - 1; i >= 0; i--)
+        {
+            RunCell(newest[i], ref failures);
         }
 
         return failures;
+    }
+
+    private void RunCell(FenceCallback cell, ref List<Exception>? failures)
+    {
+        // Before the claim: once the cell is free its callback, or anyone, may queue it on another fence.
+        cell.Owner = null;
+
+        // The CAS Queued → Free is the claim; it races only with RemoveCallback's Queued → Removed.
+        if (Interlocked.CompareExchange(ref cell.State, FenceCallback.Free, FenceCallback.Queued) == FenceCallback.Queued)
+        {
+            try
+            {
+                cell.Invoke(this);
+            }
+#pragma warning disable CA1031 // A callback's exception must not stop the other callbacks.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                (failures ??= []).Add(ex);
+            }
+        }
+        else
+        {
+            // A remover won: tell it that this walk will not read the cell again, so it may free it.
+            Volatile.Write(ref cell.State, FenceCallback.Passed);
+        }
+    }
+
+    /// <summary>The newest cells of a signalled list, held on the signaller's stack.</summary>
+    [InlineArray(Length)]
+    private struct CellBuffer
+    {
+        public const int Length = 8;
+        private FenceCallback _element;
     }
 
     /// <summary>
@@ -486,20 +548,7 @@ public partial class Fence
         }
     }
 
-    private void ClearEnableSignalBit()
-    {
-        int state = Volatile.Read(ref _state);
-        while (true)
-        {
-            int seen = Interlocked.CompareExchange(ref _state, state & ~EnableSignalBit, state);
-            if (seen == state)
-            {
-                return;
-            }
-
-            state = seen;
-        }
-    }
+    private void ClearEnableSignalBit() => Interlocked.And(ref _state, ~EnableSignalBit);
 
     // ----------------------------------------------------------------------------------------------
     // Callbacks
@@ -510,63 +559,53 @@ public partial class Fence
     /// <returns>True if queued. False if the fence has already signalled: the callback is then never run
     /// by this call (the kernel's -ENOENT).</returns>
     /// <exception cref="ArgumentNullException"><paramref name="callback"/> is null.</exception>
-    /// <exception cref="InvalidOperationException">The node is already queued on a fence.</exception>
+    /// <exception cref="InvalidOperationException">The node is already queued on a fence, or is being
+    /// removed from one.</exception>
     public bool AddCallback(FenceCallback callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        if (IsSignaledFlag)
+        FenceCallback? head = Volatile.Read(ref _callbacks);
+        if (head is SignaledSentinel)
         {
             return false;
         }
 
-        // Not a claim: two concurrent adds of the same node can both pass this check (a caller bug; making
-        // it one CAS measured 1.14x on SignalOneCallbackBenchmarks.Fence_OwnedCallback, see issue 11/12).
-        if (Volatile.Read(ref callback.ActiveCell) is not null)
+        // The claim of the node: one CAS, so of two concurrent adds of one node exactly one proceeds.
+        if (Interlocked.CompareExchange(ref callback.State, FenceCallback.Queued, FenceCallback.Free) != FenceCallback.Free)
         {
             ThrowHelper.ThrowCallbackAlreadyQueued();
         }
 
-        EnableSignaling();
+        if ((Volatile.Read(ref _state) & EnableSignalBit) == 0)
+        {
+            try
+            {
+                EnableSignaling();
+            }
+            catch
+            {
+                Volatile.Write(ref callback.State, FenceCallback.Free); // no half-changed state
+                throw;
+            }
 
-        // Use the node's own cell when free; a removed cell may still be linked in an old list.
-        FenceCallback cell;
-        if (Interlocked.CompareExchange(ref callback.State, FenceCallback.Queued, FenceCallback.Free) == FenceCallback.Free)
-        {
-            cell = callback;
-        }
-        else
-        {
-            cell = new FenceCallback.ProxyCell(callback) { State = FenceCallback.Queued };
+            head = Volatile.Read(ref _callbacks);
         }
 
         callback.Owner = this;
-        callback.ActiveCell = cell;
-
-        FenceCallback? head = Volatile.Read(ref _callbacks);
         while (true)
         {
-            if (ReferenceEquals(head, s_signaledSentinel))
+            if (head is SignaledSentinel)
             {
                 // Signalled while we prepared: undo, the node was never visible to the signaller.
                 callback.Owner = null;
-                Volatile.Write(ref callback.ActiveCell, null);
-                Volatile.Write(ref cell.State, FenceCallback.Free);
+                Volatile.Write(ref callback.State, FenceCallback.Free);
                 return false;
             }
 
-            if (head is not null && Volatile.Read(ref head.State) == FenceCallback.Removed)
-            {
-                // Pop a removed cell off the top so timed-out waiters do not pile up. A removed cell is
-                // never linked again before this fence signals, so the head cannot repeat (no ABA).
-                FenceCallback? popped = Interlocked.CompareExchange(ref _callbacks, head.Next, head);
-                head = ReferenceEquals(popped, head) ? head.Next : popped;
-                continue;
-            }
-
-            cell.Next = head;
+            callback.Next = head;
 
             // The CAS is the linearization point of the add: the cell is published with its link.
-            FenceCallback? seen = Interlocked.CompareExchange(ref _callbacks, cell, head);
+            FenceCallback? seen = Interlocked.CompareExchange(ref _callbacks, callback, head);
             if (ReferenceEquals(seen, head))
             {
                 return true;
@@ -589,7 +628,10 @@ public partial class Fence
     /// </summary>
     /// <returns>True if it was still queued on a pending fence and now will never run; false if it has run,
     /// the fence has signalled (the callback runs or is running on the signalling thread), or it was never
-    /// queued on this fence. After true, the node may be re-added at once.</returns>
+    /// queued on this fence. After true, the node is unlinked and may be re-added at once.</returns>
+    /// <remarks>A remove that races the signal returns only once the signaller has walked past the node,
+    /// so it can wait behind the callbacks registered before it. A node must not be removed by one thread
+    /// while another adds it: the caller owns the node, as with the kernel's <c>dma_fence_cb</c>.</remarks>
     public bool RemoveCallback(FenceCallback callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
@@ -598,30 +640,123 @@ public partial class Fence
             return false;
         }
 
-        FenceCallback? cell = Volatile.Read(ref callback.ActiveCell);
-        if (cell is null)
-        {
-            return false;
-        }
-
-        // Once the signal is published the cell belongs to the signaller, even before it reaches it:
-        // the kernel's remove returns false on a signalled fence, and a timed-out or cancelled wait
-        // must not report failure for a signal it could already see. Linearization point of a true
-        // result: the fence is pending here, and the CAS below stops the later claim.
+        // Once the signal is published the cell belongs to the signaller, even before it reaches it: the
+        // kernel's remove returns false on a signalled fence, and a timed-out or cancelled wait must not
+        // report failure for a signal it could already see. Linearization point of a true result: the
+        // fence is pending here, and the CAS below stops the later claim.
         if (IsSignaledFlag)
         {
             return false;
         }
 
-        // Wins against the signaller's claim, or loses to it.
-        if (Interlocked.CompareExchange(ref cell.State, FenceCallback.Removed, FenceCallback.Queued) != FenceCallback.Queued)
+        // Wins against the signaller's claim, or loses to it. From here the cell is ours until we free it.
+        if (Interlocked.CompareExchange(ref callback.State, FenceCallback.Removed, FenceCallback.Queued) != FenceCallback.Queued)
         {
             return false;
         }
 
+        if (!Unlink(callback))
+        {
+            WaitUntilWalkedPast(callback);
+        }
+
         callback.Owner = null;
-        Volatile.Write(ref callback.ActiveCell, null);
+        Volatile.Write(ref callback.State, FenceCallback.Free);
         return true;
+    }
+
+    /// <summary>
+    /// Unlinks a cell this thread has marked removed. Returns true when no signaller can reach it any more
+    /// (the fence was still pending after the unlink), false when a signaller took the list meanwhile and
+    /// may still read the cell.
+    /// </summary>
+    private bool Unlink(FenceCallback cell)
+    {
+        // The bit lock orders removers among themselves only (two unlinks of neighbouring cells would lose
+        // one); the signaller and adders never take it, and it is held for the walk alone, never while
+        // waiting on the signaller.
+        var spin = default(SpinWait);
+        while ((Interlocked.Or(ref _state, RemoveLockBit) & RemoveLockBit) != 0)
+        {
+            spin.SpinOnce();
+        }
+
+        try
+        {
+            FenceCallback? head = Volatile.Read(ref _callbacks);
+            while (true)
+            {
+                if (head is SignaledSentinel)
+                {
+                    return false; // the signaller took the list with the cell in it, and will pass it
+                }
+
+                if (ReferenceEquals(head, cell))
+                {
+                    FenceCallback? seen = Interlocked.CompareExchange(ref _callbacks, cell.Next, cell);
+                    if (ReferenceEquals(seen, cell))
+                    {
+                        break;
+                    }
+
+                    head = seen; // an adder pushed above it, or the signaller took the list
+                    continue;
+                }
+
+                // Find the cell above ours. Cells below the head change only under this lock, or once the
+                // signaller has taken the list: each step checks that it has not, before trusting a link.
+                FenceCallback above = head!;
+                while (true)
+                {
+                    FenceCallback? next = Volatile.Read(ref above.Next);
+                    if (IsSignaledFlag)
+                    {
+                        return false;
+                    }
+
+                    if (ReferenceEquals(next, cell))
+                    {
+                        break;
+                    }
+
+                    if (next is null)
+                    {
+                        return false; // not linked (an add racing this remove): let the signal settle it
+                    }
+
+                    above = next;
+                }
+
+                // Expecting our cell makes this fail only if the cell above was claimed and reused: the
+                // signaller read its link (our cell) before claiming it, so it will pass our cell.
+                if (!ReferenceEquals(Interlocked.CompareExchange(ref above.Next, cell.Next, cell), cell))
+                {
+                    return false;
+                }
+
+                break;
+            }
+        }
+        finally
+        {
+            Interlocked.And(ref _state, ~RemoveLockBit);
+        }
+
+        // The unlink (a full fence) is ordered before this read: a signaller that takes the list later cannot
+        // reach the cell. One that took it earlier may have read the link to it before we cut it.
+        return !IsSignaledFlag;
+    }
+
+    /// <summary>Waits until the signaller that raced our remove has passed the cell or finished its walk.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WaitUntilWalkedPast(FenceCallback cell)
+    {
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref cell.State) != FenceCallback.Passed &&
+               !ReferenceEquals(Volatile.Read(ref _callbacks), s_signaled))
+        {
+            spin.SpinOnce();
+        }
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -725,13 +860,13 @@ public partial class Fence
         return string.Create(CultureInfo.InvariantCulture, $"{GetType().Name} {_context}:{_seqno} ({status})");
     }
 
-    /// <summary>Counts the cells linked in the callback list (queued and removed-but-linked). For tests
-    /// only: not safe against concurrent adders.</summary>
+    /// <summary>Counts the cells linked in the callback list. For tests only: not safe against concurrent
+    /// adders and removers.</summary>
     internal int LinkedCallbackCellsForTesting()
     {
         int n = 0;
         FenceCallback? cell = Volatile.Read(ref _callbacks);
-        if (ReferenceEquals(cell, s_signaledSentinel))
+        if (cell is { State: FenceCallback.Sentinel })
         {
             return 0;
         }
@@ -744,8 +879,14 @@ public partial class Fence
         return n;
     }
 
-    private sealed class SentinelCell : FenceCallback
+    /// <summary>The list head of a signalled fence (<see cref="s_walking"/>, <see cref="s_signaled"/>); never queued.</summary>
+    private sealed class SignaledSentinel : FenceCallback
     {
+        public SignaledSentinel()
+            : base(Sentinel)
+        {
+        }
+
         protected internal override void Invoke(Fence fence) => throw new UnreachableException();
     }
 }

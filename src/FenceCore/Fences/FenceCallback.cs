@@ -5,53 +5,63 @@ namespace FenceCore;
 /// <see cref="Fence.AddCallback(FenceCallback)"/> allocates nothing.
 /// </summary>
 /// <remarks>
-/// A node is its own list cell, so registering it allocates nothing; a cell is allocated only when a
-/// node is re-added before the fence it was removed from has dropped its old cell.
-/// A node is on at most one fence at a time. It becomes free again when its callback starts to run
-/// (so the callback may re-add it, as the kernel's chain and array code does) or when
-/// <see cref="Fence.RemoveCallback"/> returned true.
+/// A node is its own list cell: registering it, removing it and registering it again never allocate,
+/// however often it is done, and a removed node is unlinked from the fence's list, so a pending fence
+/// holds memory only for the callbacks that are live on it.
+/// A node is on at most one fence at a time; adding it while it is queued throws. It becomes free again
+/// when its callback starts to run (so the callback may re-add it, as the kernel's chain and array code
+/// does) or when <see cref="Fence.RemoveCallback"/> returned true.
 /// </remarks>
 public abstract class FenceCallback
 {
     internal const int Free = 0;
     internal const int Queued = 1;
+
+    /// <summary>Taken by a remover that won against the signaller; the cell is the remover's until it
+    /// writes <see cref="Free"/>.</summary>
     internal const int Removed = 2;
+
+    /// <summary>A <see cref="Removed"/> cell that the signaller has walked past and will not read again.</summary>
+    internal const int Passed = 3;
+
+    /// <summary>The state of the fences' sentinel cells, which are never queued.</summary>
+    internal const int Sentinel = -1;
 
     /// <summary>
     /// The next older cell in the fence's list. Written by the adder before the publishing
-    /// compare-and-swap, and after that only by the signaller, which owns the whole chain once taken.
+    /// compare-and-swap; after that only by a remover unlinking the cell below it, with a
+    /// compare-and-swap that expects this cell's successor. The signaller only reads it.
     /// </summary>
     internal FenceCallback? Next;
 
     /// <summary>
-    /// <see cref="Free"/>, <see cref="Queued"/> or <see cref="Removed"/>. Queued → Free (the signaller
-    /// claims the cell to run it) and Queued → Removed (a remover) are compare-and-swaps on this field:
-    /// exactly one wins, which is what makes "run exactly once or removed, never both" hold.
+    /// <see cref="Free"/>, <see cref="Queued"/>, <see cref="Removed"/> or <see cref="Passed"/>. Free →
+    /// Queued is the adder's claim (one compare-and-swap, so two adds of one node cannot both succeed);
+    /// Queued → Free (the signaller claims the cell to run it) and Queued → Removed (a remover) are
+    /// compare-and-swaps: exactly one wins, which is what makes "run exactly once or removed, never
+    /// both" hold.
     /// </summary>
     internal int State;
 
-    /// <summary>The node this cell stands for: the node itself, or the node a <see cref="ProxyCell"/> links.</summary>
-    internal readonly FenceCallback Target;
-
-    /// <summary>The cell that currently represents this node in a list, or null when idle. Written by
-    /// the adder before publishing; cleared by the remover or signaller that won the cell's CAS.</summary>
-    internal FenceCallback? ActiveCell;
-
-    /// <summary>The fence this node is queued on, or null. Same discipline as <see cref="ActiveCell"/>.</summary>
+    /// <summary>The fence this node is queued on, or null. Written by the adder before publishing; cleared
+    /// by the signaller before the callback runs and by the remover before it frees the node.</summary>
     internal Fence? Owner;
 
     /// <summary>Creates an idle node.</summary>
-    protected FenceCallback() => Target = this;
+    protected FenceCallback()
+    {
+    }
 
-    private FenceCallback(FenceCallback target) => Target = target;
+    private protected FenceCallback(int state) => State = state;
 
-    /// <summary>True while this node is on a fence: queued, or claimed by the signaller and about to run.</summary>
-    public bool IsQueued => Volatile.Read(ref ActiveCell) is not null; // cleared only after it ran or was removed
+    /// <summary>True while this node is on a fence: queued, or being removed. False once its callback has
+    /// started to run, and after <see cref="Fence.RemoveCallback"/> returned true.</summary>
+    public bool IsQueued => Volatile.Read(ref State) != Free;
 
     /// <summary>
     /// Called once, on the signalling thread, after the fence has signalled (its status and timestamp
     /// are final). Runs outside any lock. It must not block for long: other callbacks of the same
-    /// fence wait behind it.
+    /// fence wait behind it, and so does a <see cref="Fence.RemoveCallback"/> that raced the signal.
     /// </summary>
     /// <param name="fence">The fence that signalled.</param>
     protected internal abstract void Invoke(Fence fence);
@@ -61,15 +71,6 @@ public abstract class FenceCallback
     {
         ArgumentNullException.ThrowIfNull(action);
         return new DelegateCallback(action);
-    }
-
-    /// <summary>
-    /// A list cell for a node whose own cell may still be linked in a list it was removed from. Each
-    /// registration of the node is then a proxy cell; proxies are never reused.
-    /// </summary>
-    internal sealed class ProxyCell(FenceCallback target) : FenceCallback(target)
-    {
-        protected internal override void Invoke(Fence fence) => throw new System.Diagnostics.UnreachableException();
     }
 
     private sealed class DelegateCallback(Action<Fence> action) : FenceCallback

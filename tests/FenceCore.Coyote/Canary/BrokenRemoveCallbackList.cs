@@ -1,104 +1,227 @@
 namespace FenceCore.Coyote.Canary;
 
 /// <summary>
-/// A deliberately broken copy of <see cref="Fence"/>'s callback list (add, remove, signal and the
-/// FIFO run), for the canary. Everything is as in <c>Fence.AddCallback</c>, <c>Fence.RemoveCallback</c>
-/// and <c>Fence.SignalCore</c>/<c>RunCallbacks</c> except one line: <see cref="RemoveCallback"/> takes
-/// the cell with a read-then-write instead of the compare-and-swap Queued → Removed, so a remove can
-/// read Queued, lose the cell to the signaller's claim, and still report "removed" for a callback
-/// that runs. Coyote must find that interleaving on every run.
+/// A copy of <see cref="Fence"/>'s callback list (the claim of a node, the push, the signaller's claim,
+/// exchange, walk and run, and the remover's unlink) with one deliberately seeded bug, for the canaries. Which bug
+/// is chosen per instance:
+/// <list type="bullet">
+/// <item><see cref="SeededBug.RemoveWithoutCas"/>: <see cref="RemoveCallback"/> takes the cell with a
+/// read-then-write instead of the compare-and-swap Queued → Removed, so a remove can read Queued, lose
+/// the cell to the signaller's claim, and still report "removed" for a callback that runs.</item>
+/// <item><see cref="SeededBug.FreeWithoutRecheck"/>: after unlinking, the remover frees the cell at once
+/// instead of checking that no signaller took the list meanwhile, so a signaller that had already read
+/// the link to it can claim it after it was re-queued on another list, and run it for the wrong one.</item>
+/// </list>
+/// Everything else is as in <c>Fence.AddCallback</c>, <c>Fence.RemoveCallback</c> and
+/// <c>Fence.SignalCore</c>. Coyote must find each bug.
 /// </summary>
-internal sealed class BrokenRemoveCallbackList
+internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug bug)
 {
+    public enum SeededBug
+    {
+        RemoveWithoutCas,
+        FreeWithoutRecheck,
+    }
+
     private const int Free = 0;
     private const int Queued = 1;
     private const int Removed = 2;
+    private const int Passed = 3;
 
-    private static readonly Cell s_signaledSentinel = new(null!);
+    private static readonly Cell s_walking = new(null!);
+    private static readonly Cell s_signaled = new(null!);
 
     private Cell? _callbacks;
+    private int _removeLock;
+    private int _claimed;
 
-    public bool IsSignaled => ReferenceEquals(Volatile.Read(ref _callbacks), s_signaledSentinel);
-
-    public Cell Add(Action action)
+    public BrokenRemoveCallbackList()
+        : this(SeededBug.RemoveWithoutCas)
     {
-        var cell = new Cell(action) { State = Queued };
+    }
+
+    public bool IsSignaled => Signaled(Volatile.Read(ref _callbacks));
+
+    private static bool Signaled(Cell? head) => ReferenceEquals(head, s_walking) || ReferenceEquals(head, s_signaled);
+
+
+    public Cell Add(Action<BrokenRemoveCallbackList> action)
+    {
+        var cell = new Cell(action);
+        Add(cell);
+        return cell;
+    }
+
+    public Cell Add(Action action) => Add(_ => action());
+
+    public bool Add(Cell cell)
+    {
+        if (Interlocked.CompareExchange(ref cell.State, Queued, Free) != Free)
+        {
+            throw new InvalidOperationException("already queued");
+        }
+
+        cell.Owner = this;
         Cell? head = Volatile.Read(ref _callbacks);
         while (true)
         {
-            if (ReferenceEquals(head, s_signaledSentinel))
+            if (Signaled(head))
             {
-                cell.State = Free;
-                return cell;
-            }
-
-            if (head is not null && Volatile.Read(ref head.State) == Removed)
-            {
-                Cell? popped = Interlocked.CompareExchange(ref _callbacks, head.Next, head);
-                head = ReferenceEquals(popped, head) ? head.Next : popped;
-                continue;
+                cell.Owner = null;
+                Volatile.Write(ref cell.State, Free);
+                return false;
             }
 
             cell.Next = head;
             Cell? seen = Interlocked.CompareExchange(ref _callbacks, cell, head);
             if (ReferenceEquals(seen, head))
             {
-                return cell;
+                return true;
             }
 
             head = seen;
         }
     }
 
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822", Justification = "Mirrors the instance method Fence.RemoveCallback.")]
     public bool RemoveCallback(Cell cell)
     {
-        // SEEDED BUG: Fence.RemoveCallback does CompareExchange(ref cell.State, Removed, Queued).
-        if (Volatile.Read(ref cell.State) != Queued)
+        if (!ReferenceEquals(Volatile.Read(ref cell.Owner), this) || IsSignaled)
         {
             return false;
         }
 
-        Volatile.Write(ref cell.State, Removed);
-        return true;
-    }
-
-    public bool Signal()
-    {
-        Cell? head = Interlocked.Exchange(ref _callbacks, s_signaledSentinel);
-        if (ReferenceEquals(head, s_signaledSentinel))
+        if (bug == SeededBug.RemoveWithoutCas)
         {
-            return false;
-        }
-
-        Cell? oldestFirst = null;
-        while (head is not null)
-        {
-            Cell? next = head.Next;
-            head.Next = oldestFirst;
-            oldestFirst = head;
-            head = next;
-        }
-
-        for (Cell? cell = oldestFirst; cell is not null;)
-        {
-            Cell? next = cell.Next;
-            cell.Next = null;
-            if (Interlocked.CompareExchange(ref cell.State, Free, Queued) == Queued)
+            // SEEDED BUG: Fence.RemoveCallback does CompareExchange(ref cell.State, Removed, Queued).
+            if (Volatile.Read(ref cell.State) != Queued)
             {
-                cell.Action();
+                return false;
             }
 
-            cell = next;
+            Volatile.Write(ref cell.State, Removed);
+        }
+        else if (Interlocked.CompareExchange(ref cell.State, Removed, Queued) != Queued)
+        {
+            return false;
         }
 
+        if (!Unlink(cell))
+        {
+            while (Volatile.Read(ref cell.State) != Passed && !ReferenceEquals(Volatile.Read(ref _callbacks), s_signaled))
+            {
+                Thread.Yield();
+            }
+        }
+
+        cell.Owner = null;
+        Volatile.Write(ref cell.State, Free);
         return true;
     }
 
-    internal sealed class Cell(Action action)
+    private bool Unlink(Cell cell)
     {
-        public readonly Action Action = action;
+        while (Interlocked.Exchange(ref _removeLock, 1) != 0)
+        {
+            Thread.Yield();
+        }
+
+        try
+        {
+            Cell? head = Volatile.Read(ref _callbacks);
+            while (true)
+            {
+                if (Signaled(head))
+                {
+                    return false;
+                }
+
+                if (ReferenceEquals(head, cell))
+                {
+                    Cell? seen = Interlocked.CompareExchange(ref _callbacks, cell.Next, cell);
+                    if (ReferenceEquals(seen, cell))
+                    {
+                        break;
+                    }
+
+                    head = seen;
+                    continue;
+                }
+
+                Cell above = head!;
+                while (true)
+                {
+                    Cell? next = Volatile.Read(ref above.Next);
+                    if (IsSignaled)
+                    {
+                        return false;
+                    }
+
+                    if (ReferenceEquals(next, cell))
+                    {
+                        break;
+                    }
+
+                    if (next is null)
+                    {
+                        return false;
+                    }
+
+                    above = next;
+                }
+
+                if (!ReferenceEquals(Interlocked.CompareExchange(ref above.Next, cell.Next, cell), cell))
+                {
+                    return false;
+                }
+
+                break;
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _removeLock, 0);
+        }
+
+        // SEEDED BUG (FreeWithoutRecheck): Fence.Unlink returns !IsSignaledFlag here.
+        return bug == SeededBug.FreeWithoutRecheck || !IsSignaled;
+    }
+
+    public void Signal()
+    {
+        if (Interlocked.CompareExchange(ref _claimed, 1, 0) != 0)
+        {
+            return;
+        }
+
+        Cell? head = Interlocked.Exchange(ref _callbacks, s_walking);
+        var newestFirst = new List<Cell>();
+        for (Cell? c = head; c is not null; c = Volatile.Read(ref c.Next))
+        {
+            newestFirst.Add(c);
+        }
+
+        for (int i = newestFirst.Count - 1; i >= 0; i--)
+        {
+            Cell c = newestFirst[i];
+            c.Owner = null;
+            if (Interlocked.CompareExchange(ref c.State, Free, Queued) == Queued)
+            {
+                c.Action(this);
+            }
+            else
+            {
+                Volatile.Write(ref c.State, Passed);
+            }
+        }
+
+        Volatile.Write(ref _callbacks, s_signaled);
+    }
+
+    internal sealed class Cell(Action<BrokenRemoveCallbackList> action)
+    {
+        public readonly Action<BrokenRemoveCallbackList> Action = action;
         public Cell? Next;
         public int State;
+        public BrokenRemoveCallbackList? Owner;
     }
 }

@@ -39,6 +39,49 @@ public sealed class CanaryTests(ITestOutputHelper output)
         Assert.Empty(outcome.UncontrolledInvocations);
     }
 
+    /// <summary>The scenario of <c>FenceCallbackTests.RemoveRacesSignalThenReAddElsewhere</c>: a node
+    /// below another is removed while the signal walks, then queued on a second list; it must run only for
+    /// the list it is on.</summary>
+    private static async Task RemoveBelowThenReAddElsewhere()
+    {
+        var first = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.FreeWithoutRecheck);
+        var second = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.FreeWithoutRecheck);
+        BrokenRemoveCallbackList? ranFor = null;
+        int runs = 0;
+        var node = new BrokenRemoveCallbackList.Cell(list =>
+        {
+            Volatile.Write(ref ranFor, list);
+            Interlocked.Increment(ref runs);
+        });
+        first.Add(node);
+        first.Add(() => { });
+
+        Task signaller = Task.Run(first.Signal);
+        Task<bool> mover = Task.Run(() => first.RemoveCallback(node) && second.Add(node));
+        await signaller;
+        bool moved = await mover;
+        second.Signal();
+
+        Specification.Assert(Volatile.Read(ref runs) == 1, "canary: node ran {0} times", Volatile.Read(ref runs));
+        Specification.Assert(ReferenceEquals(Volatile.Read(ref ranFor), moved ? second : first), "canary: node ran for the list it was removed from");
+    }
+
+    [Fact]
+    public void BrokenFreeWithoutRecheck_IsCaughtByCoyote()
+    {
+        // Under 1% of schedules hit this window, so the search gets 20,000 iterations (it stops at the first bug).
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, RemoveBelowThenReAddElsewhere, 20_000,
+            configure: null, nameof(BrokenFreeWithoutRecheck_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded free-while-reachable race in the unlink.");
+
+        // The race shows as a run for the wrong list, a lost run (the old walk marks the re-queued node),
+        // or a re-add refused because the old walk claimed the node first.
+        Assert.Contains(outcome.BugReports, r => r.Contains("canary: node ran", StringComparison.Ordinal) ||
+            r.Contains("already queued", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
     [Fact]
     public void BrokenRemoveWithoutCas_TraceReplaysTheSameBug()
     {

@@ -17,3 +17,20 @@ internal sealed class CountingCallback : FenceCallback
         Interlocked.Increment(ref _runs);
     }
 }
+
+/// <summary>A callback node that counts its runs and records the fence it last ran for.</summary>
+internal sealed class FenceSeenCallback : FenceCallback
+{
+    private int _runs;
+    private Fence? _lastFence;
+
+    public int Runs => Volatile.Read(ref _runs);
+
+    public Fence? LastFence => Volatile.Read(ref _lastFence);
+
+    protected internal override void Invoke(Fence fence)
+    {
+        Volatile.Write(ref _lastFence, fence);
+        Interlocked.Increment(ref _runs);
+    }
+}

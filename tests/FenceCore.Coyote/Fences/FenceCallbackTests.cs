@@ -74,21 +74,20 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     });
 
     [Fact]
-    public void ReAddOfRemovedNodeAgainstSignal_UsesProxyCellAndRunsOnce() => CoyoteHarness.Check(output, async () =>
+    public void ReAddOfRemovedNodeAgainstSignal_ReusesItsOwnCellAndRunsOnce() => CoyoteHarness.Check(output, async () =>
     {
-        // The node's own cell stays linked (Removed) in the list, so the re-add must go through a proxy.
+        // The removed node was unlinked, so its re-add needs no other cell and allocates nothing.
         Fence fence = NewFence();
         var node = new CountingCallback();
         var below = new CountingCallback();
         Specification.Assert(fence.AddCallback(below), "add failed");
         Specification.Assert(fence.AddCallback(node), "add failed");
         Specification.Assert(fence.RemoveCallback(node), "remove of a queued node failed");
+        Specification.Assert(fence.LinkedCallbackCellsForTesting() == 1, "the removed node is still linked");
 
         Task<(bool Added, bool Removed)> reAdd = Task.Run(() =>
         {
             bool added = fence.AddCallback(node);
-            FenceCallback? cell = Volatile.Read(ref node.ActiveCell);
-            Specification.Assert(cell is null || !ReferenceEquals(cell, node), "re-add reused the node's own cell while it is still linked");
             bool removed = added && fence.RemoveCallback(node);
             return (added, removed);
         });
@@ -101,6 +100,114 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
 
         AssertFate("node", node, added, removed);
         AssertFate("below", below, added: true, belowRemoved);
+    });
+
+    [Fact]
+    public void RemoveRacesSignalThenReAddElsewhere_RunsOnlyForTheNewFence() => CoyoteHarness.Check(output, async () =>
+    {
+        // The node sits below another, so its unlink is a CAS on the cell above, which the signaller may
+        // already have read. A remove that returned true must not leave the node reachable by that walk.
+        Fence first = NewFence();
+        Fence second = NewFence();
+        var node = new FenceSeenCallback();
+        var above = new CountingCallback();
+        Specification.Assert(first.AddCallback(node) && first.AddCallback(above), "add failed");
+
+        Task signaller = Task.Run(() => first.Signal());
+        Task<(bool Removed, bool ReAdded)> mover = Task.Run(() =>
+        {
+            bool removed = first.RemoveCallback(node);
+            return (removed, removed && second.AddCallback(node));
+        });
+
+        await signaller;
+        (bool removed, bool reAdded) = await mover;
+        Specification.Assert(!removed || reAdded, "a removed node could not be queued on a pending fence");
+        second.Signal();
+
+        Specification.Assert(node.Runs == 1, "node ran {0} times", node.Runs);
+        Specification.Assert(ReferenceEquals(node.LastFence, removed ? second : first),
+            "node ran for the wrong fence (removed from the first: {0})", removed);
+        AssertFate("above", above, added: true, removed: false);
+    }, iterations: 10_000); // the canary's copy of this race is hit by under 1% of schedules
+
+    [Fact]
+    public void NeighbouringRemovesRaceSignal_NoneLostAndBothFreed() => CoyoteHarness.Check(output, async () =>
+    {
+        // Two removers unlink adjacent cells while the signal walks: neither unlink may be lost, and both
+        // nodes must be free (re-addable) once their removes return.
+        Fence fence = NewFence();
+        var bottom = new CountingCallback();
+        var b = new CountingCallback();
+        var c = new CountingCallback();
+        var top = new CountingCallback();
+        Specification.Assert(fence.AddCallback(bottom) && fence.AddCallback(b) && fence.AddCallback(c) && fence.AddCallback(top), "add failed");
+
+        Task<bool> removeB = Task.Run(() => fence.RemoveCallback(b));
+        Task<bool> removeC = Task.Run(() => fence.RemoveCallback(c));
+        Task<bool> signaller = Task.Run(() => fence.Signal());
+
+        bool bRemoved = await removeB;
+        bool cRemoved = await removeC;
+        await signaller;
+
+        AssertFate("bottom", bottom, added: true, removed: false);
+        AssertFate("b", b, added: true, bRemoved);
+        AssertFate("c", c, added: true, cRemoved);
+        AssertFate("top", top, added: true, removed: false);
+        Fence next = NewFence();
+        Specification.Assert(next.AddCallback(b) && next.AddCallback(c), "a removed or run node could not be re-added");
+    });
+
+    [Fact]
+    public void NeighbouringRemovesOnAPendingFence_UnlinkBoth() => CoyoteHarness.Check(output, async () =>
+    {
+        Fence fence = NewFence();
+        var nodes = new CountingCallback[4];
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            nodes[i] = new CountingCallback();
+            Specification.Assert(fence.AddCallback(nodes[i]), "add failed");
+        }
+
+        Task<bool> r1 = Task.Run(() => fence.RemoveCallback(nodes[1]));
+        Task<bool> r2 = Task.Run(() => fence.RemoveCallback(nodes[2]));
+        Task<bool> add = Task.Run(() => fence.AddCallback(new CountingCallback()));
+        Specification.Assert(await r1 && await r2 && await add, "a remove or add on a pending fence failed");
+        Specification.Assert(fence.LinkedCallbackCellsForTesting() == 3, "linked cells: {0}, expected 3", fence.LinkedCallbackCellsForTesting());
+        fence.Signal();
+        AssertFate("0", nodes[0], added: true, removed: false);
+        AssertFate("3", nodes[3], added: true, removed: false);
+    });
+
+    [Fact]
+    public void ConcurrentAddsOfOneNode_ExactlyOneIsQueued() => CoyoteHarness.Check(output, async () =>
+    {
+        // The node's claim is one CAS: two adds (to one fence or to two) cannot both succeed.
+        Fence f1 = NewFence();
+        Fence f2 = NewFence();
+        var node = new CountingCallback();
+        static bool TryAdd(Fence f, FenceCallback n)
+        {
+            try
+            {
+                return f.AddCallback(n);
+            }
+            catch (InvalidOperationException)
+            {
+                return false;
+            }
+        }
+
+        Task<bool> a1 = Task.Run(() => TryAdd(f1, node));
+        Task<bool> a2 = Task.Run(() => TryAdd(f1, node));
+        Task<bool> a3 = Task.Run(() => TryAdd(f2, node));
+        int added = (await a1 ? 1 : 0) + (await a2 ? 1 : 0) + (await a3 ? 1 : 0);
+        f1.Signal();
+        f2.Signal();
+
+        Specification.Assert(added == 1, "{0} concurrent adds of one node succeeded", added);
+        Specification.Assert(node.Runs == 1, "node ran {0} times", node.Runs);
     });
 
     [Fact]
