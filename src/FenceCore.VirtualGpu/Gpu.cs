@@ -813,7 +813,10 @@ public sealed class Gpu : IDisposable
         Engine engine = job.Engine;
         lock (engine.Gate)
         {
-            engine.Ready.Enqueue(job, (-(int)job.Entity.Priority, engine.ReadySeq++));
+            SchedEntity entity = job.Entity;
+            long vruntime = Math.Max(entity.VRuntime, engine.MinVRuntime);
+            entity.VRuntime = vruntime;
+            engine.Ready.Enqueue(job, ReadyKey.For(entity, vruntime, engine.ReadySeq++));
         }
 
         Kick(engine);
@@ -829,7 +832,7 @@ public sealed class Gpu : IDisposable
             bool hang;
             lock (engine.Gate)
             {
-                if (IsLost || !engine.Ready.TryPeek(out job, out _))
+                if (IsLost || !engine.Ready.TryPeek(out job, out ReadyKey key))
                 {
                     return;
                 }
@@ -852,6 +855,8 @@ public sealed class Gpu : IDisposable
                 }
 
                 engine.Ready.Dequeue();
+                engine.MinVRuntime = Math.Max(engine.MinVRuntime, key.VRuntime);
+                job.Entity.VRuntime = key.VRuntime + ReadyKey.Charge(job.Entity.Priority, job.Description.DurationNs);
                 engine.CreditsInUse += job.Credits;
                 engine.Ring.Add(job);
                 job.State = GpuJobState.Running;
