@@ -967,46 +967,39 @@ public sealed class Gpu : IDisposable
             }
         }
 
-        while (Interlocked.CompareExchange(ref engine.Draining, 1, 0) == 0)
+        engine.Drainer.Drain(engine, static e => e.Owner!.SignalNextCompleted(e), static e =>
         {
-            try
+            lock (e.Gate)
             {
-                while (true)
-                {
-                    GpuJob? j;
-                    lock (engine.Gate)
-                    {
-                        if (!engine.Completed.TryDequeue(out j))
-                        {
-                            break;
-                        }
-                    }
-
-                    int error = j.PendingError;
-                    j.State = GpuJobState.Done;
-                    Interlocked.Decrement(ref engine.Score);
-
-                    // Consumers' exceptions are caught where they are thrown (GpuFence.OnCallbackFailed,
-                    // Raise): nothing a callback or subscriber does comes back here.
-                    j.Hardware!.SignalWithTimestamp(error, NowNs);
-                    SignalAfter(j.PreviousFinished, j.Finished, error, j);
-                }
+                return e.Completed.Count > 0;
             }
-            finally
-            {
-                Volatile.Write(ref engine.Draining, 0); // release whatever happened; then look again for work queued meanwhile
-            }
+        });
 
-            lock (engine.Gate)
+        Kick(engine);
+    }
+
+    /// <summary>Signals the oldest completed job of the engine; false when none is left. Runs under the engine's
+    /// <see cref="Engine.Drainer"/>, so one thread at a time, in ring order.</summary>
+    private bool SignalNextCompleted(Engine engine)
+    {
+        GpuJob? j;
+        lock (engine.Gate)
+        {
+            if (!engine.Completed.TryDequeue(out j))
             {
-                if (engine.Completed.Count == 0)
-                {
-                    break;
-                }
+                return false;
             }
         }
 
-        Kick(engine);
+        int error = j.PendingError;
+        j.State = GpuJobState.Done;
+        Interlocked.Decrement(ref engine.Score);
+
+        // Consumers' exceptions are caught where they are thrown (GpuFence.OnCallbackFailed, Raise):
+        // nothing a callback or subscriber does comes back here.
+        j.Hardware!.SignalWithTimestamp(error, NowNs);
+        SignalAfter(j.PreviousFinished, j.Finished, error, j);
+        return true;
     }
 
     /// <summary>

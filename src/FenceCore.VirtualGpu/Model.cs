@@ -272,7 +272,8 @@ public sealed class Engine
     internal int CreditsInUse;
     internal ulong NextRingSeqno;
     internal long LastEndNs;
-    internal int Draining;
+    /// <summary>One thread at a time signals this engine's completed jobs.</summary>
+    internal readonly DrainGate Drainer = new();
 
     /// <summary>Load score for balancing: jobs queued on the ring and ready.</summary>
     internal int Score;

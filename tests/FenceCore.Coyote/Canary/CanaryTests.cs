@@ -83,6 +83,21 @@ public sealed class CanaryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BrokenDrainGateWithoutSecondLook_IsCaughtByCoyote()
+    {
+        var gate = new AsyncLocal<BrokenDrainGate>();
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () =>
+        {
+            gate.Value = new BrokenDrainGate();
+            return FenceCore.Coyote.VirtualGpu.DrainGateTests.Scenario(w => gate.Value!.Drain(w, static x => x.TakeOne()), withFault: false);
+        }, CoyoteHarness.DefaultIterations, configure: null, nameof(BrokenDrainGateWithoutSecondLook_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded lost wake-up in the drain gate.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("lost wake-up", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
+    [Fact]
     public void BrokenRemoveWithoutCas_TraceReplaysTheSameBug()
     {
         CoyoteHarness.Outcome found = CoyoteHarness.Explore(output, RemoveRacesSignal, CoyoteHarness.DefaultIterations,

@@ -1,0 +1,32 @@
+namespace FenceCore.Coyote.Canary;
+
+/// <summary>
+/// <c>FenceCore.VirtualGpu.DrainGate</c> with its one subtle line left out: after releasing the flag it
+/// does not look at the queue again. An item queued after the drainer last found the queue empty, by a
+/// producer that then saw the flag still set, is left behind. Coyote must find that interleaving.
+/// </summary>
+internal sealed class BrokenDrainGate
+{
+    private int _draining;
+
+    public void Drain<TState>(TState state, Func<TState, bool> takeOne)
+    {
+        if (Interlocked.CompareExchange(ref _draining, 1, 0) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            while (takeOne(state))
+            {
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _draining, 0);
+        }
+
+        // SEEDED BUG: DrainGate loops while hasWork(state) says the queue is not empty.
+    }
+}
