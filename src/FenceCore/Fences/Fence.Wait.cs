@@ -180,7 +180,7 @@ public partial class Fence
         }
 
         ThrowIfCancelledAndPending(cancellationToken);
-        var waiter = new AsyncWaiter(this);
+        AsyncWaiter waiter = cancellationToken.CanBeCanceled ? new AsyncWaiter(this) : AsyncWaiter.Rent(this);
         return waiter.Start(Timeout.InfiniteTimeSpan, cancellationToken) ? default : new ValueTask(waiter, waiter.Version);
     }
 
@@ -305,11 +305,23 @@ public partial class Fence
     /// removed the callback, so a signal that was already running is never reported as a timeout.
     /// Continuations run asynchronously, never on the signalling thread.
     /// </summary>
+    /// <remarks>
+    /// A wait with neither timeout nor cancellation (<c>await fence</c>, <see cref="WaitAsync(CancellationToken)"/>
+    /// without a token) is pooled: one waiter per thread is kept, and its <see cref="GetResult(short)"/>
+    /// returns it, so such waits allocate nothing once warm. Only those: a timer or token callback can
+    /// still be running after the wait completed, and must never find the waiter reused for another fence.
+    /// A second <c>await</c> of the same <see cref="ValueTask"/> fails on the version check, as for any
+    /// pooled value-task source.
+    /// </remarks>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The timer is disposed when the wait completes, by whichever path completes it.")]
     private sealed class AsyncWaiter : FenceCallback, IValueTaskSource<bool>, IValueTaskSource
     {
-        private readonly Fence _fence;
+        [ThreadStatic]
+        private static AsyncWaiter? t_spare;
+
+        private Fence _fence;
         private ManualResetValueTaskSourceCore<bool> _core;
+        private bool _pooled;
         private CancellationTokenRegistration _registration;
         private Timer? _timer;
         private CancellationToken _token;
@@ -325,11 +337,30 @@ public partial class Fence
 
         public short Version => _core.Version;
 
+        /// <summary>A waiter for a wait with no timeout and no token, from this thread's spare if it has one.</summary>
+        public static AsyncWaiter Rent(Fence fence)
+        {
+            AsyncWaiter? waiter = t_spare;
+            if (waiter is null)
+            {
+                return new AsyncWaiter(fence) { _pooled = true };
+            }
+
+            t_spare = null;
+            waiter._fence = fence;
+            return waiter;
+        }
+
         /// <summary>Registers; returns true if the fence had already signalled (nothing to await).</summary>
         public bool Start(TimeSpan timeout, CancellationToken token)
         {
             if (!_fence.AddCallback(this))
             {
+                if (_pooled)
+                {
+                    Recycle(); // never handed out
+                }
+
                 return true;
             }
 
@@ -374,6 +405,12 @@ public partial class Fence
 
         private void Complete(bool result, Exception? error)
         {
+            if (_pooled)
+            {
+                _core.SetResult(result); // no timer, no token: the signal is the only way to complete
+                return;
+            }
+
             if (Interlocked.CompareExchange(ref _completed, 1, 0) != 0)
             {
                 return;
@@ -391,9 +428,28 @@ public partial class Fence
             }
         }
 
-        public bool GetResult(short token) => _core.GetResult(token);
+        public bool GetResult(short token)
+        {
+            bool result = _core.GetResult(token); // throws for a stale token before anything is reset
+            if (_pooled)
+            {
+                Recycle();
+            }
 
-        void IValueTaskSource.GetResult(short token) => _core.GetResult(token);
+            return result;
+        }
+
+        void IValueTaskSource.GetResult(short token) => GetResult(token);
+
+        /// <summary>Makes a completed, consumed pooled waiter this thread's spare. Its node is free (it ran),
+        /// and with no timer and no token nothing else can still reach it.</summary>
+        private void Recycle()
+        {
+            _fence = null!;
+            _completed = 0;
+            _core.Reset();
+            t_spare ??= this;
+        }
 
         public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
 
