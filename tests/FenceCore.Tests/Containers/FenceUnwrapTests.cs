@@ -307,4 +307,35 @@ public class FenceUnwrapTests
         Assert.All(set[..kept], f => Assert.Equal(2UL, f.Seqno));
         Assert.Equal(set[..kept].Select(f => f.Context).Order(), set[..kept].Select(f => f.Context));
     }
+
+    /// <summary>The large-set dedup scans a context table padded with <see cref="ulong.MaxValue"/>: a real
+    /// context of that value must still be found and kept once, with its latest point.</summary>
+    [Fact]
+    public void Merge_ManyFences_WithTheLargestPossibleContext_KeepsItsLatestPointOnce()
+    {
+        var inputs = new List<Fence>();
+        ulong first = FenceContext.Allocate(5);
+        for (ulong p = 1; p <= 3; p++)
+        {
+            inputs.Add(new Fence(ulong.MaxValue, p, seqno64: true));
+            for (ulong c = 0; c < 5; c++)
+            {
+                inputs.Add(new Fence(first + c, p));
+            }
+        }
+
+        Fence merged = FenceUnwrap.Merge([.. inputs.AsEnumerable().Reverse()]);
+        var leaves = Unwrap(merged);
+        Assert.Equal(6, leaves.Count);
+        Assert.Equal([first, first + 1, first + 2, first + 3, first + 4, ulong.MaxValue], leaves.Select(f => f.Context));
+        Assert.All(leaves, f => Assert.Equal(3UL, f.Seqno));
+
+        // The same fences inside arrays take the general path (collect, then the table dedup).
+        var viaArrays = Unwrap(FenceUnwrap.Merge(new FenceArray([.. inputs.Take(9)]), new FenceArray([.. inputs.Skip(9)])));
+        Assert.Equal(leaves.Select(f => (f.Context, f.Seqno)), viaArrays.Select(f => (f.Context, f.Seqno)));
+        foreach (Fence f in inputs)
+        {
+            f.Signal();
+        }
+    }
 }
