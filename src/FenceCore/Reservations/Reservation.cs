@@ -502,6 +502,46 @@ public sealed class Reservation
     /// </summary>
     private static ReservationEntry[]? WithFence(ReservationEntry[] old, Fence fence, FenceUsage usage)
     {
+        // PERF: the common case first, nothing to prune: find the slot the kernel would reuse, then one
+        // allocation and a copy, the copy-on-write floor's own shape (ReservationAddBenchmarks).
+        int reuse = -1;
+        for (int i = 0; i < old.Length; i++)
+        {
+            Fence existing = old[i].Fence;
+            if (existing.IsSignaled)
+            {
+                return WithFencePruning(old, fence, usage); // decides afresh, from one pass of its own
+            }
+
+            if (reuse < 0 && existing.Context == fence.Context && old[i].Usage >= usage && Fence.IsLaterOrSame(fence, existing))
+            {
+                reuse = i;
+            }
+        }
+
+        if (reuse >= 0 && ReferenceEquals(old[reuse].Fence, fence) && old[reuse].Usage == usage)
+        {
+            return null; // the same fence at the same usage: one slot, nothing changes
+        }
+
+        // Element by element: the snapshots are a few entries, where a block copy's call costs more.
+        var copy = new ReservationEntry[reuse >= 0 ? old.Length : old.Length + 1];
+        for (int i = 0; i < old.Length; i++)
+        {
+            copy[i] = i == reuse ? new ReservationEntry(fence, usage) : old[i];
+        }
+
+        if (reuse < 0)
+        {
+            copy[old.Length] = new ReservationEntry(fence, usage);
+        }
+
+        return copy;
+    }
+
+    /// <summary><see cref="WithFence"/> when some entry has signalled: dead entries are dropped.</summary>
+    private static ReservationEntry[]? WithFencePruning(ReservationEntry[] old, Fence fence, FenceUsage usage)
+    {
         // One pass decides everything: which entries are dead (signalled; that never reverts) and which
         // slot the kernel would reuse. The copy below uses these decisions, so it cannot go stale.
         Span<bool> dead = old.Length <= 128 ? stackalloc bool[old.Length] : new bool[old.Length];
@@ -524,8 +564,8 @@ public sealed class Reservation
             return null; // the same fence at the same usage: one slot, nothing changes
         }
 
-        // PERF: exactly one allocation. Survivors keep their order; the new entry takes the reused slot
-        // (live or dead) or goes at the end.
+        // Exactly one allocation. Survivors keep their order; the new entry takes the reused slot (live or
+        // dead) or goes at the end.
         int survivors = old.Length - deadCount - (reuse >= 0 && !dead[reuse] ? 1 : 0);
         var result = new ReservationEntry[survivors + 1];
         int k = 0;
