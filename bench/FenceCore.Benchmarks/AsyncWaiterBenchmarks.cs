@@ -40,6 +40,7 @@ public class AsyncWaiterBenchmarks
         return _sink;
     }
 
+    [Target(1.0)] // issue 12: await of a pending fence <= 1.0x TCS
     [Benchmark(OperationsPerInvoke = N)]
     public object? Fence_WaitAsync()
     {

@@ -32,6 +32,7 @@ public class CreateSignalBenchmarks
         return _sink;
     }
 
+    [Target(1.0)] // issue 12: create + signal with the library's clock <= 1.0x
     [Benchmark(OperationsPerInvoke = N)]
     public object? Fence_CreateSignal()
     {
@@ -64,6 +65,7 @@ public class CreateSignalBenchmarks
     }
 
     /// <summary>Diagnostic: signalling with a caller-given timestamp skips the clock read.</summary>
+    [Target(0.6)] // issue 12: create + signal with a caller's timestamp <= 0.6x TCS create + SetResult
     [Benchmark(OperationsPerInvoke = N)]
     public object? Fence_CreateSignalWithTimestamp()
     {

@@ -52,6 +52,7 @@ public class FenceArrayAllBenchmarks
         return _sink;
     }
 
+    [Target(1.0)] // issue 12: FenceArray all of 4 <= 1.0x Task.WhenAll
     [Benchmark(OperationsPerInvoke = N)]
     public object? FenceArray_FourPendingThenSignaled()
     {
@@ -129,6 +130,7 @@ public class FenceArrayAnyBenchmarks
         return _sink;
     }
 
+    [Target(1.0)] // issue 12: FenceArray any of 4 <= 1.0x Task.WhenAny
     [Benchmark(OperationsPerInvoke = N)]
     public object? FenceArray_AnyOfFourPendingOneSignaled()
     {

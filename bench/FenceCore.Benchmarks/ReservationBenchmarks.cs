@@ -57,6 +57,7 @@ public class ReservationAddBenchmarks
         }
     }
 
+    [Target(1.3)] // issue 12: reservation add with replacement <= 1.3x the copy-on-write floor
     [Benchmark(OperationsPerInvoke = N)]
     public void Reservation_AddFence_Replace()
     {

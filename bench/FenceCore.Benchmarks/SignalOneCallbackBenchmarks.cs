@@ -61,6 +61,7 @@ public class SignalOneCallbackBenchmarks
         return _runs;
     }
 
+    [Target(0.5)] // issue 12: signal with one owned callback <= 0.5x TCS + continuation
     [Benchmark(OperationsPerInvoke = N)]
     public int Fence_OwnedCallback()
     {
