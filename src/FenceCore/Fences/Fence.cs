@@ -65,10 +65,11 @@ public partial class Fence
 
     /// <summary>
     /// Head of the callback stack (newest first), then <see cref="s_walking"/> and <see cref="s_signaled"/>.
-    /// Written by compare-and-swap (adders, and a remover unlinking the top cell), by the winning
-    /// signaller's <see cref="Interlocked.Exchange{T}(ref T, T)"/> for <see cref="s_walking"/> (the
-    /// linearization point of signalling) and its ordered write of <see cref="s_signaled"/>; read with
-    /// Volatile.Read.
+    /// Written by compare-and-swap (adders, a remover unlinking the top cell, and the winning signaller of
+    /// a fence with no callback, straight to <see cref="s_signaled"/>), by the winning signaller's
+    /// <see cref="Interlocked.Exchange{T}(ref T, T)"/> for <see cref="s_walking"/> and its ordered write of
+    /// <see cref="s_signaled"/> after the walk; read with Volatile.Read. The CAS or the exchange is the
+    /// linearization point of signalling.
     /// </summary>
     private FenceCallback? _callbacks;
 
@@ -349,25 +350,27 @@ public partial class Fence
             hookFailure = ex; // reported with the callbacks' failures, after the signal is published
         }
 
-        // Publish: the exchange is a full fence, so error and timestamp are visible to anyone who sees the
-        // sentinel. From here on no adder can link a cell; removers may still unlink (see RunCallbacks).
-        FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_walking);
+        // Publish: the exchange (or the CAS) is a full fence, so error and timestamp are visible to anyone
+        // who sees a sentinel. From here on no adder can link a cell; removers may still unlink (see
+        // RunCallbacks). PERF: with no callback (most fences) one CAS publishes the final sentinel directly;
+        // a list to walk is taken by exchanging in s_walking, and s_signaled follows the walk.
         List<Exception>? failures = null;
-        if (head is null)
+        if (Volatile.Read(ref _callbacks) is not null || Interlocked.CompareExchange(ref _callbacks, s_signaled, null) is not null)
         {
-            Volatile.Write(ref _callbacks, s_signaled);
-        }
-        else
-        {
+            FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_walking);
             try
             {
-                failures = RunCallbacks(head);
+                if (head is not null)
+                {
+                    failures = RunCallbacks(head);
+                }
             }
             finally
             {
                 Volatile.Write(ref _callbacks, s_signaled); // a remover that raced the signal may free its node now
             }
         }
+
         if (hookFailure is not null)
         {
             (failures ??= []).Insert(0, hookFailure);
