@@ -43,7 +43,7 @@ public sealed class ReservationAcquireContext : IDisposable
     public ReservationAcquireContext() => Stamp = Interlocked.Increment(ref s_nextStamp);
 
     /// <summary>The age of this context: lower is older, and older contexts win.</summary>
-    public long Stamp { get; }
+    public long Stamp { get; private set; }
 
     /// <summary>How many times this context backed off because an older one held an object it needed.</summary>
     public int Backoffs { get; private set; }
@@ -119,6 +119,24 @@ public sealed class ReservationAcquireContext : IDisposable
         }
 
         _held.Clear();
+    }
+
+    /// <summary>
+    /// Readies a context that holds nothing for another submission, as if new: a fresh stamp (younger
+    /// than every context so far, which wait-die needs for fairness: a kept old stamp would win every
+    /// conflict from then on) and no backoffs. For pools; a held set throws.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The context still holds objects.</exception>
+    public void Renew()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_held.Count != 0)
+        {
+            ThrowHelper.ThrowAlreadyLocking();
+        }
+
+        Stamp = Interlocked.Increment(ref s_nextStamp);
+        Backoffs = 0;
     }
 
     /// <summary>Releases every held object and retires the context.</summary>

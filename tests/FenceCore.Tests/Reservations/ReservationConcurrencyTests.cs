@@ -307,4 +307,23 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
         output.WriteLine($"{threadsCount} threads, {s_runFor.TotalMilliseconds} ms: {depsOf.Count} jobs, {depsOf.Values.Sum(d => d.Length)} dependency edges, {backoffs} back-offs, 0 cycles, all signalled");
         Assert.True(depsOf.Count > 100);
     }
+
+    [Fact]
+    public void Renew_GivesAFreshYoungerStamp_AndRefusesWhileHolding()
+    {
+        var a = new Reservation("a");
+        var ctx = new ReservationAcquireContext();
+        long first = ctx.Stamp;
+        var other = new ReservationAcquireContext();
+        ctx.LockAll([a]);
+        var ex = Assert.Throws<InvalidOperationException>(ctx.Renew);
+        Assert.Contains("UnlockAll", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(first, ctx.Stamp); // unchanged by the refused call
+        ctx.UnlockAll();
+        ctx.Renew();
+        Assert.True(ctx.Stamp > other.Stamp, "a renewed context must be younger than every context created before");
+        ctx.Dispose();
+        Assert.Throws<ObjectDisposedException>(ctx.Renew);
+        other.Dispose();
+    }
 }
