@@ -262,4 +262,32 @@ public class FenceArrayTests
         Assert.Equal(1, cb.Count);
         Assert.True(array.IsSignaledFlag);
     }
+
+    [Fact]
+    public void WaitAll_TakesTheLatestMemberTime_EvenWhenAnEarlierStampedMemberCompletesIt()
+    {
+        ulong ctx = FenceContext.Allocate(2);
+        var m0 = new Fence(ctx, 1);
+        var m1 = new Fence(ctx + 1, 1);
+        var array = new FenceArray([m0, m1]);
+        array.EnableSignaling();
+        m1.SignalWithTimestamp(900);
+        m0.SignalWithTimestamp(100); // completes the array, but with the earlier time
+        Assert.True(array.IsSignaledFlag);
+        Assert.Equal(900, array.TimestampNs); // never before a member it waited for
+    }
+
+    [Fact]
+    public void WaitAny_TakesTheCompletingMembersTime()
+    {
+        ulong ctx = FenceContext.Allocate(2);
+        var m0 = new Fence(ctx, 1);
+        var m1 = new Fence(ctx + 1, 1);
+        var array = new FenceArray([m0, m1], FenceContext.Allocate(), 1, signalOnAny: true);
+        array.EnableSignaling();
+        m1.SignalWithTimestamp(300);
+        Assert.Equal(300, array.TimestampNs);
+        m0.SignalWithTimestamp(400);
+        Assert.Equal(300, array.TimestampNs);
+    }
 }
