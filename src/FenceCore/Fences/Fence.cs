@@ -708,8 +708,8 @@ public partial class Fence
 
                 // Find the cell above ours. Cells below the head change only under this lock, or once the
                 // signaller has taken the list: each step checks that it has not, before trusting a link.
-                FenceCallback above = head!;
-                while (true)
+                FenceCallback? above = head;
+                while (above is not null)
                 {
                     FenceCallback? next = Volatile.Read(ref above.Next);
                     if (IsSignaledFlag)
@@ -722,12 +722,17 @@ public partial class Fence
                         break;
                     }
 
-                    if (next is null)
-                    {
-                        return false; // not linked (an add racing this remove): let the signal settle it
-                    }
-
                     above = next;
+                }
+
+                if (above is null)
+                {
+                    // Not linked yet: another thread's add of this node is between its claim and its push
+                    // (a caller race). Wait for the push, or for the signal, rather than free a cell that is
+                    // about to be linked.
+                    spin.SpinOnce();
+                    head = Volatile.Read(ref _callbacks);
+                    continue;
                 }
 
                 // Expecting our cell makes this fail only if the cell above was claimed and reused: the

@@ -181,6 +181,26 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     });
 
     [Fact]
+    public void RemoveRacingTheAddOfTheSameNode_NeitherCrashesNorStrandsTheNode() => CoyoteHarness.Check(output, async () =>
+    {
+        // A caller race (the node is the caller's, as a dma_fence_cb is), but it must not throw from inside
+        // the list, hang, or leave the node unusable: a remove that finds the node claimed but not yet
+        // linked waits for the push.
+        Fence fence = NewFence();
+        var node = new CountingCallback();
+        Task<bool> add = Task.Run(() => fence.AddCallback(node));
+        Task<bool> remove = Task.Run(() => fence.RemoveCallback(node));
+        bool added = await add;
+        bool removed = await remove;
+        fence.Signal();
+
+        AssertFate("node", node, added, removed);
+        Fence next = NewFence();
+        Specification.Assert(next.AddCallback(node), "the node could not be added again");
+        next.Signal();
+    });
+
+    [Fact]
     public void ConcurrentAddsOfOneNode_ExactlyOneIsQueued() => CoyoteHarness.Check(output, async () =>
     {
         // The node's claim is one CAS: two adds (to one fence or to two) cannot both succeed.
