@@ -507,8 +507,12 @@ public sealed class Reservation
         int reuse = -1;
         for (int i = 0; i < old.Length; i++)
         {
+            // PERF: the published flag, not a poll (dma_resv_add_fence polls). Entries are leaves, and no
+            // leaf type of FenceCore's polls (only arrays and chains do, and they are flattened before they
+            // get here); a user fence that only a poll would signal is pruned by the first write after a
+            // reader's poll signalled it.
             Fence existing = old[i].Fence;
-            if (existing.IsSignaled)
+            if (existing.IsSignaledFlag)
             {
                 return WithFencePruning(old, fence, usage); // decides afresh, from one pass of its own
             }
