@@ -31,14 +31,19 @@ namespace FenceCore.VirtualGpu;
 /// </remarks>
 public sealed class Gpu : IDisposable
 {
-    private static readonly Meter s_meter = new("FenceCore.VirtualGpu", "0.1.0");
-    private static readonly Counter<long> s_jobsSubmitted = s_meter.CreateCounter<long>("vgpu.jobs.submitted", "{job}", "Jobs submitted");
-    private static readonly Counter<long> s_jobsCompleted = s_meter.CreateCounter<long>("vgpu.jobs.completed", "{job}", "Jobs whose finished fence signalled");
-    private static readonly Counter<long> s_fencesSignaled = s_meter.CreateCounter<long>("vgpu.fences.signaled", "{fence}", "GPU fences signalled");
-    private static readonly Counter<long> s_waits = s_meter.CreateCounter<long>("vgpu.dependency.waits", "{wait}", "Jobs that had to wait for dependencies");
-    private static readonly Counter<long> s_timeouts = s_meter.CreateCounter<long>("vgpu.dependency.timeouts", "{job}", "Jobs failed because a dependency did not signal in time");
-    private static readonly Counter<long> s_resets = s_meter.CreateCounter<long>("vgpu.engine.resets", "{reset}", "Engine resets after a timeout");
-    private static readonly Counter<long> s_moves = s_meter.CreateCounter<long>("vgpu.memory.moves", "{move}", "Buffer moves, evictions and clears");
+    /// <summary>This GPU's meter: from <see cref="GpuConfig.MeterFactory"/> (which then owns it), or its own.</summary>
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+
+    /// <summary>This GPU's meter, for tests.</summary>
+    internal Meter MeterForTesting => _meter;
+    private readonly Counter<long> _jobsSubmittedCounter;
+    private readonly Counter<long> _jobsCompletedCounter;
+    private readonly Counter<long> _fencesSignaledCounter;
+    private readonly Counter<long> _waitsCounter;
+    private readonly Counter<long> _timeoutsCounter;
+    private readonly Counter<long> _resetsCounter;
+    private readonly Counter<long> _movesCounter;
 
     private readonly GpuDispatcher _dispatcher;
     private readonly VirtualDispatcher? _virtual;
@@ -70,6 +75,15 @@ public sealed class Gpu : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         Config = config;
+        _ownsMeter = config.MeterFactory is null;
+        _meter = config.MeterFactory?.Create(new MeterOptions(MeterName) { Version = "0.1.0" }) ?? new Meter(MeterName, "0.1.0");
+        _jobsSubmittedCounter = _meter.CreateCounter<long>("vgpu.jobs.submitted", "{job}", "Jobs submitted");
+        _jobsCompletedCounter = _meter.CreateCounter<long>("vgpu.jobs.completed", "{job}", "Jobs whose finished fence signalled");
+        _fencesSignaledCounter = _meter.CreateCounter<long>("vgpu.fences.signaled", "{fence}", "GPU fences signalled");
+        _waitsCounter = _meter.CreateCounter<long>("vgpu.dependency.waits", "{wait}", "Jobs that had to wait for dependencies");
+        _timeoutsCounter = _meter.CreateCounter<long>("vgpu.dependency.timeouts", "{job}", "Jobs failed because a dependency did not signal in time");
+        _resetsCounter = _meter.CreateCounter<long>("vgpu.engine.resets", "{reset}", "Engine resets after a timeout");
+        _movesCounter = _meter.CreateCounter<long>("vgpu.memory.moves", "{move}", "Buffer moves, evictions and clears");
         _engineTimeoutNs = (long)config.EngineTimeout.TotalNanoseconds;
         _dependencyTimeoutNs = (long)config.DependencyTimeout.TotalNanoseconds;
         _engines = [.. config.Engines.Select((e, i) => new Engine(i, e) { Owner = this })];
@@ -88,6 +102,10 @@ public sealed class Gpu : IDisposable
 
     /// <summary>The configuration.</summary>
     public GpuConfig Config { get; }
+
+    /// <summary>The name of every GPU's meter (its instruments are <c>vgpu.*</c> counters); for
+    /// <c>dotnet-counters monitor --counters FenceCore.VirtualGpu</c> or a <see cref="MeterListener"/>.</summary>
+    public const string MeterName = "FenceCore.VirtualGpu";
 
     /// <summary>The engines.</summary>
     public IReadOnlyList<Engine> Engines => _engines;
@@ -401,7 +419,7 @@ public sealed class Gpu : IDisposable
             }
         }
 
-        s_jobsSubmitted.Add(1);
+        _jobsSubmittedCounter.Add(1);
         Raise(new GpuEvent(GpuEventKind.JobSubmitted, NowNs, job, job.Engine, 0));
         if (job.Phase == 2)
         {
@@ -779,7 +797,7 @@ public sealed class Gpu : IDisposable
             }
         }
 
-        s_moves.Add(1);
+        _movesCounter.Add(1);
         Raise(new GpuEvent(GpuEventKind.JobSubmitted, NowNs, job, job.Engine, 0, buffer));
         if (job.Phase == 2)
         {
@@ -800,7 +818,7 @@ public sealed class Gpu : IDisposable
     {
         if (job.EffectiveDependencies.Count > 0)
         {
-            s_waits.Add(1);
+            _waitsCounter.Add(1);
         }
 
         job.Waiter ??= new DependencyWaiter(this, job);
@@ -825,7 +843,7 @@ public sealed class Gpu : IDisposable
             return;
         }
 
-        s_timeouts.Add(1);
+        _timeoutsCounter.Add(1);
         Raise(new GpuEvent(GpuEventKind.DependencyTimeout, NowNs, job, job.Engine, -Errno.ETIME));
         FailJob(job, -Errno.ETIME);
         AdvanceEntity(job);
@@ -970,7 +988,7 @@ public sealed class Gpu : IDisposable
             engine.Resets++;
         }
 
-        s_resets.Add(1);
+        _resetsCounter.Add(1);
         Raise(new GpuEvent(GpuEventKind.EngineReset, NowNs, job, engine, -Errno.ETIMEDOUT));
         DrainCompleted(engine);
     }
@@ -1058,7 +1076,7 @@ public sealed class Gpu : IDisposable
         if (job is not null)
         {
             Interlocked.Increment(ref _jobsCompleted);
-            s_jobsCompleted.Add(1);
+            _jobsCompletedCounter.Add(1);
             Raise(new GpuEvent(GpuEventKind.JobCompleted, NowNs, job, job.Engine, error));
 
             // Let go of the dependency graph: a finished job's dependencies (and theirs, through each
@@ -1203,7 +1221,7 @@ public sealed class Gpu : IDisposable
     internal void OnFenceSignaled(GpuFence fence)
     {
         Interlocked.Increment(ref _fencesSignaled);
-        s_fencesSignaled.Add(1);
+        _fencesSignaledCounter.Add(1);
         Notify(Volatile.Read(ref _fenceSubscribers), fence);
     }
 
@@ -1277,7 +1295,14 @@ public sealed class Gpu : IDisposable
     }
 
     /// <summary>Stops the worker threads (threads mode).</summary>
-    public void Dispose() => _dispatcher.Dispose();
+    public void Dispose()
+    {
+        _dispatcher.Dispose();
+        if (_ownsMeter)
+        {
+            _meter.Dispose(); // a factory's meter is the factory's to dispose
+        }
+    }
 
     private sealed class SignalAfterPrevious(Gpu gpu, GpuFence fence, int error, GpuJob? job) : FenceCallback
     {

@@ -67,6 +67,13 @@ public sealed class GpuConfig
     /// foreign fence that never signals cannot block its queue forever (the role of vgem's expiry).</summary>
     public TimeSpan DependencyTimeout { get; init; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// Where this GPU's meter comes from (dependency injection's <see cref="System.Diagnostics.Metrics.IMeterFactory"/>),
+    /// so each GPU reports on its own meter and a host can tell them apart or drop them. Null: the GPU
+    /// creates its own meter, named <see cref="Gpu.MeterName"/>, and disposes it with the GPU.
+    /// </summary>
+    public System.Diagnostics.Metrics.IMeterFactory? MeterFactory { get; init; }
+
     /// <summary>Copy throughput used for move and clear durations, in bytes per microsecond.</summary>
     public long CopyBytesPerMicrosecond { get; init; } = 64 * 1024;
 
