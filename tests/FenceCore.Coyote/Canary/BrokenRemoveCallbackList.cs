@@ -28,11 +28,12 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
     private const int Removed = 2;
     private const int Passed = 3;
 
-    private static readonly Cell s_walking = new(null!);
     private static readonly Cell s_signaled = new(null!);
 
     private Cell? _callbacks;
     private int _removeLock;
+    private int _removerSeen;
+    private int _walkDone;
     private int _claimed;
 
     public BrokenRemoveCallbackList()
@@ -42,7 +43,7 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
 
     public bool IsSignaled => Signaled(Volatile.Read(ref _callbacks));
 
-    private static bool Signaled(Cell? head) => ReferenceEquals(head, s_walking) || ReferenceEquals(head, s_signaled);
+    private static bool Signaled(Cell? head) => ReferenceEquals(head, s_signaled);
 
 
     public Cell Add(Action<BrokenRemoveCallbackList> action)
@@ -107,7 +108,7 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
 
         if (!Unlink(cell))
         {
-            while (Volatile.Read(ref cell.State) != Passed && !ReferenceEquals(Volatile.Read(ref _callbacks), s_signaled))
+            while (Volatile.Read(ref cell.State) != Passed && Volatile.Read(ref _walkDone) == 0)
             {
                 Thread.Yield();
             }
@@ -124,6 +125,8 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
         {
             Thread.Yield();
         }
+
+        Interlocked.Exchange(ref _removerSeen, 1); // Fence sets RemoverSeenBit in the lock's own interlocked Or
 
         try
         {
@@ -193,7 +196,7 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
             return;
         }
 
-        Cell? head = Interlocked.Exchange(ref _callbacks, s_walking);
+        Cell? head = Interlocked.Exchange(ref _callbacks, s_signaled);
         var newestFirst = new List<Cell>();
         for (Cell? c = head; c is not null; c = Volatile.Read(ref c.Next))
         {
@@ -214,7 +217,10 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
             }
         }
 
-        Volatile.Write(ref _callbacks, s_signaled);
+        if (Volatile.Read(ref _removerSeen) != 0)
+        {
+            Interlocked.Exchange(ref _walkDone, 1);
+        }
     }
 
     internal sealed class Cell(Action<BrokenRemoveCallbackList> action)
