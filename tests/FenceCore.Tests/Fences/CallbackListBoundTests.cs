@@ -40,8 +40,9 @@ public sealed class CallbackListBoundTests
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         long heapGrowth = GC.GetTotalMemory(forceFullCollection: true) - heapBefore;
         Assert.Equal(1, fence.LinkedCallbackCellsForTesting());
-        Assert.True(allocated <= 1024, $"the list allocated {allocated} B over {Cycles:N0} cycles (limit 1 KiB retained)");
-        Assert.Equal(0, allocated); // an unlinked node is reused: no proxy cell, ever
+        // Issue 12 bounds what is retained at 1 KiB; an unlinked node is reused (no proxy cell, ever), so
+        // the list allocates nothing at all.
+        Assert.True(allocated == 0, $"the list allocated {allocated} B over {Cycles:N0} cycles");
         Assert.True(heapGrowth <= 64 * 1024, $"the process heap grew {heapGrowth} B over {Cycles:N0} cycles");
 
         fence.Signal();
