@@ -48,7 +48,7 @@ public class AsyncWaiterBenchmarks
         ulong seqno = _seqno;
         for (int i = 0; i < N; i++)
         {
-            var fence = new Fence(context, ++seqno);
+            var fence = new FenceSource(context, ++seqno);
             ValueTaskAwaiter awaiter = fence.WaitAsync().GetAwaiter();
             if (awaiter.IsCompleted)
             {

@@ -17,7 +17,7 @@ public class CallbackRegistrationBenchmarks : IDisposable
     private readonly CountingCallback _node = new();
     private readonly CountingCallback _reAddedNode = new();
     private readonly object _cell = new();
-    private Fence _pending = null!;
+    private FenceSource _pending = null!;
     private ulong _context;
     private ulong _seqno;
     private object? _head;
@@ -26,11 +26,11 @@ public class CallbackRegistrationBenchmarks : IDisposable
     public void Setup()
     {
         _context = FenceContext.Allocate();
-        _pending = new Fence(_context, ++_seqno);
+        _pending = new FenceSource(_context, ++_seqno);
 
         // Remove _reAddedNode from a pending fence and add it there again before that fence signals:
         // the second add links a proxy cell and pops the node's own (removed) cell off the list.
-        var earlier = new Fence(_context, ++_seqno);
+        var earlier = new FenceSource(_context, ++_seqno);
         earlier.AddCallback(_reAddedNode);
         earlier.RemoveCallback(_reAddedNode);
         earlier.AddCallback(_reAddedNode);
@@ -84,7 +84,7 @@ public class CallbackRegistrationBenchmarks : IDisposable
         bool removed = false;
         for (int i = 0; i < N; i++)
         {
-            var fence = new Fence(context, ++seqno);
+            var fence = new FenceSource(context, ++seqno);
             fence.AddCallback(node);
             removed = fence.RemoveCallback(node);
             fence.Signal();
@@ -107,7 +107,7 @@ public class CallbackRegistrationBenchmarks : IDisposable
         CountingCallback node = _reAddedNode;
         for (int i = 0; i < N; i++)
         {
-            var fence = new Fence(context, ++seqno);
+            var fence = new FenceSource(context, ++seqno);
             fence.AddCallback(node);
             fence.Signal();
         }

@@ -10,11 +10,11 @@ namespace FenceCore.Benchmarks;
 public class ChainAppendBenchmarks
 {
     private const int N = Suites.OpsPerInvoke;
-    private Fence _contained = null!;
+    private FenceSource _contained = null!;
     private object? _sink;
 
     [GlobalSetup]
-    public void Setup() => _contained = new Fence(FenceContext.Allocate(), 1);
+    public void Setup() => _contained = new FenceSource(FenceContext.Allocate(), 1);
 
     [GlobalCleanup]
     public void Cleanup() => _contained.Signal();
@@ -68,7 +68,7 @@ public class ChainFindBenchmarks
 {
     private const int Length = 64;
     private const int N = Suites.OpsPerInvoke / 16;
-    private readonly Fence[] _contained = new Fence[Length];
+    private readonly FenceSource[] _contained = new FenceSource[Length];
     private FenceChain _head = null!;
     private ChainAppendBenchmarks.PlainNode _plainHead = null!;
 
@@ -80,7 +80,7 @@ public class ChainFindBenchmarks
         ChainAppendBenchmarks.PlainNode? plain = null;
         for (int i = 0; i < Length; i++)
         {
-            _contained[i] = new Fence(context, (ulong)i + 1);
+            _contained[i] = new FenceSource(context, (ulong)i + 1);
             head = new FenceChain(head, _contained[i], (ulong)i + 1);
             plain = new ChainAppendBenchmarks.PlainNode(plain, _contained[i], (ulong)i + 1);
         }
@@ -96,7 +96,7 @@ public class ChainFindBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (Fence f in _contained)
+        foreach (FenceSource f in _contained)
         {
             f.Signal();
         }

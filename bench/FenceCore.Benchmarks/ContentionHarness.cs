@@ -93,7 +93,7 @@ internal static class ContentionHarness
         var ops = new TOps();
         ulong context = FenceContext.Allocate(4);
         var cycle = new WrapCycle(context);
-        var others = new[] { new Fence(context + 1, 1), new Fence(context + 2, 1), new Fence(context + 3, 1) };
+        var others = new[] { new FenceSource(context + 1, 1), new FenceSource(context + 2, 1), new FenceSource(context + 3, 1) };
         ops.Add(cycle.First, FenceUsage.Write);
         foreach (Fence f in others)
         {
@@ -151,7 +151,7 @@ internal static class ContentionHarness
         threads.ForEach(t => t.Join());
         double elapsed = clock.Elapsed.TotalSeconds;
         cycle.SignalAll();
-        foreach (Fence f in others)
+        foreach (FenceSource f in others)
         {
             f.Signal();
         }

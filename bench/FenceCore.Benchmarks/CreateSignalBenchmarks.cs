@@ -40,7 +40,7 @@ public class CreateSignalBenchmarks
         ulong seqno = _seqno;
         for (int i = 0; i < N; i++)
         {
-            var fence = new Fence(context, ++seqno);
+            var fence = new FenceSource(context, ++seqno);
             fence.Signal();
             _sink = fence;
         }
@@ -57,7 +57,7 @@ public class CreateSignalBenchmarks
         ulong seqno = _seqno;
         for (int i = 0; i < N; i++)
         {
-            _sink = new Fence(context, ++seqno);
+            _sink = new FenceSource(context, ++seqno);
         }
 
         _seqno = seqno;
@@ -73,7 +73,7 @@ public class CreateSignalBenchmarks
         ulong seqno = _seqno;
         for (int i = 0; i < N; i++)
         {
-            var fence = new Fence(context, ++seqno);
+            var fence = new FenceSource(context, ++seqno);
             fence.SignalWithTimestamp((long)seqno);
             _sink = fence;
         }

@@ -13,7 +13,7 @@ public class FenceArrayAllBenchmarks
 {
     private const int N = Suites.OpsPerInvoke / 4;
     private const int Width = 4;
-    private readonly Fence[] _members = new Fence[Width];
+    private readonly FenceSource[] _members = new FenceSource[Width];
     private readonly TaskCompletionSource[] _sources = new TaskCompletionSource[Width];
     private readonly Task[] _tasks = new Task[Width];
     private ulong _context;
@@ -63,7 +63,7 @@ public class FenceArrayAllBenchmarks
             ++seqno;
             for (int m = 0; m < Width; m++)
             {
-                _members[m] = new Fence(context + (ulong)m, seqno);
+                _members[m] = new FenceSource(context + (ulong)m, seqno);
             }
 
             var array = new FenceArray(_members);
@@ -73,7 +73,7 @@ public class FenceArrayAllBenchmarks
                 _members[m].Signal();
             }
 
-            if (!array.IsSignaledFlag)
+            if (!array.IsSignaled)
             {
                 throw new InvalidOperationException("array did not signal");
             }
@@ -95,7 +95,7 @@ public class FenceArrayAnyBenchmarks
 {
     private const int N = Suites.OpsPerInvoke / 4;
     private const int Width = 4;
-    private readonly Fence[] _members = new Fence[Width];
+    private readonly FenceSource[] _members = new FenceSource[Width];
     private readonly TaskCompletionSource[] _sources = new TaskCompletionSource[Width];
     private readonly Task[] _tasks = new Task[Width];
     private ulong _context;
@@ -141,13 +141,13 @@ public class FenceArrayAnyBenchmarks
             ++seqno;
             for (int m = 0; m < Width; m++)
             {
-                _members[m] = new Fence(context + (ulong)m, seqno);
+                _members[m] = new FenceSource(context + (ulong)m, seqno);
             }
 
             var array = new FenceArray(_members, context + Width, seqno, signalOnAny: true);
             array.EnableSignaling();
             _members[0].Signal();
-            if (!array.IsSignaledFlag)
+            if (!array.IsSignaled)
             {
                 throw new InvalidOperationException("array did not signal");
             }
@@ -170,7 +170,7 @@ public class FenceArrayIterationBenchmarks
 {
     private const int N = Suites.OpsPerInvoke;
     private const int Width = 4;
-    private readonly Fence[] _members = new Fence[Width];
+    private readonly FenceSource[] _members = new FenceSource[Width];
     private FenceArray _array = null!;
     private object? _sink;
 
@@ -180,7 +180,7 @@ public class FenceArrayIterationBenchmarks
         ulong context = FenceContext.Allocate(Width);
         for (int m = 0; m < Width; m++)
         {
-            _members[m] = new Fence(context + (ulong)m, 1);
+            _members[m] = new FenceSource(context + (ulong)m, 1);
         }
 
         _array = new FenceArray(_members);
@@ -189,7 +189,7 @@ public class FenceArrayIterationBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (Fence member in _members)
+        foreach (FenceSource member in _members)
         {
             member.Signal();
         }

@@ -17,23 +17,23 @@ public class MergeSmallBenchmarks
     private const int N = Suites.OpsPerInvoke;
     private readonly TaskCompletionSource _first = new();
     private readonly TaskCompletionSource _second = new();
-    private Fence _signaled = null!;
-    private Fence _a1 = null!;
-    private Fence _a2 = null!;
-    private Fence _b = null!;
-    private Fence _c = null!;
+    private FenceSource _signaled = null!;
+    private FenceSource _a1 = null!;
+    private FenceSource _a2 = null!;
+    private FenceSource _b = null!;
+    private FenceSource _c = null!;
     private object? _sink;
 
     [GlobalSetup]
     public void Setup()
     {
         ulong context = FenceContext.Allocate(4);
-        _signaled = new Fence(context, 1);
+        _signaled = new FenceSource(context, 1);
         _signaled.Signal();
-        _a1 = new Fence(context + 1, 1);
-        _a2 = new Fence(context + 1, 2);
-        _b = new Fence(context + 2, 1);
-        _c = new Fence(context + 3, 1);
+        _a1 = new FenceSource(context + 1, 1);
+        _a2 = new FenceSource(context + 1, 2);
+        _b = new FenceSource(context + 2, 1);
+        _c = new FenceSource(context + 3, 1);
         if (!ReferenceEquals(FenceUnwrap.Merge(_a1, _a2), _a2) || FenceUnwrap.Merge(_a2, _b, _c) is not FenceArray)
         {
             throw new InvalidOperationException("merge did not resolve as the benchmark expects");
@@ -149,7 +149,7 @@ public class MergeLargeBenchmarks
         {
             for (int p = 1; p <= PointsPerContext; p++)
             {
-                fences.Add(new Fence(context + (ulong)c, (ulong)p));
+                fences.Add(new FenceSource(context + (ulong)c, (ulong)p));
             }
         }
 
@@ -186,7 +186,7 @@ public class MergeLargeBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (Fence f in _fences)
+        foreach (FenceSource f in _fences)
         {
             f.Signal();
         }

@@ -20,7 +20,7 @@ public class ReservationAddBenchmarks
     private readonly LockedReservation _locked = new();
     private readonly ImmutableReservation _immutable = new();
     private readonly SeqCountReservation _seqCount = new();
-    private readonly List<Fence> _others = [];
+    private readonly List<FenceSource> _others = [];
     private WrapCycle _cycle = null!;
     private int _cas;
 
@@ -31,7 +31,7 @@ public class ReservationAddBenchmarks
         _cycle = new WrapCycle(context);
         for (int i = 1; i < 4; i++)
         {
-            _others.Add(new Fence(context + (ulong)i, 1));
+            _others.Add(new FenceSource(context + (ulong)i, 1));
         }
 
         Fill(_cycle.First, FenceUsage.Write);
@@ -139,14 +139,14 @@ public class ReservationAppendBenchmarks
         ulong context = FenceContext.Allocate(Width);
         for (int i = 0; i < Width; i++)
         {
-            _fences[i] = new Fence(context + (ulong)i, 1);
+            _fences[i] = new FenceSource(context + (ulong)i, 1);
         }
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (Fence f in _fences)
+        foreach (FenceSource f in _fences)
         {
             f.Signal();
         }
@@ -264,7 +264,7 @@ public class ReservationTestBenchmarks
         var fences = new Fence[4];
         for (int i = 0; i < 4; i++)
         {
-            fences[i] = new Fence(context + (ulong)i, 1);
+            fences[i] = new FenceSource(context + (ulong)i, 1);
             _reservation.AddFence(fences[i], FenceUsage.Read);
             _locked.AddFence(fences[i], FenceUsage.Read);
             _immutable.AddFence(fences[i], FenceUsage.Read);
@@ -272,7 +272,7 @@ public class ReservationTestBenchmarks
         }
 
         // Signal after adding: a write prunes signalled entries, so they are added while pending.
-        foreach (Fence f in fences)
+        foreach (FenceSource f in fences)
         {
             f.Signal();
         }
@@ -387,7 +387,7 @@ public class ReservationQueryBenchmarks
         ulong context = FenceContext.Allocate(4);
         for (int i = 0; i < 4; i++)
         {
-            _fences[i] = new Fence(context + (ulong)i, 1);
+            _fences[i] = new FenceSource(context + (ulong)i, 1);
             _four.AddFence(_fences[i], FenceUsage.Read);
             _locked.AddFence(_fences[i], FenceUsage.Read);
             _immutable.AddFence(_fences[i], FenceUsage.Read);
@@ -400,7 +400,7 @@ public class ReservationQueryBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (Fence f in _fences)
+        foreach (FenceSource f in _fences)
         {
             f.Signal();
         }
@@ -587,7 +587,7 @@ public class DmaBufExportBenchmarks
         ulong context = FenceContext.Allocate(3);
         for (int i = 0; i < 3; i++)
         {
-            _fences[i] = new Fence(context + (ulong)i, 1);
+            _fences[i] = new FenceSource(context + (ulong)i, 1);
         }
 
         _oneWriter.Reservation.AddFence(_fences[0], FenceUsage.Write);
@@ -599,7 +599,7 @@ public class DmaBufExportBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (Fence f in _fences)
+        foreach (FenceSource f in _fences)
         {
             f.Signal();
         }

@@ -70,7 +70,7 @@ public class SignalOneCallbackBenchmarks
         CountingCallback node = _node;
         for (int i = 0; i < N; i++)
         {
-            var fence = new Fence(context, ++seqno);
+            var fence = new FenceSource(context, ++seqno);
             fence.AddCallback(node);
             fence.Signal();
             _sink = fence;
@@ -87,7 +87,7 @@ public class SignalOneCallbackBenchmarks
         ulong seqno = _seqno;
         for (int i = 0; i < N; i++)
         {
-            var fence = new Fence(context, ++seqno);
+            var fence = new FenceSource(context, ++seqno);
             fence.AddCallback(_fenceAction);
             fence.Signal();
             _sink = fence;

@@ -10,14 +10,14 @@ namespace FenceCore.Benchmarks;
 public class WaitSignaledBenchmarks
 {
     private const int N = Suites.OpsPerInvoke;
-    private Fence _fence = null!;
+    private FenceSource _fence = null!;
     private Task _task = null!;
     private object? _published;
 
     [GlobalSetup]
     public void Setup()
     {
-        _fence = new Fence(FenceContext.Allocate(), 1);
+        _fence = new FenceSource(FenceContext.Allocate(), 1);
         _fence.Signal();
         _task = Task.CompletedTask;
         _published = _fence;
@@ -59,7 +59,7 @@ public class WaitSignaledBenchmarks
     [Benchmark(OperationsPerInvoke = N)]
     public int Fence_Wait()
     {
-        Fence fence = _fence;
+        FenceSource fence = _fence;
         int n = 0;
         for (int i = 0; i < N; i++)
         {
@@ -73,7 +73,7 @@ public class WaitSignaledBenchmarks
     [Benchmark(OperationsPerInvoke = N)]
     public int Fence_WaitZeroTimeout()
     {
-        Fence fence = _fence;
+        FenceSource fence = _fence;
         int n = 0;
         for (int i = 0; i < N; i++)
         {
@@ -89,7 +89,7 @@ public class WaitSignaledBenchmarks
     [Benchmark(OperationsPerInvoke = N)]
     public int Fence_WaitAsyncCompleted()
     {
-        Fence fence = _fence;
+        FenceSource fence = _fence;
         int n = 0;
         for (int i = 0; i < N; i++)
         {
@@ -132,8 +132,8 @@ public class WaitAnyBenchmarks
 {
     private const int N = Suites.OpsPerInvoke;
     private const int Width = 4;
-    private readonly Fence[] _fences = new Fence[Width];
-    private readonly Fence[] _pendingFences = new Fence[Width];
+    private readonly FenceSource[] _fences = new FenceSource[Width];
+    private readonly FenceSource[] _pendingFences = new FenceSource[Width];
     private readonly Task[] _tasks = new Task[Width];
     private readonly TaskCompletionSource[] _sources = new TaskCompletionSource[Width];
 
@@ -143,8 +143,8 @@ public class WaitAnyBenchmarks
         ulong context = FenceContext.Allocate();
         for (int i = 0; i < Width; i++)
         {
-            _fences[i] = new Fence(context, (ulong)i + 1);
-            _pendingFences[i] = new Fence(context, (ulong)i + 100);
+            _fences[i] = new FenceSource(context, (ulong)i + 1);
+            _pendingFences[i] = new FenceSource(context, (ulong)i + 100);
             _sources[i] = new TaskCompletionSource();
             _tasks[i] = _sources[i].Task;
         }
@@ -156,12 +156,12 @@ public class WaitAnyBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (Fence fence in _fences)
+        foreach (FenceSource fence in _fences)
         {
             fence.Signal();
         }
 
-        foreach (Fence fence in _pendingFences)
+        foreach (FenceSource fence in _pendingFences)
         {
             fence.Signal();
         }

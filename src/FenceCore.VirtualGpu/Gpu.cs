@@ -547,7 +547,7 @@ public sealed class Gpu : IDisposable
 
     private GpuJob Arm(GpuClient? client, SchedEntity entity, JobDescription desc)
     {
-        if (entity.Queue.Count == 0 && (entity.LastFinished is null || entity.LastFinished.IsSignaledFlag))
+        if (entity.Queue.Count == 0 && (entity.LastFinished is null || entity.LastFinished.IsSignaled))
         {
             entity.CurrentEngine = PickBest(entity.Engines); // drm_sched_pick_best, only when idle
         }
@@ -682,7 +682,7 @@ public sealed class Gpu : IDisposable
         foreach (Fence dep in deps)
         {
             Fence f = dep;
-            if (f.Context == job.Entity.ScheduledContext || f.Context == job.Entity.FinishedContext || f.IsSignaled)
+            if (f.Context == job.Entity.ScheduledContext || f.Context == job.Entity.FinishedContext || f.Poll())
             {
                 continue;
             }
@@ -690,7 +690,7 @@ public sealed class Gpu : IDisposable
             if (f is GpuFence { Kind: GpuFenceKind.Finished, Job: { } other } && ReferenceEquals(other.Engine, job.Engine) && f.Error == 0)
             {
                 f = other.Scheduled;
-                if (f.IsSignaled)
+                if (f.Poll())
                 {
                     continue;
                 }
@@ -1038,7 +1038,7 @@ public sealed class Gpu : IDisposable
 
         // Consumers' exceptions are caught where they are thrown (GpuFence.OnCallbackFailed, Raise):
         // nothing a callback or subscriber does comes back here.
-        j.Hardware!.SignalWithTimestamp(error, NowNs);
+        j.Hardware!.SignalAt(error, NowNs);
         SignalAfter(j.PreviousFinished, j.Finished, error, j);
         return true;
     }
@@ -1064,7 +1064,7 @@ public sealed class Gpu : IDisposable
     /// </summary>
     private void SignalAfter(GpuFence? previous, GpuFence fence, int error, GpuJob? job)
     {
-        if (previous is null || previous.IsSignaledFlag || !previous.AddCallback(new SignalAfterPrevious(this, fence, error, job)))
+        if (previous is null || previous.IsSignaled || !previous.AddCallback(new SignalAfterPrevious(this, fence, error, job)))
         {
             SignalFailed(fence, error, job);
         }
@@ -1072,7 +1072,7 @@ public sealed class Gpu : IDisposable
 
     private void SignalFailed(GpuFence fence, int error, GpuJob? job)
     {
-        fence.SignalWithTimestamp(error, NowNs);
+        fence.SignalAt(error, NowNs);
         if (job is not null)
         {
             Interlocked.Increment(ref _jobsCompleted);
@@ -1099,7 +1099,7 @@ public sealed class Gpu : IDisposable
         Fence?[] storage = job.StorageFences;
         for (int i = 0; i < storage.Length; i++)
         {
-            if (storage[i] is { } move && !move.IsSignaled && !OrderedOnRing(move, job))
+            if (storage[i] is { } move && !move.Poll() && !OrderedOnRing(move, job))
             {
                 if (startNs > NowNs)
                 {
@@ -1121,7 +1121,7 @@ public sealed class Gpu : IDisposable
         Fence?[] storage = job.StorageFences;
         for (int i = 0; i < storage.Length; i++)
         {
-            if (storage[i] is { } move && !move.IsSignaled && !OrderedOnRing(move, job))
+            if (storage[i] is { } move && !move.Poll() && !OrderedOnRing(move, job))
             {
                 RecordLeak(job, job.Accesses[i].Buffer);
                 return;
@@ -1328,7 +1328,7 @@ public sealed class Gpu : IDisposable
                 return; // still busy: try again when it signals
             }
 
-            if (buffer.StorageFence is { } move && !move.IsSignaled)
+            if (buffer.StorageFence is { } move && !move.Poll())
             {
                 gpu.RecordLeak(null, buffer);
             }

@@ -53,11 +53,10 @@ public sealed class GpuFence : Fence
     protected override void OnSignaled() => _gpu.OnFenceSignaled(this);
 
     /// <summary>A consumer's callback threw: the GPU counts and reports it; it never reaches the scheduler.</summary>
-    protected override bool OnCallbackFailed(Exception exception)
-    {
-        _gpu.ReportConsumerFailure(exception);
-        return true;
-    }
+    protected override void OnCallbackFailed(Exception exception) => _gpu.ReportConsumerFailure(exception);
+
+    /// <summary>Signals at GPU time; only the GPU, the fence's owner, calls it.</summary>
+    internal bool SignalAt(int error, long timestampNs) => SignalWithTimestamp(error, timestampNs);
 }
 
 /// <summary>A point on a syncobj: point 0 means the binary payload.</summary>

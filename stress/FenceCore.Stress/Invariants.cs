@@ -151,7 +151,7 @@ internal sealed class InvariantChecker
     private void OnSubmitted(GpuJob job)
     {
         // In threads mode a job can complete on a worker before its submission event is seen here.
-        bool alreadyDone = job.Finished.IsSignaledFlag;
+        bool alreadyDone = job.Finished.IsSignaled;
         if (!alreadyDone)
         {
             _inFlight[job.Id] = job;
@@ -234,7 +234,7 @@ internal sealed class InvariantChecker
     {
         foreach (Fence dep in job.EffectiveDependencies)
         {
-            DepsBeforeStart.Check(dep.IsSignaledFlag, () => $"{job} started before its dependency {dep.Describe()} signalled", nowNs);
+            DepsBeforeStart.Check(dep.IsSignaled, () => $"{job} started before its dependency {dep.Describe()} signalled", nowNs);
         }
 
         if (job.EffectiveDependencies.Count == 0)
@@ -286,7 +286,7 @@ internal sealed class InvariantChecker
 
             bool ok = ReferenceEquals(p.Engine, job.Engine)
                 ? p.Hardware!.Seqno < job.Hardware!.Seqno
-                : p.Finished.IsSignaledFlag && p.Finished.TimestampNs <= job.StartNs;
+                : p.Finished.IsSignaled && p.Finished.TimestampNs <= job.StartNs;
             WriterExclusive.Check(ok, () => $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
         }
     }
@@ -306,7 +306,7 @@ internal sealed class InvariantChecker
 
             foreach (Fence f in expected)
             {
-                Snapshot.Check(leaves.Contains(f) || f.IsSignaledFlag, () => $"export of {buffer.Name} misses pending {f.Describe()}", _gpu.NowNs);
+                Snapshot.Check(leaves.Contains(f) || f.IsSignaled, () => $"export of {buffer.Name} misses pending {f.Describe()}", _gpu.NowNs);
             }
         }
     }

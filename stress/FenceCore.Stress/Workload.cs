@@ -216,7 +216,7 @@ internal sealed class Workload
         if (_rng.NextDouble() < _o.ForeignRate)
         {
             Interlocked.Increment(ref ForeignDependencies);
-            deps.Add(new Fence(_foreignContext, Interlocked.Increment(ref _foreignSeqno), seqno64: true)); // never signals
+            deps.Add(new FenceSource(_foreignContext, Interlocked.Increment(ref _foreignSeqno), FenceOptions.Seqno64)); // never signals
         }
 
         if (cs.Explicit && n > 0 && _rng.Next(2) == 0)

@@ -141,7 +141,7 @@ internal static class CoyoteHarness
     private static void WarmUp()
     {
         _ = Fence.Stub;
-        var fence = new Fence(FenceContext.Allocate(), 1);
+        var fence = new FenceSource(FenceContext.Allocate(), 1);
         fence.AddCallback(static _ => { });
         fence.Signal();
         _ = fence.WaitAsync(TimeSpan.Zero);

@@ -13,8 +13,8 @@ void Check(bool ok, string what)
 }
 
 ulong context = FenceContext.Allocate(2);
-var a = new Fence(context, 1);
-var b = new Fence(context + 1, 1);
+var a = new FenceSource(context, 1);
+var b = new FenceSource(context + 1, 1);
 int ran = 0;
 a.AddCallback(_ => ran++);
 Fence merged = FenceUnwrap.Merge(a, b);
@@ -26,7 +26,7 @@ reservation.AddFence(b, FenceUsage.Read);
 Check(!reservation.TestSignaled(FenceUsage.Read), "a reservation with pending fences is busy");
 a.Signal();
 b.Signal();
-Check(ran == 1 && merged.IsSignaled && reservation.TestSignaled(FenceUsage.Bookkeep), "signals reach callbacks, arrays and reservations");
+Check(ran == 1 && merged.Poll() && reservation.TestSignaled(FenceUsage.Bookkeep), "signals reach callbacks, arrays and reservations");
 
 using (var timeline = new SwSyncTimeline("sample"))
 {

@@ -8,12 +8,12 @@ namespace FenceCore.Benchmarks.Peers;
 /// </summary>
 internal sealed class WrapCycle
 {
-    private readonly Fence[] _fences;
+    private readonly FenceSource[] _fences;
     private int _next;
 
     public WrapCycle(ulong context)
     {
-        _fences = [new Fence(context, 1), new Fence(context, 1 + 0x5555_5555UL), new Fence(context, 1 + 0xAAAA_AAAAUL)];
+        _fences = [new FenceSource(context, 1), new FenceSource(context, 1 + 0x5555_5555UL), new FenceSource(context, 1 + 0xAAAA_AAAAUL)];
         if (!Fence.IsLater(_fences[1], _fences[0]) || !Fence.IsLater(_fences[2], _fences[1]) || !Fence.IsLater(_fences[0], _fences[2]))
         {
             throw new InvalidOperationException("the wrap-around cycle is not monotonic");
@@ -32,7 +32,7 @@ internal sealed class WrapCycle
 
     public void SignalAll()
     {
-        foreach (Fence f in _fences)
+        foreach (FenceSource f in _fences)
         {
             f.Signal();
         }

@@ -148,7 +148,7 @@ public sealed class FenceArray : Fence
         int signaled = 0;
         foreach (Fence member in _fences)
         {
-            if (member.IsSignaled)
+            if (member.Poll())
             {
                 RecordError(member.Error);
                 if (++signaled >= needed)

@@ -74,7 +74,7 @@ public sealed class FenceChain : Fence
     }
 
     private FenceChain(Fence? prev, Fence fence, Placement placement)
-        : base(placement.Context, placement.Seqno, seqno64: true)
+        : base(placement.Context, placement.Seqno, FenceOptions.Seqno64)
     {
         _fence = fence;
         _prevSeqno = placement.PrevSeqno;
@@ -127,7 +127,7 @@ public sealed class FenceChain : Fence
             Fence? replacement;
             if (prev is FenceChain prevChain)
             {
-                if (!prevChain._fence.IsSignaled)
+                if (!prevChain._fence.Poll())
                 {
                     return prev;
                 }
@@ -136,7 +136,7 @@ public sealed class FenceChain : Fence
             }
             else
             {
-                if (!prev.IsSignaled)
+                if (!prev.Poll())
                 {
                     return prev;
                 }
@@ -242,7 +242,7 @@ public sealed class FenceChain : Fence
     {
         foreach (Fence node in ForEach(this))
         {
-            if (!Contained(node).IsSignaled)
+            if (!Contained(node).Poll())
             {
                 return false;
             }
@@ -280,7 +280,7 @@ public sealed class FenceChain : Fence
     /// <summary>The callback ran: its fence signalled. Re-arm on the next pending fence or signal.</summary>
     private void ContainedSignaled()
     {
-        if (IsSignaledFlag)
+        if (IsSignaled)
         {
             return; // a poll already found everything signalled and signalled the node
         }

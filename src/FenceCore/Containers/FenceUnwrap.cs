@@ -134,7 +134,7 @@ public static class FenceUnwrap
                 return false;
             }
 
-            if (f.IsSignaled)
+            if (f.Poll())
             {
                 timestamp = Math.Max(timestamp, f.TimestampNs);
                 continue;
@@ -192,7 +192,7 @@ public static class FenceUnwrap
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Collect(Fence leaf, ref Span<Fence> scratch, ref Fence[]? rented, ref int n, ref long timestamp, int inputsLeft)
     {
-        if (leaf.IsSignaled)
+        if (leaf.Poll())
         {
             timestamp = Math.Max(timestamp, leaf.TimestampNs);
             return;

@@ -36,13 +36,13 @@ public partial class Fence
     public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ValidateTimeout(timeout, nameof(timeout));
-        if (IsSignaled)
+        if (Poll())
         {
             return true;
         }
 
         EnableSignaling();
-        if (IsSignaled)
+        if (Poll())
         {
             return true;
         }
@@ -174,7 +174,7 @@ public partial class Fence
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
     public ValueTask WaitAsync(CancellationToken cancellationToken = default)
     {
-        if (IsSignaled)
+        if (Poll())
         {
             return default;
         }
@@ -189,13 +189,13 @@ public partial class Fence
     public ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ValidateTimeout(timeout, nameof(timeout));
-        if (IsSignaled)
+        if (Poll())
         {
             return new ValueTask<bool>(true);
         }
 
         EnableSignaling();
-        if (IsSignaled)
+        if (Poll())
         {
             return new ValueTask<bool>(true);
         }
@@ -221,7 +221,7 @@ public partial class Fence
     /// </summary>
     private void ThrowIfCancelledAndPending(CancellationToken cancellationToken)
     {
-        if (cancellationToken.IsCancellationRequested && !IsSignaled)
+        if (cancellationToken.IsCancellationRequested && !Poll())
         {
             cancellationToken.ThrowIfCancellationRequested();
         }
@@ -231,7 +231,7 @@ public partial class Fence
     {
         for (int i = 0; i < fences.Length; i++)
         {
-            if (fences[i].IsSignaled)
+            if (fences[i].Poll())
             {
                 return i;
             }

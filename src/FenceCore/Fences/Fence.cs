@@ -55,6 +55,7 @@ public partial class Fence
     private const int RemoveLockBit = 8;
     private const int RemoverSeenBit = 16;
     private const int WalkDoneBit = 32;
+    private const int AsyncCallbacksBit = 64;
 
     /// <summary>The sentinel that replaces the callback-list head once the fence has signalled.</summary>
     private static readonly FenceCallback s_signaled = new SignaledSentinel();
@@ -82,23 +83,33 @@ public partial class Fence
     /// <see cref="EnableSignalBit"/> (enable-signalling has been requested), <see cref="RemoveLockBit"/>
     /// (a remover holds the removers' lock), <see cref="RemoverSeenBit"/> (a remover has taken that lock;
     /// sticky), <see cref="WalkDoneBit"/> (the signaller has walked the list; set only when a remover was
-    /// seen). Changed only by interlocked operations.
+    /// seen), <see cref="AsyncCallbacksBit"/> (immutable: callbacks run on the thread pool). Changed only by
+    /// interlocked operations.
     /// </summary>
     private int _state;
 
     /// <summary>Negative errno or 0. Written before the signal is published; read after seeing it.</summary>
     private int _error;
 
-    /// <summary>Creates a pending fence. Mirrors <c>dma_fence_init</c>, or <c>dma_fence_init64</c> when
-    /// <paramref name="seqno64"/> is true.</summary>
-    /// <param name="context">The timeline, from <see cref="FenceContext.Allocate"/>.</param>
+    /// <summary>Creates a pending fence for a fence implementation (a subclass). Mirrors <c>dma_fence_init</c>,
+    /// or <c>dma_fence_init64</c> with <see cref="FenceOptions.Seqno64"/>.</summary>
+    /// <param name="context">The timeline, from <see cref="FenceContext.Allocate"/> or a <see cref="FenceTimeline"/>.</param>
     /// <param name="seqno">The position on the timeline.</param>
-    /// <param name="seqno64">Compare seqnos on all 64 bits; otherwise the low 32 bits with wrap-around.</param>
-    public Fence(ulong context, ulong seqno, bool seqno64 = false)
+    /// <param name="options">How seqnos compare and where callbacks run.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="options"/> has a bit that is not a
+    /// <see cref="FenceOptions"/> value.</exception>
+    /// <remarks>Code that only needs a fence it signals itself creates a <see cref="FenceSource"/>.</remarks>
+    protected Fence(ulong context, ulong seqno, FenceOptions options = FenceOptions.None)
     {
+        if ((options & ~(FenceOptions.Seqno64 | FenceOptions.RunCallbacksAsynchronously)) != 0)
+        {
+            ThrowHelper.ThrowUnknownFenceOptions(options);
+        }
+
         _context = context;
         _seqno = seqno;
-        _state = seqno64 ? Seqno64Bit : 0;
+        _state = ((options & FenceOptions.Seqno64) != 0 ? Seqno64Bit : 0)
+            | ((options & FenceOptions.RunCallbacksAsynchronously) != 0 ? AsyncCallbacksBit : 0);
     }
 
     /// <summary>The fence context (timeline id).</summary>
@@ -109,13 +120,6 @@ public partial class Fence
 
     /// <summary>True when seqnos of this fence compare on 64 bits (<c>DMA_FENCE_FLAG_SEQNO64_BIT</c>).</summary>
     public bool UsesSeqno64 => (_state & Seqno64Bit) != 0;
-
-    /// <summary>
-    /// Raised for each exception a callback throws while the fence signals. With no handler attached,
-    /// <see cref="Signal()"/> instead throws a <see cref="FenceCallbackException"/> once every callback
-    /// has run. Either way the fence is signalled and the remaining callbacks still run.
-    /// </summary>
-    public static event EventHandler<FenceCallbackFailedEventArgs>? CallbackFailed;
 
     // ----------------------------------------------------------------------------------------------
     // Names (dma_fence_ops.get_driver_name / get_timeline_name)
@@ -138,7 +142,7 @@ public partial class Fence
 
     /// <summary>
     /// An optional "has it signalled?" poll. Once it returns true it must keep returning true. It may
-    /// call <see cref="SetError"/>. When it returns true, <see cref="IsSignaled"/> signals the fence as a
+    /// call <see cref="SetError"/>. When it returns true, <see cref="Poll"/> signals the fence as a
     /// side effect, running callbacks on the caller's thread, as <c>dma_fence_is_signaled</c> does.
     /// Mirrors <c>dma_fence_ops.signaled</c>.
     /// </summary>
@@ -157,31 +161,24 @@ public partial class Fence
     // State
 
     /// <summary>
-    /// True when the fence has signalled. If not, and the implementation's <see cref="PollSignaled"/>
-    /// says it has, the fence is signalled now as a side effect (callbacks run on this thread).
-    /// Mirrors <c>dma_fence_is_signaled</c>.
+    /// True when the fence has signalled. A plain read of the flag, with no side effect: it never polls
+    /// the implementation and never runs a callback (<c>dma_fence_test_signaled_flag</c>). To poll as
+    /// <c>dma_fence_is_signaled</c> does, call <see cref="Poll"/>.
     /// </summary>
     public bool IsSignaled
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get
-        {
-            if (IsSignaledFlag)
-            {
-                return true;
-            }
-
-            return PollAndSignal();
-        }
-    }
-
-    /// <summary>True when the fence has signalled, without polling the implementation
-    /// (<c>dma_fence_test_signaled_flag</c>).</summary>
-    public bool IsSignaledFlag
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => IsSignaledHead(Volatile.Read(ref _callbacks)); // acquire: pairs with the publishing exchange
     }
+
+    /// <summary>
+    /// True when the fence has signalled. If it has not, and the implementation's
+    /// <see cref="PollSignaled"/> says it has passed, the fence is signalled now, as a side effect: the
+    /// callbacks run on this thread (unless the fence runs them asynchronously). Mirrors
+    /// <c>dma_fence_is_signaled</c>; a callback's exception goes to the fence's owner, never to this caller.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Poll() => IsSignaled || PollAndSignal();
 
     /// <summary>
     /// True for the signalled sentinel. PERF: one reference compare with one sentinel, the shape of the
@@ -195,7 +192,8 @@ public partial class Fence
 
     /// <summary>
     /// The kernel's status: 0 while pending, 1 when signalled without error, the negative error when
-    /// signalled with one. Mirrors <c>dma_fence_get_status</c>.
+    /// signalled with one. A plain read, as <see cref="IsSignaled"/> is; <c>dma_fence_get_status</c>
+    /// polls first, which is <see cref="Poll"/> followed by this.
     /// </summary>
     public int Status
     {
@@ -213,10 +211,10 @@ public partial class Fence
 
     /// <summary>The error the fence signalled with (a negative errno), or 0. Reported only once signalled,
     /// like the kernel's status.</summary>
-    public int Error => IsSignaledFlag ? Volatile.Read(ref _error) : 0;
+    public int Error => IsSignaled ? Volatile.Read(ref _error) : 0;
 
     /// <summary>True once signalled with an error.</summary>
-    public bool IsFaulted => IsSignaledFlag && Volatile.Read(ref _error) < 0;
+    public bool IsFaulted => IsSignaled && Volatile.Read(ref _error) < 0;
 
     /// <summary>
     /// The monotonic signal time in ns (see <see cref="FenceClock"/>). Mirrors <c>dma_fence_timestamp</c>.
@@ -226,7 +224,7 @@ public partial class Fence
     {
         get
         {
-            if (!IsSignaledFlag)
+            if (!IsSignaled)
             {
                 ThrowHelper.ThrowNotSignaled(this);
             }
@@ -238,7 +236,7 @@ public partial class Fence
     /// <summary>Gets the signal time when the fence has signalled.</summary>
     public bool TryGetTimestamp(out long timestampNs)
     {
-        if (IsSignaledFlag)
+        if (IsSignaled)
         {
             timestampNs = Volatile.Read(ref _timestampNs);
             return true;
@@ -262,12 +260,13 @@ public partial class Fence
     public bool IsSignalingEnabled => (Volatile.Read(ref _state) & EnableSignalBit) != 0;
 
     /// <summary>
-    /// Records an error to report when the fence signals. Mirrors <c>dma_fence_set_error</c>.
+    /// Records an error to report when the fence signals. Mirrors <c>dma_fence_set_error</c>. Only the
+    /// fence's owner (the implementation, or the holder of its <see cref="FenceSource"/>) may call it.
     /// </summary>
     /// <param name="error">A negative errno in [-4095, -1], for example <c>-Errno.ECANCELED</c>.</param>
     /// <exception cref="ArgumentOutOfRangeException">The error is outside the errno range.</exception>
     /// <exception cref="InvalidOperationException">The fence has already signalled.</exception>
-    public void SetError(int error)
+    protected void SetError(int error)
     {
         if (!Errno.IsValidFenceError(error))
         {
@@ -288,27 +287,28 @@ public partial class Fence
     // Signalling
 
     /// <summary>
-    /// Signals the fence now. Mirrors <c>dma_fence_signal</c>.
+    /// Signals the fence now. Mirrors <c>dma_fence_signal</c>. Only the fence's owner may call it, so these
+    /// methods are protected; <see cref="FenceSource"/> makes them public for its holder.
     /// </summary>
     /// <returns>True if this call signalled the fence; false if it had already signalled (the kernel's
     /// -EINVAL), in which case nothing changes.</returns>
-    /// <exception cref="FenceCallbackException">A callback threw and no <see cref="CallbackFailed"/>
-    /// handler is attached. The fence is signalled regardless.</exception>
-    public bool Signal() => SignalCore(0, 0, useTimestamp: false);
+    /// <remarks>Never throws because of a callback: what a callback throws goes to
+    /// <see cref="OnCallbackFailed"/>, the owner's policy.</remarks>
+    protected bool Signal() => SignalCore(0, 0, useTimestamp: false);
 
     /// <summary>Signals the fence with an error, atomically: the error belongs to the winning signaller.</summary>
     /// <param name="error">A negative errno in [-4095, -1], or 0 for none.</param>
-    public bool Signal(int error)
+    protected bool Signal(int error)
     {
         ValidateOptionalError(error);
         return SignalCore(error, 0, useTimestamp: false);
     }
 
     /// <summary>Signals with a caller-given timestamp. Mirrors <c>dma_fence_signal_timestamp</c>.</summary>
-    public bool SignalWithTimestamp(long timestampNs) => SignalCore(0, timestampNs, useTimestamp: true);
+    protected bool SignalWithTimestamp(long timestampNs) => SignalCore(0, timestampNs, useTimestamp: true);
 
     /// <summary>Signals with an error and a caller-given timestamp.</summary>
-    public bool SignalWithTimestamp(int error, long timestampNs)
+    protected bool SignalWithTimestamp(int error, long timestampNs)
     {
         ValidateOptionalError(error);
         return SignalCore(error, timestampNs, useTimestamp: true);
@@ -364,16 +364,44 @@ public partial class Fence
         // who sees a sentinel. From here on no adder can link a cell; removers may still unlink (see
         // RunCallbacks). PERF: with no callback (most fences) one CAS publishes the sentinel; a list to walk
         // is taken by exchanging it in.
+        if (Volatile.Read(ref _callbacks) is not null || Interlocked.CompareExchange(ref _callbacks, s_signaled, null) is not null)
+        {
+            FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_signaled);
+            if (head is not null && (state & AsyncCallbacksBit) != 0)
+            {
+                // The signal is published now; the walk (and the end-of-walk bit a racing remover waits
+                // for) happens on the thread pool.
+                _ = Task.Factory.StartNew(static w => ((CallbackWalk)w!).Execute(), new CallbackWalk(this, head, hookFailure),
+                    CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+                return true;
+            }
+
+            FinishSignal(head, hookFailure);
+            return true;
+        }
+
+        if ((Volatile.Read(ref _state) & RemoverSeenBit) != 0)
+        {
+            Interlocked.Or(ref _state, WalkDoneBit); // see FinishSignal
+        }
+
+        if (hookFailure is not null)
+        {
+            ReportCallbackFailure(hookFailure);
+        }
+
+        return true;
+    }
+
+    /// <summary>Runs the published list's callbacks, ends the walk, and hands failures to the owner.</summary>
+    private void FinishSignal(FenceCallback? head, Exception? hookFailure)
+    {
         List<Exception>? failures = null;
         try
         {
-            if (Volatile.Read(ref _callbacks) is not null || Interlocked.CompareExchange(ref _callbacks, s_signaled, null) is not null)
+            if (head is not null)
             {
-                FenceCallback? head = Interlocked.Exchange(ref _callbacks, s_signaled);
-                if (head is not null)
-                {
-                    failures = RunCallbacks(head);
-                }
+                failures = RunCallbacks(head);
             }
         }
         finally
@@ -389,21 +417,32 @@ public partial class Fence
 
         if (hookFailure is not null)
         {
-            (failures ??= []).Insert(0, hookFailure);
+            ReportCallbackFailure(hookFailure);
         }
 
         if (failures is not null)
         {
-            ReportCallbackFailures(failures);
+            foreach (Exception ex in failures)
+            {
+                ReportCallbackFailure(ex);
+            }
         }
+    }
 
-        return true;
+    /// <summary>The deferred walk of a fence created with <see cref="FenceOptions.RunCallbacksAsynchronously"/>.</summary>
+    /// <remarks>Queued as a task on the default scheduler (the thread pool), not as a raw work item: Coyote's
+    /// rewriting controls tasks, and reports the thread pool's own queueing methods as uncontrolled, so the
+    /// deferred walk can be explored (<c>FenceCallbackTests.AsynchronousWalk_*</c>). FenceCallbackException
+    /// escalation never goes through this task: <see cref="FinishSignal"/> reports failures itself.</remarks>
+    private sealed class CallbackWalk(Fence fence, FenceCallback head, Exception? hookFailure)
+    {
+        public void Execute() => fence.FinishSignal(head, hookFailure);
     }
 
     /// <summary>
     /// Called once on the winning signaller's thread when <see cref="Status"/>'s error and the timestamp
     /// are final, just before the signal is published (so before any callback runs and before
-    /// <see cref="IsSignaledFlag"/> turns true). Anything that observes signals here sees them in the
+    /// <see cref="IsSignaled"/> turns true). Anything that observes signals here sees them in the
     /// order they are published, which lets instrumentation check per-context ordering exactly.
     /// </summary>
     protected virtual void OnSignaled()
@@ -488,34 +527,52 @@ public partial class Fence
     }
 
     /// <summary>
-    /// Called for each exception a callback (or <see cref="OnSignaled"/>) threw while this fence
-    /// signalled, on the signalling thread, after every callback has run. Return true when the fence's
-    /// owner has dealt with it (counted, reported): it then never reaches <see cref="Signal()"/>'s caller
-    /// nor <see cref="CallbackFailed"/>. A producer that consumers must not be able to wedge (the virtual
-    /// GPU's fences) returns true. The base class returns false.
+    /// The owner's policy for an exception that a callback (or <see cref="OnSignaled"/>) threw while this
+    /// fence signalled. Called once per exception, on the thread that ran the callbacks, after every
+    /// callback has run; the fence is signalled and no other callback was skipped. A consumer's exception
+    /// never reaches <see cref="Signal()"/>'s caller, nor a caller of <see cref="Poll"/>.
     /// </summary>
-    protected virtual bool OnCallbackFailed(Exception exception) => false;
+    /// <param name="exception">What the callback threw.</param>
+    /// <remarks>
+    /// The base class treats it as an unhandled exception, as .NET treats one that escapes a thread-pool
+    /// work item or a timer callback: it is rethrown, wrapped in a <see cref="FenceCallbackException"/>, on
+    /// a thread-pool thread, which ends the process with the callback's stack trace. An owner that must
+    /// carry on (the virtual GPU counts and reports its consumers' failures) overrides this;
+    /// <see cref="FenceTimeline"/> takes a handler for every fence on its context. An override must not
+    /// throw: what it throws is treated as the base class treats the callback's exception.
+    /// </remarks>
+    protected virtual void OnCallbackFailed(Exception exception) => Escalate(this, exception);
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ReportCallbackFailures(List<Exception> failures)
+    private void ReportCallbackFailure(Exception exception)
     {
-        failures.RemoveAll(OnCallbackFailed);
-        if (failures.Count == 0)
+        try
         {
+            OnCallbackFailed(exception);
+        }
+#pragma warning disable CA1031 // a policy that throws must not reach the signaller either
+        catch (Exception policyFailure)
+#pragma warning restore CA1031
+        {
+            Escalate(this, new AggregateException(exception, policyFailure));
+        }
+    }
+
+    /// <summary>Rethrows the exception on a thread-pool thread, where nothing catches it.</summary>
+    private static void Escalate(Fence fence, Exception exception)
+    {
+        var unhandled = new FenceCallbackException(fence, exception);
+        if (EscalateForTesting is { } seam)
+        {
+            seam(unhandled);
             return;
         }
 
-        EventHandler<FenceCallbackFailedEventArgs>? handler = CallbackFailed;
-        if (handler is null)
-        {
-            throw new FenceCallbackException(this, failures);
-        }
-
-        foreach (Exception ex in failures)
-        {
-            handler(null, new FenceCallbackFailedEventArgs(this, ex));
-        }
+        ThreadPool.UnsafeQueueUserWorkItem(static e => throw e, unhandled, preferLocal: false);
     }
+
+    /// <summary>Tests only: receives what would be rethrown on the thread pool, so that the default policy
+    /// can be observed without ending the test process. Process-wide; the tests that set it run alone.</summary>
+    internal static Action<FenceCallbackException>? EscalateForTesting { get; set; }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool PollAndSignal()
@@ -526,7 +583,7 @@ public partial class Fence
         }
 
         Signal();
-        return IsSignaledFlag; // true only once published, even if another signaller won the claim
+        return IsSignaled; // true only once published, even if another signaller won the claim
     }
 
     /// <summary>
@@ -663,7 +720,7 @@ public partial class Fence
         // kernel's remove returns false on a signalled fence, and a timed-out or cancelled wait must not
         // report failure for a signal it could already see. Linearization point of a true result: the
         // fence is pending here, and the CAS below stops the later claim.
-        if (IsSignaledFlag)
+        if (IsSignaled)
         {
             return false;
         }
@@ -728,7 +785,7 @@ public partial class Fence
                 while (above is not null)
                 {
                     FenceCallback? next = Volatile.Read(ref above.Next);
-                    if (IsSignaledFlag)
+                    if (IsSignaled)
                     {
                         return false;
                     }
@@ -768,7 +825,7 @@ public partial class Fence
 
         // The unlink (a full fence) is ordered before this read: a signaller that takes the list later cannot
         // reach the cell. One that took it earlier may have read the link to it before we cut it.
-        return !IsSignaledFlag;
+        return !IsSignaled;
     }
 
     /// <summary>Waits until the signaller that raced our remove has passed the cell or finished its walk.</summary>
@@ -792,7 +849,7 @@ public partial class Fence
     /// </summary>
     public virtual void SetDeadline(long deadlineNs)
     {
-        if (IsSignaledFlag)
+        if (IsSignaled)
         {
             return;
         }
@@ -842,7 +899,7 @@ public partial class Fence
     public static Fence? Later(Fence f1, Fence f2)
     {
         Fence later = IsLater(f1, f2) ? f1 : f2;
-        return later.IsSignaled ? null : later;
+        return later.Poll() ? null : later;
     }
 
     /// <summary>The seqno comparison of <c>__dma_fence_is_later</c>.</summary>
@@ -864,7 +921,7 @@ public partial class Fence
     /// </summary>
     public static Fence CreateSignaledStub(long timestampNs)
     {
-        var stub = new Fence(FenceContext.Stub, 0);
+        var stub = new FenceSource(FenceContext.Stub, 0);
         stub.SignalWithTimestamp(timestampNs);
         return stub;
     }
@@ -874,12 +931,12 @@ public partial class Fence
 
     /// <summary>"context:seqno timeline driver signalled|unsignalled", as <c>dma_fence_describe</c> prints.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{_context}:{_seqno} {TimelineName} {DriverName} {(IsSignaledFlag ? "signalled" : "unsignalled")}");
+        $"{_context}:{_seqno} {TimelineName} {DriverName} {(IsSignaled ? "signalled" : "unsignalled")}");
 
     /// <inheritdoc/>
     public override string ToString()
     {
-        string status = !IsSignaledFlag ? "pending" : Error < 0 ? Errno.Name(Error) : "signalled";
+        string status = !IsSignaled ? "pending" : Error < 0 ? Errno.Name(Error) : "signalled";
         return string.Create(CultureInfo.InvariantCulture, $"{GetType().Name} {_context}:{_seqno} ({status})");
     }
 

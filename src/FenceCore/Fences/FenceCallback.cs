@@ -80,28 +80,19 @@ public abstract class FenceCallback
 }
 
 /// <summary>
-/// Thrown by <see cref="Fence.Signal()"/> when one or more callbacks threw and no handler is attached
-/// to <see cref="Fence.CallbackFailed"/>. The fence is signalled and every other callback has run.
+/// What a fence's callback threw, as the default callback-failure policy reports it: rethrown on a
+/// thread-pool thread, where it is unhandled (see <see cref="Fence.OnCallbackFailed"/>). The fence had
+/// signalled and every other callback ran. The callback's exception is <see cref="Exception.InnerException"/>.
 /// </summary>
-public sealed class FenceCallbackException : AggregateException
+public sealed class FenceCallbackException : Exception
 {
-    /// <summary>Creates the exception for the fence and the exceptions its callbacks threw.</summary>
-    public FenceCallbackException(Fence fence, IEnumerable<Exception> inner)
-        : base($"One or more callbacks of fence {fence?.Context}:{fence?.Seqno} threw; the fence is signalled and every other callback ran.", inner)
+    /// <summary>Creates the exception for the fence and what its callback threw.</summary>
+    public FenceCallbackException(Fence fence, Exception innerException)
+        : base($"A callback of fence {fence?.Context}:{fence?.Seqno} ({fence?.DriverName} {fence?.TimelineName}) threw, and the fence's owner chose no callback-failure policy; the fence is signalled and every other callback ran.", innerException)
     {
         Fence = fence;
     }
 
-    /// <summary>The fence whose callbacks threw.</summary>
+    /// <summary>The fence whose callback threw.</summary>
     public Fence? Fence { get; }
-}
-
-/// <summary>Arguments of <see cref="Fence.CallbackFailed"/>.</summary>
-public sealed class FenceCallbackFailedEventArgs(Fence fence, Exception exception) : EventArgs
-{
-    /// <summary>The fence that was signalling.</summary>
-    public Fence Fence { get; } = fence;
-
-    /// <summary>What the callback threw.</summary>
-    public Exception Exception { get; } = exception;
 }

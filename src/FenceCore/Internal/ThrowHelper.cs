@@ -67,4 +67,14 @@ internal static partial class ThrowHelper
     public static void ThrowTimeoutTooLong(TimeSpan timeout, string paramName) =>
         throw new ArgumentOutOfRangeException(paramName, timeout,
             $"A timeout is at most {int.MaxValue} ms (about 24.8 days), or Timeout.InfiniteTimeSpan for none; nothing was waited for or registered.");
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ThrowUnknownFenceOptions(FenceOptions options) =>
+        throw new ArgumentOutOfRangeException(nameof(options), options,
+            "Unknown fence option bits: a fence takes only FenceOptions.Seqno64 and FenceOptions.RunCallbacksAsynchronously.");
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ThrowTimelineExhausted(FenceTimeline timeline) =>
+        throw new InvalidOperationException(
+            $"Timeline '{timeline.Name}' (context {timeline.Context}) has handed out its last seqno; a seqno is never reused on a context.");
 }

@@ -175,7 +175,7 @@ public sealed class Reservation
             ReservationEntry[] old = Volatile.Read(ref _entries);
             foreach (ReservationEntry e in old)
             {
-                if (e.Usage <= waitFor && !ReferenceEquals(e.Fence, fence) && !e.Fence.IsSignaled)
+                if (e.Usage <= waitFor && !ReferenceEquals(e.Fence, fence) && !e.Fence.Poll())
                 {
                     dependencies.Add(e.Fence);
                 }
@@ -236,14 +236,14 @@ public sealed class Reservation
         int live = 0;
         foreach (ReservationEntry e in snapshot)
         {
-            live += e.Fence.IsSignaled ? 0 : 1;
+            live += e.Fence.Poll() ? 0 : 1;
         }
 
         var copy = live == 0 ? s_empty : new ReservationEntry[live];
         int k = 0;
         foreach (ReservationEntry e in snapshot)
         {
-            if (k < live && !e.Fence.IsSignaled)
+            if (k < live && !e.Fence.Poll())
             {
                 copy[k++] = e;
             }
@@ -284,7 +284,7 @@ public sealed class Reservation
         ReservationEntry[] canary = Volatile.Read(ref _entries);
         for (int i = 0; i < Math.Min(2, canary.Length); i++)
         {
-            if (canary[i].Usage <= usage && !canary[i].Fence.IsSignaled)
+            if (canary[i].Usage <= usage && !canary[i].Fence.Poll())
             {
                 return false;
             }
@@ -296,7 +296,7 @@ public sealed class Reservation
 #endif
         foreach (ReservationEntry e in Volatile.Read(ref _entries))
         {
-            if (e.Usage <= usage && !e.Fence.IsSignaled)
+            if (e.Usage <= usage && !e.Fence.Poll())
             {
                 return false;
             }
@@ -312,7 +312,7 @@ public sealed class Reservation
         int n = 0;
         foreach (ReservationEntry e in snapshot)
         {
-            n += e.Usage <= usage && !e.Fence.IsSignaled ? 1 : 0;
+            n += e.Usage <= usage && !e.Fence.Poll() ? 1 : 0;
         }
 
         if (n == 0)
@@ -327,7 +327,7 @@ public sealed class Reservation
         foreach (ReservationEntry e in snapshot)
         {
             // Re-test: a fence may have signalled since the count; the result only needs the rest.
-            if (e.Usage <= usage && k < n && !e.Fence.IsSignaled)
+            if (e.Usage <= usage && k < n && !e.Fence.Poll())
             {
                 result[k++] = e.Fence;
             }
@@ -355,7 +355,7 @@ public sealed class Reservation
         int n = 0;
         foreach (ReservationEntry e in snapshot)
         {
-            if (e.Usage <= usage && !e.Fence.IsSignaled)
+            if (e.Usage <= usage && !e.Fence.Poll())
             {
                 single ??= e.Fence;
                 n++;
@@ -374,7 +374,7 @@ public sealed class Reservation
             foreach (ReservationEntry e in snapshot)
             {
                 // Re-test: a fence may have signalled since the count; the array only needs the rest.
-                if (e.Usage <= usage && k < n && !e.Fence.IsSignaled)
+                if (e.Usage <= usage && k < n && !e.Fence.Poll())
                 {
                     rented[k++] = e.Fence;
                 }
@@ -408,7 +408,7 @@ public sealed class Reservation
         long start = FenceClock.NowNs;
         foreach (ReservationEntry e in snapshot)
         {
-            if (e.Usage > usage || e.Fence.IsSignaled)
+            if (e.Usage > usage || e.Fence.Poll())
             {
                 continue;
             }
@@ -430,7 +430,7 @@ public sealed class Reservation
         ReservationEntry[] snapshot = Volatile.Read(ref _entries);
         for (int i = 0; i < snapshot.Length; i++)
         {
-            if (snapshot[i].Usage <= usage && !snapshot[i].Fence.IsSignaled)
+            if (snapshot[i].Usage <= usage && !snapshot[i].Fence.Poll())
             {
                 return timeout == TimeSpan.Zero
                     ? new ValueTask<bool>(false)
@@ -447,7 +447,7 @@ public sealed class Reservation
         for (int i = from; i < snapshot.Length; i++)
         {
             ReservationEntry e = snapshot[i];
-            if (e.Usage <= usage && !e.Fence.IsSignaled &&
+            if (e.Usage <= usage && !e.Fence.Poll() &&
                 !await e.Fence.WaitAsync(Fence.Remaining(timeout, start), cancellationToken).ConfigureAwait(false))
             {
                 return false;
@@ -512,7 +512,7 @@ public sealed class Reservation
             // get here); a user fence that only a poll would signal is pruned by the first write after a
             // reader's poll signalled it.
             Fence existing = old[i].Fence;
-            if (existing.IsSignaledFlag)
+            if (existing.IsSignaled)
             {
                 return WithFencePruning(old, fence, usage); // decides afresh, from one pass of its own
             }
@@ -554,7 +554,7 @@ public sealed class Reservation
         for (int i = 0; i < old.Length; i++)
         {
             Fence existing = old[i].Fence;
-            dead[i] = existing.IsSignaled;
+            dead[i] = existing.Poll();
             deadCount += dead[i] ? 1 : 0;
             if (reuse < 0 &&
                 (dead[i] || (existing.Context == fence.Context && old[i].Usage >= usage && Fence.IsLaterOrSame(fence, existing))))
@@ -675,7 +675,7 @@ public sealed class Reservation
             while (++_index < _snapshot.Length)
             {
                 ReservationEntry e = _snapshot[_index];
-                if (e.Usage <= _usage && (_includeSignaled || !e.Fence.IsSignaled))
+                if (e.Usage <= _usage && (_includeSignaled || !e.Fence.Poll()))
                 {
                     return true;
                 }

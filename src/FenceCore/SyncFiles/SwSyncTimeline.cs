@@ -25,10 +25,10 @@ namespace FenceCore;
 /// returns at once, and the drainer signals them, still in order, before its own call returns.
 /// </para>
 /// <para>
-/// A callback that throws does not stop the drain: every reached point still signals, the drain's
-/// bookkeeping is released in a <c>finally</c>, and the failures are thrown to the caller of
-/// <see cref="Increment"/> (or <see cref="Close"/>) as one <see cref="AggregateException"/> after the
-/// timeline's state is complete.
+/// A callback that throws does not stop the drain and never reaches the caller of <see cref="Increment"/>
+/// or <see cref="Close"/>: it goes to the handler given to the constructor (the timeline's policy), or is
+/// unhandled when there is none (see <see cref="Fence.OnCallbackFailed"/>). Every reached point still
+/// signals, and the drain's bookkeeping is released in a <c>finally</c> whatever happens.
 /// </para>
 /// <para>
 /// Points compare on 32 bits with wrap-around, like the kernel's. Unlike the kernel's, a point does not
@@ -66,12 +66,17 @@ public sealed class SwSyncTimeline : IDisposable
     /// points it passed have been removed, so the set's order never changes under it.</summary>
     private uint _orderBase;
 
+    private readonly Action<Fence, Exception>? _callbackFailed;
+
     /// <summary>Creates a timeline with a new context. Mirrors opening <c>/sys/kernel/debug/sync/sw_sync</c>.</summary>
     /// <param name="name">The timeline name reported by its fences.</param>
-    public SwSyncTimeline(string name = "sw_sync")
+    /// <param name="callbackFailed">Receives each exception a callback of one of its points throws; null
+    /// to leave such exceptions unhandled. It must not throw.</param>
+    public SwSyncTimeline(string name = "sw_sync", Action<Fence, Exception>? callbackFailed = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         Name = name;
+        _callbackFailed = callbackFailed;
         Context = FenceContext.Allocate();
         _pending = new SortedDictionary<uint, SwSyncFence>(new WrapComparer(this));
     }
@@ -132,7 +137,7 @@ public sealed class SwSyncTimeline : IDisposable
                 }
 
                 var reached = new SwSyncFence(this, value);
-                reached.Signal();
+                reached.SignalPoint();
                 return reached;
             }
 
@@ -154,7 +159,6 @@ public sealed class SwSyncTimeline : IDisposable
     /// one of this timeline's points (see the remarks).
     /// </summary>
     /// <exception cref="ObjectDisposedException">The timeline is closed.</exception>
-    /// <exception cref="AggregateException">Callbacks threw; every reached point signalled regardless.</exception>
     public void Increment(uint count = 1)
     {
         long ticket;
@@ -349,7 +353,6 @@ public sealed class SwSyncTimeline : IDisposable
     /// <summary>Signals every queued point in order; the caller has claimed the drain.</summary>
     private void DrainAsOwner()
     {
-        List<Exception>? failures = null;
         bool released = false;
         try
         {
@@ -375,16 +378,7 @@ public sealed class SwSyncTimeline : IDisposable
                 }
 
                 done = next;
-                try
-                {
-                    next.Signal(next.ClosedError ? -Errno.ENOENT : 0);
-                }
-#pragma warning disable CA1031 // a consumer's exception must not stop the producer's drain
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    (failures ??= []).Add(ex); // keep draining: later points must still signal
-                }
+                next.SignalPoint(); // never throws for a callback: those go to the timeline's policy
             }
         }
         finally
@@ -396,11 +390,6 @@ public sealed class SwSyncTimeline : IDisposable
                     Release(); // whatever happened, the timeline can never stay stuck
                 }
             }
-        }
-
-        if (failures is not null)
-        {
-            throw new AggregateException("Callbacks of sw_sync points threw; every reached point signalled.", failures);
         }
     }
 
@@ -447,5 +436,19 @@ public sealed class SwSyncTimeline : IDisposable
 
         public override string TimelineName => Timeline.Name;
 
+        /// <summary>Signals the point, with -ENOENT when the timeline closed under it.</summary>
+        public void SignalPoint() => Signal(ClosedError ? -Errno.ENOENT : 0);
+
+        protected override void OnCallbackFailed(Exception exception)
+        {
+            if (Timeline._callbackFailed is { } handler)
+            {
+                handler(this, exception);
+            }
+            else
+            {
+                base.OnCallbackFailed(exception);
+            }
+        }
     }
 }

@@ -184,7 +184,7 @@ public sealed class SyncFile
             Fence.EnableSignaling();
         }
 
-        return Fence.IsSignaled;
+        return Fence.Poll();
     }
 
     /// <summary>Blocks until the fence signals or the timeout expires (poll with a timeout).</summary>

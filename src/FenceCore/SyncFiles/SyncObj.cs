@@ -257,7 +257,7 @@ public sealed class SyncObj
             return found!;
         }
 
-        var ready = new Fence(FenceContext.Stub, 0);
+        var ready = new FenceSource(FenceContext.Stub, 0);
         SubmitWaiter waiter = AddSubmitWaiter(point, () => ready.Signal());
         try
         {
@@ -306,7 +306,7 @@ public sealed class SyncObj
             oldest = node;
         }
 
-        return oldest.IsSignaled ? oldest.Seqno : ((FenceChain)oldest).PreviousSeqno;
+        return oldest.Poll() ? oldest.Seqno : ((FenceChain)oldest).PreviousSeqno;
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -672,7 +672,7 @@ public sealed class SyncObj
         {
             WaitEntry e = entries[i];
             e.TakeCaptured();
-            bool complete = e.Fence is not null && (available || e.Fence.IsSignaledFlag);
+            bool complete = e.Fence is not null && (available || e.Fence.IsSignaled);
             if (complete && !waitAll)
             {
                 firstSignaled = i;
@@ -784,7 +784,7 @@ public sealed class SyncObj
         public bool IsComplete(ManualResetEventSlim gate)
         {
             Fence fence = Fence!;
-            if (fence.IsSignaled)
+            if (fence.Poll())
             {
                 return true;
             }

@@ -185,7 +185,7 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
             Volatile.Write(ref _removeLock, 0);
         }
 
-        // SEEDED BUG (FreeWithoutRecheck): Fence.Unlink returns !IsSignaledFlag here.
+        // SEEDED BUG (FreeWithoutRecheck): Fence.Unlink returns !IsSignaled here.
         return bug == SeededBug.FreeWithoutRecheck || !IsSignaled;
     }
 

@@ -11,8 +11,8 @@ internal sealed class EarlyReturnTimeline : IIncrementingTimeline
 {
     private readonly object _gate = new();
     private readonly ulong _context = FenceContext.Allocate();
-    private readonly SortedDictionary<uint, Fence> _pending = [];
-    private readonly Queue<Fence> _toSignal = new();
+    private readonly SortedDictionary<uint, FenceSource> _pending = [];
+    private readonly Queue<FenceSource> _toSignal = new();
     private uint _value;
     private int _draining;
 
@@ -22,14 +22,14 @@ internal sealed class EarlyReturnTimeline : IIncrementingTimeline
         {
             if (value <= _value)
             {
-                var reached = new Fence(_context, value);
+                var reached = new FenceSource(_context, value);
                 reached.Signal();
                 return reached; // the old bug's second symptom: a new fence for a point still being signalled
             }
 
-            if (!_pending.TryGetValue(value, out Fence? fence))
+            if (!_pending.TryGetValue(value, out FenceSource? fence))
             {
-                fence = new Fence(_context, value);
+                fence = new FenceSource(_context, value);
                 _pending.Add(value, fence);
             }
 
@@ -44,7 +44,7 @@ internal sealed class EarlyReturnTimeline : IIncrementingTimeline
             _value++;
             while (_pending.Count > 0 && _pending.First().Key <= _value)
             {
-                KeyValuePair<uint, Fence> first = _pending.First();
+                KeyValuePair<uint, FenceSource> first = _pending.First();
                 _pending.Remove(first.Key);
                 _toSignal.Enqueue(first.Value);
             }
@@ -54,7 +54,7 @@ internal sealed class EarlyReturnTimeline : IIncrementingTimeline
         {
             while (true)
             {
-                Fence? next;
+                FenceSource? next;
                 lock (_gate)
                 {
                     if (!_toSignal.TryDequeue(out next))

@@ -28,7 +28,7 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
         {
             if (array.AddCallback(_ => Record(array)) is null)
             {
-                Specification.Assert(array.IsSignaledFlag, "AddCallback refused on a pending array");
+                Specification.Assert(array.IsSignaled, "AddCallback refused on a pending array");
                 Record(array);
             }
         }
@@ -38,7 +38,7 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
             int signalled = 0;
             foreach (Fence m in FenceArray.ForEach(array))
             {
-                signalled += m.IsSignaledFlag ? 1 : 0;
+                signalled += m.IsSignaled ? 1 : 0;
             }
 
             bool met = array.SignalOnAny ? signalled >= 1 : signalled == array.Count;
@@ -48,13 +48,13 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
         }
     }
 
-    private static Fence[] Members(int n)
+    private static FenceSource[] Members(int n)
     {
         ulong ctx = FenceContext.Allocate();
-        var members = new Fence[n];
+        var members = new FenceSource[n];
         for (int i = 0; i < n; i++)
         {
-            members[i] = new Fence(ctx, (ulong)i + 1);
+            members[i] = new FenceSource(ctx, (ulong)i + 1);
         }
 
         return members;
@@ -77,7 +77,7 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
 
     private static async Task SignalMembersAgainstEnable(bool signalOnAny)
     {
-        Fence[] members = Members(3);
+        FenceSource[] members = Members(3);
         int[] errors = [-Errno.EIO, 0, -Errno.ETIMEDOUT];
         var array = new FenceArray(members, FenceContext.Allocate(), 1, signalOnAny);
         var watch = new ArrayWatch();
@@ -93,7 +93,7 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
         await s1;
         await s2;
 
-        Specification.Assert(array.IsSignaledFlag, "every member signalled but the array did not");
+        Specification.Assert(array.IsSignaled, "every member signalled but the array did not");
         AssertArrayOutcome(array, watch, errors);
         if (!signalOnAny)
         {
@@ -111,14 +111,14 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
 
     private static async Task PollAgainstEnableAndSignal(bool signalOnAny)
     {
-        Fence[] members = Members(2);
+        FenceSource[] members = Members(2);
         int[] errors = [-Errno.EIO, 0];
         var array = new FenceArray(members, FenceContext.Allocate(), 1, signalOnAny);
         var watch = new ArrayWatch();
 
         // A poller (IsSignaled without enabling: the poll path records the error itself) races an
         // enabler and the members' signals.
-        Task<bool> poll = Task.Run(() => array.IsSignaled);
+        Task<bool> poll = Task.Run(() => array.Poll());
         Task enable = Task.Run(() => watch.Attach(array));
         Task s0 = Task.Run(() => members[0].Signal(errors[0]));
         Task s1 = Task.Run(() => members[1].Signal(errors[1]));
@@ -127,8 +127,8 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
         await s0;
         await s1;
 
-        Specification.Assert(array.IsSignaledFlag, "every member signalled but the array did not");
-        Specification.Assert(!polledSignalled || array.IsSignaledFlag, "poll said signalled but the array is pending");
+        Specification.Assert(array.IsSignaled, "every member signalled but the array did not");
+        Specification.Assert(!polledSignalled || array.IsSignaled, "poll said signalled but the array is pending");
         AssertArrayOutcome(array, watch, errors);
     }
 

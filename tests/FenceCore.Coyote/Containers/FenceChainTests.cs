@@ -22,10 +22,10 @@ public sealed class FenceChainTests(ITestOutputHelper output)
         public Timeline(int built, int total)
         {
             ulong ctx = FenceContext.Allocate();
-            Points = new Fence[total + 1];
+            Points = new FenceSource[total + 1];
             for (int i = 0; i <= total; i++)
             {
-                Points[i] = new Fence(ctx, (ulong)i);
+                Points[i] = new FenceSource(ctx, (ulong)i);
             }
 
             Nodes = new FenceChain[total + 1];
@@ -39,7 +39,7 @@ public sealed class FenceChainTests(ITestOutputHelper output)
         }
 
         /// <summary>Index = point; [0] is the plain fence the timeline starts on.</summary>
-        public Fence[] Points { get; }
+        public FenceSource[] Points { get; }
 
         /// <summary>Index = point; [0] unused; null until appended.</summary>
         public FenceChain[] Nodes { get; }
@@ -58,7 +58,7 @@ public sealed class FenceChainTests(ITestOutputHelper output)
         {
             for (int i = from; i <= to; i++)
             {
-                if (!Points[i].IsSignaledFlag)
+                if (!Points[i].IsSignaled)
                 {
                     return false;
                 }
@@ -84,7 +84,7 @@ public sealed class FenceChainTests(ITestOutputHelper output)
 
             for (int i = 0; i < (int)head.Seqno; i++)
             {
-                Specification.Assert(reached[i] || Points[i].IsSignaledFlag,
+                Specification.Assert(reached[i] || Points[i].IsSignaled,
                     "point {0} is pending but was unlinked from the timeline (head {1})", i, head.Seqno);
             }
         }
@@ -104,7 +104,7 @@ public sealed class FenceChainTests(ITestOutputHelper output)
         {
             if (fence.AddCallback(_ => Record()) is null)
             {
-                Specification.Assert(fence.IsSignaledFlag, "AddCallback refused on a pending fence ({0})", what);
+                Specification.Assert(fence.IsSignaled, "AddCallback refused on a pending fence ({0})", what);
                 Record();
             }
         }
@@ -229,7 +229,7 @@ public sealed class FenceChainTests(ITestOutputHelper output)
         // watch ran exactly once, not early.
         for (int i = 1; i <= 4; i++)
         {
-            Specification.Assert(t.Nodes[i].IsSignaled, "node {0} pending after every fence signalled", i);
+            Specification.Assert(t.Nodes[i].Poll(), "node {0} pending after every fence signalled", i);
         }
 
         foreach (Watch w in (Watch[])[.. nodeWatches, .. foundWatches])
@@ -274,13 +274,13 @@ public sealed class FenceChainTests(ITestOutputHelper output)
         await walker2;
         await enabler;
 
-        Specification.Assert(!t.Nodes[4].IsSignaledFlag && head.Runs == 0, "node 4 signalled while points 0, 1 and 4 are pending");
+        Specification.Assert(!t.Nodes[4].Poll() && head.Runs == 0, "node 4 signalled while points 0, 1 and 4 are pending");
         t.AssertNoPendingNodeUnlinked();
         t.Points[4].Signal();
         t.Points[1].Signal();
-        Specification.Assert(!t.Nodes[4].IsSignaledFlag, "node 4 signalled while the start fence is pending");
+        Specification.Assert(!t.Nodes[4].Poll(), "node 4 signalled while the start fence is pending");
         t.Points[0].Signal();
         head.AssertRanOnceAndNotEarly();
-        Specification.Assert(t.Nodes[4].IsSignaledFlag, "node 4 pending after every fence signalled");
+        Specification.Assert(t.Nodes[4].Poll(), "node 4 pending after every fence signalled");
     });
 }

@@ -10,7 +10,7 @@ namespace FenceCore.Coyote.Fences;
 /// </summary>
 public sealed class FenceCallbackTests(ITestOutputHelper output)
 {
-    private static Fence NewFence() => new(FenceContext.Allocate(), 1);
+    private static FenceSource NewFence() => new(FenceContext.Allocate(), 1);
 
     /// <summary>Checks one node's fate against what add and remove returned.</summary>
     private static void AssertFate(string name, CountingCallback node, bool added, bool removed)
@@ -27,7 +27,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     [Fact]
     public void SignalAgainstAddAndRemove_EachCallbackRunsOnceOrIsRemoved() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var early = new CountingCallback();
         var late = new CountingCallback();
         Specification.Assert(fence.AddCallback(early), "add on a pending fence failed");
@@ -37,7 +37,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
         Task<(bool Added, bool SignaledWhenRefused)> addLate = Task.Run(() =>
         {
             bool added = fence.AddCallback(late);
-            return (added, added || fence.IsSignaledFlag);
+            return (added, added || fence.IsSignaled);
         });
 
         await signaller;
@@ -52,7 +52,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     [Fact]
     public void AddThenRemoveAgainstSignal_RemovedCallbackNeverRuns() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var node = new CountingCallback();
         var other = new CountingCallback();
 
@@ -77,7 +77,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     public void ReAddOfRemovedNodeAgainstSignal_ReusesItsOwnCellAndRunsOnce() => CoyoteHarness.Check(output, async () =>
     {
         // The removed node was unlinked, so its re-add needs no other cell and allocates nothing.
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var node = new CountingCallback();
         var below = new CountingCallback();
         Specification.Assert(fence.AddCallback(below), "add failed");
@@ -107,8 +107,8 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     {
         // The node sits below another, so its unlink is a CAS on the cell above, which the signaller may
         // already have read. A remove that returned true must not leave the node reachable by that walk.
-        Fence first = NewFence();
-        Fence second = NewFence();
+        FenceSource first = NewFence();
+        FenceSource second = NewFence();
         var node = new FenceSeenCallback();
         var above = new CountingCallback();
         Specification.Assert(first.AddCallback(node) && first.AddCallback(above), "add failed");
@@ -136,7 +136,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     {
         // Two removers unlink adjacent cells while the signal walks: neither unlink may be lost, and both
         // nodes must be free (re-addable) once their removes return.
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var bottom = new CountingCallback();
         var b = new CountingCallback();
         var c = new CountingCallback();
@@ -155,14 +155,14 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
         AssertFate("b", b, added: true, bRemoved);
         AssertFate("c", c, added: true, cRemoved);
         AssertFate("top", top, added: true, removed: false);
-        Fence next = NewFence();
+        FenceSource next = NewFence();
         Specification.Assert(next.AddCallback(b) && next.AddCallback(c), "a removed or run node could not be re-added");
     });
 
     [Fact]
     public void NeighbouringRemovesOnAPendingFence_UnlinkBoth() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var nodes = new CountingCallback[4];
         for (int i = 0; i < nodes.Length; i++)
         {
@@ -186,7 +186,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
         // A caller race (the node is the caller's, as a dma_fence_cb is), but it must not throw from inside
         // the list, hang, or leave the node unusable: a remove that finds the node claimed but not yet
         // linked waits for the push.
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var node = new CountingCallback();
         Task<bool> add = Task.Run(() => fence.AddCallback(node));
         Task<bool> remove = Task.Run(() => fence.RemoveCallback(node));
@@ -195,7 +195,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
         fence.Signal();
 
         AssertFate("node", node, added, removed);
-        Fence next = NewFence();
+        FenceSource next = NewFence();
         Specification.Assert(next.AddCallback(node), "the node could not be added again");
         next.Signal();
     });
@@ -204,8 +204,8 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     public void ConcurrentAddsOfOneNode_ExactlyOneIsQueued() => CoyoteHarness.Check(output, async () =>
     {
         // The node's claim is one CAS: two adds (to one fence or to two) cannot both succeed.
-        Fence f1 = NewFence();
-        Fence f2 = NewFence();
+        FenceSource f1 = NewFence();
+        FenceSource f2 = NewFence();
         var node = new CountingCallback();
         static bool TryAdd(Fence f, FenceCallback n)
         {
@@ -234,7 +234,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     public void AddPopsRemovedHeadCellsAgainstSignal_NoCallbackLostOrDuplicated() => CoyoteHarness.Check(output, async () =>
     {
         // Two removed cells on top of a queued one: both adders may pop them while the signal takes the list.
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var bottom = new CountingCallback();
         var removed1 = new CountingCallback();
         var removed2 = new CountingCallback();
@@ -265,14 +265,14 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     {
         // dma_fence_remove_callback: false once the fence has signalled. A remover that has already
         // seen the fence signalled must not take the callback away from the signaller.
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var node = new CountingCallback();
         Specification.Assert(fence.AddCallback(node), "add failed");
 
         Task signaller = Task.Run(() => fence.Signal());
         Task<(bool SawSignaled, bool Removed)> remover = Task.Run(() =>
         {
-            bool sawSignaled = fence.IsSignaledFlag;
+            bool sawSignaled = fence.IsSignaled;
             return (sawSignaled, fence.RemoveCallback(node));
         });
 
@@ -285,7 +285,7 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     [Fact]
     public void CallbacksRunInRegistrationOrder_WhileAddsRace() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         var order = new int[3];
         int next = 0;
         FenceCallback Node(int id) => FenceCallback.Create(_ => order[Interlocked.Increment(ref next) - 1] = id);
@@ -304,5 +304,38 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
         }
 
         Specification.Assert(!added || ran == 3, "queued callbacks were lost");
+    });
+
+    [Fact]
+    public void AsynchronousWalk_AgainstRemoveAndAdd_EachCallbackRunsOnceOrIsRemoved() => CoyoteHarness.Check(output, async () =>
+    {
+        // FenceOptions.RunCallbacksAsynchronously: the signal is published on the signaller's thread and
+        // the walk (with the end-of-walk bit a racing remover waits for) runs later on the thread pool.
+        var fence = new FenceSource(FenceContext.Allocate(), 1, FenceOptions.RunCallbacksAsynchronously);
+        var early = new CountingCallback();
+        var marker = new CountingCallback();
+        var late = new CountingCallback();
+        Specification.Assert(fence.AddCallback(early), "add on a pending fence failed");
+        Specification.Assert(fence.AddCallback(marker), "add on a pending fence failed");
+
+        Task signaller = Task.Run(() =>
+        {
+            fence.Signal();
+            Specification.Assert(fence.IsSignaled, "Signal returned before the signal was published");
+        });
+        Task<bool> removeEarly = Task.Run(() => fence.RemoveCallback(early));
+        Task<bool> addLate = Task.Run(() => fence.AddCallback(late));
+
+        await signaller;
+        bool earlyRemoved = await removeEarly;
+        bool lateAdded = await addLate;
+        while (marker.Runs == 0 || (lateAdded && late.Runs == 0))
+        {
+            await Task.Delay(1); // the deferred walk
+        }
+
+        AssertFate("early", early, added: true, earlyRemoved);
+        AssertFate("marker", marker, added: true, removed: false);
+        AssertFate("late", late, lateAdded, removed: false);
     });
 }

@@ -12,7 +12,7 @@ public sealed class FenceSignalTests(ITestOutputHelper output)
     [Fact]
     public void ConcurrentSignals_ExactlyOneWinsAndItsErrorAndTimestampStand() => CoyoteHarness.Check(output, async () =>
     {
-        var fence = new Fence(FenceContext.Allocate(), 1);
+        var fence = new FenceSource(FenceContext.Allocate(), 1);
         int[] errors = [0, -Errno.EIO, -Errno.ETIMEDOUT];
         long[] stamps = [100, 200, 300];
         long seenInCallback = -1;
@@ -64,7 +64,7 @@ public sealed class FenceSignalTests(ITestOutputHelper output)
         var fence = new HookCountingFence();
         bool Enable()
         {
-            bool signaledBefore = fence.IsSignaledFlag;
+            bool signaledBefore = fence.IsSignaled;
             fence.EnableSignaling();
             return signaledBefore;
         }
@@ -82,7 +82,7 @@ public sealed class FenceSignalTests(ITestOutputHelper output)
         Specification.Assert(!(late1 && late2) || fence.HookCalls == 0, "OnEnableSignaling ran although every enable came after the signal");
     });
 
-    private sealed class HookCountingFence() : Fence(FenceContext.Allocate(), 1)
+    private sealed class HookCountingFence() : FenceSource(FenceContext.Allocate(), 1)
     {
         private int _hookCalls;
 

@@ -27,18 +27,18 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
         "System.Threading.ManualResetEventSlim.Reset",
     ];
 
-    private static Fence NewFence() => new(FenceContext.Allocate(), 1);
+    private static FenceSource NewFence() => new(FenceContext.Allocate(), 1);
 
     private static Configuration Fuzzing(Configuration c) => c.WithSystematicFuzzingEnabled(true);
 
     [Fact]
     public void BlockingWaitAgainstSignal_NoLostWakeUp() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         Task waiter = Task.Run(() =>
         {
             fence.Wait();
-            Specification.Assert(fence.IsSignaledFlag, "Wait returned on a pending fence");
+            Specification.Assert(fence.IsSignaled, "Wait returned on a pending fence");
         });
         Task signaller = Task.Run(() => fence.Signal());
         await signaller;
@@ -48,12 +48,12 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
     [Fact]
     public void BlockingWaitWithTimeoutAgainstSignal_TrueOnlyWhenSignalledAndWaiterReusable() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
-        Fence next = NewFence();
+        FenceSource fence = NewFence();
+        FenceSource next = NewFence();
         Task<bool> waiter = Task.Run(() =>
         {
             bool signalled = fence.Wait(TimeSpan.FromMilliseconds(1));
-            Specification.Assert(!signalled || fence.IsSignaledFlag, "Wait returned true on a pending fence");
+            Specification.Assert(!signalled || fence.IsSignaled, "Wait returned true on a pending fence");
 
             // The same thread's waiter is reused (or replaced) for the next wait: it must still wake up.
             next.Signal();
@@ -68,14 +68,14 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
     [Fact]
     public void BlockingWaitWithCancellationAgainstSignal_NotCancelledOnceTheSignalWasVisible() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         using var cts = new CancellationTokenSource();
         Task<bool> waiter = Task.Run(() =>
         {
             try
             {
                 fence.Wait(cts.Token);
-                Specification.Assert(fence.IsSignaledFlag, "Wait returned on a pending fence");
+                Specification.Assert(fence.IsSignaled, "Wait returned on a pending fence");
                 return true;
             }
             catch (OperationCanceledException)
@@ -86,7 +86,7 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
         Task signaller = Task.Run(() => fence.Signal());
         Task<bool> canceller = Task.Run(() =>
         {
-            bool signaledBeforeCancel = fence.IsSignaledFlag;
+            bool signaledBeforeCancel = fence.IsSignaled;
             cts.Cancel();
             return signaledBeforeCancel;
         });
@@ -101,11 +101,11 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
     [Fact]
     public void AsyncWaitAgainstSignal_NoLostWakeUp() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         Task waiter = Task.Run(async () =>
         {
             await fence.WaitAsync();
-            Specification.Assert(fence.IsSignaledFlag, "WaitAsync completed on a pending fence");
+            Specification.Assert(fence.IsSignaled, "WaitAsync completed on a pending fence");
         });
         Task signaller = Task.Run(() => fence.Signal());
         await signaller;
@@ -118,11 +118,11 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
         int[] outcomes = new int[2];
         CoyoteHarness.Check(output, async () =>
         {
-            Fence fence = NewFence();
+            FenceSource fence = NewFence();
             Task<bool> waiter = Task.Run(async () =>
             {
                 bool signalled = await fence.WaitAsync(TimeSpan.FromMilliseconds(1));
-                Specification.Assert(!signalled || fence.IsSignaledFlag, "WaitAsync returned true on a pending fence");
+                Specification.Assert(!signalled || fence.IsSignaled, "WaitAsync returned true on a pending fence");
                 return signalled;
             });
             Task signaller = Task.Run(() => fence.Signal());
@@ -135,7 +135,7 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
     [Fact]
     public void AsyncWaitWithCancellationAgainstSignal_NotCancelledOnceTheSignalWasVisible() => CoyoteHarness.Check(output, async () =>
     {
-        Fence fence = NewFence();
+        FenceSource fence = NewFence();
         using var cts = new CancellationTokenSource();
         Task<bool> waiter = Task.Run(async () =>
         {
@@ -143,7 +143,7 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
             {
                 bool signalled = await fence.WaitAsync(Timeout.InfiniteTimeSpan, cts.Token);
                 Specification.Assert(signalled, "an infinite wait reported a timeout");
-                Specification.Assert(fence.IsSignaledFlag, "WaitAsync returned true on a pending fence");
+                Specification.Assert(fence.IsSignaled, "WaitAsync returned true on a pending fence");
                 return true;
             }
             catch (OperationCanceledException)
@@ -154,7 +154,7 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
         Task signaller = Task.Run(() => fence.Signal());
         Task<bool> canceller = Task.Run(() =>
         {
-            bool signaledBeforeCancel = fence.IsSignaledFlag;
+            bool signaledBeforeCancel = fence.IsSignaled;
             cts.Cancel();
             return signaledBeforeCancel;
         });

@@ -29,7 +29,7 @@ public sealed class MultiBufferSubmissionTests(ITestOutputHelper output)
 
         public Reservation[] Objects { get; } = objects;
 
-        public Fence Fence { get; } = new(FenceContext.Allocate(), 1);
+        public FenceSource Fence { get; } = new(FenceContext.Allocate(), 1);
 
         public List<Fence> Dependencies { get; } = [];
 
@@ -108,7 +108,7 @@ public sealed class MultiBufferSubmissionTests(ITestOutputHelper output)
         }
 
         // Depth-first search for a cycle over fence -> dependency edges.
-        var byFence = jobs.ToDictionary(j => j.Fence);
+        var byFence = jobs.ToDictionary(j => (Fence)j.Fence);
         var state = new Dictionary<Job, int>(); // 0 new, 1 on stack, 2 done
         bool Cycle(Job job)
         {

@@ -12,12 +12,12 @@ namespace FenceCore.Coyote.Reservations;
 /// </summary>
 public sealed class PooledScratchTests(ITestOutputHelper output)
 {
-    private static Fence[] NewFences(int n)
+    private static FenceSource[] NewFences(int n)
     {
-        var fences = new Fence[n];
+        var fences = new FenceSource[n];
         for (int i = 0; i < n; i++)
         {
-            fences[i] = new Fence(FenceContext.Allocate(), 1);
+            fences[i] = new FenceSource(FenceContext.Allocate(), 1);
         }
 
         return fences;
@@ -57,20 +57,20 @@ public sealed class PooledScratchTests(ITestOutputHelper output)
 
         foreach (Fence m in beforeMerge)
         {
-            Specification.Assert(Array.IndexOf(mergeInputs, m) >= 0 || m.IsSignaledFlag, "{0}: the merge holds a fence that is not its own", who);
+            Specification.Assert(Array.IndexOf(mergeInputs, m) >= 0 || m.IsSignaled, "{0}: the merge holds a fence that is not its own", who);
         }
 
         foreach (Fence f in singletonInputs)
         {
-            Specification.Assert(f.IsSignaledFlag || before.Contains(f), "{0}: the singleton lost a pending fence", who);
+            Specification.Assert(f.IsSignaled || before.Contains(f), "{0}: the singleton lost a pending fence", who);
         }
     }
 
     [Fact]
     public void ConcurrentRentsAgainstSignals_ResultsNeverShareOrChangeWithAReturnedArray() => CoyoteHarness.Check(output, async () =>
     {
-        Fence[] a = NewFences(3), b = NewFences(3);
-        Fence[] ma = NewFences(9), mb = NewFences(9); // more than Merge's inline capacity of 8: rented
+        FenceSource[] a = NewFences(3), b = NewFences(3);
+        FenceSource[] ma = NewFences(9), mb = NewFences(9); // more than Merge's inline capacity of 8: rented
         Task ta = Task.Run(() => Client(a, ma, "A"));
         Task tb = Task.Run(() => Client(b, mb, "B"));
         Task signaller = Task.Run(() =>

@@ -20,42 +20,42 @@ public sealed class ReservationTests(ITestOutputHelper output)
         public Cast()
         {
             ulong a = FenceContext.Allocate();
-            A0 = new Fence(a, 1);
-            A1 = new Fence(a, 2);
-            A2 = new Fence(a, 3);
-            K = new Fence(FenceContext.Allocate(), 1);
-            B = new Fence(FenceContext.Allocate(), 1);
-            C = new Fence(FenceContext.Allocate(), 1);
-            D1 = new Fence(FenceContext.Allocate(), 1);
-            D2 = new Fence(FenceContext.Allocate(), 1);
-            E = new Fence(FenceContext.Allocate(), 1);
-            R = new Fence(FenceContext.Allocate(), 1);
+            A0 = new FenceSource(a, 1);
+            A1 = new FenceSource(a, 2);
+            A2 = new FenceSource(a, 3);
+            K = new FenceSource(FenceContext.Allocate(), 1);
+            B = new FenceSource(FenceContext.Allocate(), 1);
+            C = new FenceSource(FenceContext.Allocate(), 1);
+            D1 = new FenceSource(FenceContext.Allocate(), 1);
+            D2 = new FenceSource(FenceContext.Allocate(), 1);
+            E = new FenceSource(FenceContext.Allocate(), 1);
+            R = new FenceSource(FenceContext.Allocate(), 1);
         }
 
         /// <summary>One context, seqnos 1 &lt; 2 &lt; 3: A1 is there first (and signals), A2 replaces it, A0 is older.</summary>
-        public Fence A0 { get; }
+        public FenceSource A0 { get; }
 
-        public Fence A1 { get; }
+        public FenceSource A1 { get; }
 
-        public Fence A2 { get; }
+        public FenceSource A2 { get; }
 
         /// <summary>A kernel fence that never signals: every level must see it.</summary>
-        public Fence K { get; }
+        public FenceSource K { get; }
 
         /// <summary>An AddFences batch (two contexts).</summary>
-        public Fence B { get; }
+        public FenceSource B { get; }
 
-        public Fence C { get; }
+        public FenceSource C { get; }
 
         /// <summary>The leaves of a FenceArray added with AddFence.</summary>
-        public Fence D1 { get; }
+        public FenceSource D1 { get; }
 
-        public Fence D2 { get; }
+        public FenceSource D2 { get; }
 
         /// <summary>Replaced by <see cref="R"/> (Replace of E's context).</summary>
-        public Fence E { get; }
+        public FenceSource E { get; }
 
-        public Fence R { get; }
+        public FenceSource R { get; }
 
         public ulong ContextA => A0.Context;
     }
@@ -103,7 +103,7 @@ public sealed class ReservationTests(ITestOutputHelper output)
     /// <summary>Per context A, never older than the newest seen before, unless that one signalled (pruned).</summary>
     private static void AssertNotOlder(Fence? before, Fence? now, string who)
     {
-        if (before is null || before.IsSignaledFlag)
+        if (before is null || before.IsSignaled)
         {
             return;
         }
@@ -194,7 +194,7 @@ public sealed class ReservationTests(ITestOutputHelper output)
             (c.B, FenceUsage.Read), (c.C, FenceUsage.Read), (c.D1, FenceUsage.Read), (c.D2, FenceUsage.Read),
             (c.R, FenceUsage.Bookkeep)])
         {
-            bool covered = f.IsSignaledFlag || Array.Exists(final, e =>
+            bool covered = f.IsSignaled || Array.Exists(final, e =>
                 e.Fence.Context == f.Context && Fence.IsLaterOrSame(e.Fence, f) && e.Usage <= u);
             Specification.Assert(covered, "fence {0}:{1} was lost", f.Context, f.Seqno);
         }
@@ -209,8 +209,8 @@ public sealed class ReservationTests(ITestOutputHelper output)
         // Three writers of one context add seqnos 1, 2, 3 in any order, one of them through a batch; two
         // readers poll. Whatever the order, the newest stays and a reader never sees the newest go back.
         ulong ctx = FenceContext.Allocate();
-        Fence f1 = new(ctx, 1), f2 = new(ctx, 2), f3 = new(ctx, 3);
-        Fence other = new(FenceContext.Allocate(), 1);
+        FenceSource f1 = new(ctx, 1), f2 = new(ctx, 2), f3 = new(ctx, 3);
+        FenceSource other = new(FenceContext.Allocate(), 1);
         var resv = new Reservation("coyote");
 
         Task w1 = Task.Run(() => resv.AddFence(f1, FenceUsage.Write));

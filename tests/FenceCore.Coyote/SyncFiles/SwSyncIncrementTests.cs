@@ -38,19 +38,19 @@ public sealed class SwSyncIncrementTests(ITestOutputHelper output)
         Task a = Task.Run(() =>
         {
             timeline.Increment();
-            Specification.Assert(p1.IsSignaledFlag, "an increment returned before point 1, which it reached, signalled");
+            Specification.Assert(p1.IsSignaled, "an increment returned before point 1, which it reached, signalled");
         });
         Task b = Task.Run(() =>
         {
             timeline.Increment();
-            Specification.Assert(p1.IsSignaledFlag, "an increment returned before point 1, which it reached, signalled");
+            Specification.Assert(p1.IsSignaled, "an increment returned before point 1, which it reached, signalled");
             Fence again = timeline.CreateFence(1);
-            Specification.Assert(ReferenceEquals(again, p1) || again.IsSignaledFlag, "point 1 got a second, unsignalled fence");
+            Specification.Assert(ReferenceEquals(again, p1) || again.IsSignaled, "point 1 got a second, unsignalled fence");
         });
         await a;
         await b;
 
-        Specification.Assert(p2.IsSignaledFlag, "point 2 is not signalled after both increments returned");
+        Specification.Assert(p2.IsSignaled, "point 2 is not signalled after both increments returned");
     }
 
     [Fact]

@@ -65,7 +65,7 @@ public sealed class SwSyncTimelineTests(ITestOutputHelper output)
         Specification.Assert(!log.AnySignalledEarly, "a point signalled before the timeline reached it");
         foreach (Fence point in (Fence[])[.. created, p3])
         {
-            Specification.Assert(point.IsSignaledFlag && point.Error == 0, "point {0} not signalled cleanly at value 3", point.Seqno);
+            Specification.Assert(point.IsSignaled && point.Error == 0, "point {0} not signalled cleanly at value 3", point.Seqno);
         }
 
         // Watched points that signalled through the drainer did so in seqno order (a point created at a
@@ -91,8 +91,8 @@ public sealed class SwSyncTimelineTests(ITestOutputHelper output)
 
         await inc;
         (uint before, Fence point) = await creator;
-        Specification.Assert(before < 1 || point.IsSignaledFlag, "a point at a value already reached was created pending");
-        Specification.Assert(point.IsSignaledFlag, "point 1 pending after the timeline reached 1");
+        Specification.Assert(before < 1 || point.IsSignaled, "a point at a value already reached was created pending");
+        Specification.Assert(point.IsSignaled, "point 1 pending after the timeline reached 1");
     });
 
     [Fact]
@@ -139,10 +139,10 @@ public sealed class SwSyncTimelineTests(ITestOutputHelper output)
         Specification.Assert(timeline.IsClosed && timeline.PendingCount == 0, "close left points pending");
         Specification.Assert(timeline.Value == (incremented ? 1u : 0u), "value {0}, incremented {1}", timeline.Value, incremented);
         Specification.Assert(!log.AnySignalledEarly, "a point signalled cleanly before the timeline reached it");
-        Specification.Assert(p1.IsSignaledFlag && p1.Error == (incremented ? 0 : -Errno.ENOENT),
+        Specification.Assert(p1.IsSignaled && p1.Error == (incremented ? 0 : -Errno.ENOENT),
             "point 1: error {0}, incremented {1}", p1.Error, incremented);
-        Specification.Assert(p2.IsSignaledFlag && p2.Error == -Errno.ENOENT, "point 2: error {0}, expected -ENOENT", p2.Error);
-        Specification.Assert(p3 is null || (p3.IsSignaledFlag && p3.Error == -Errno.ENOENT), "point 3 not closed with -ENOENT");
+        Specification.Assert(p2.IsSignaled && p2.Error == -Errno.ENOENT, "point 2: error {0}, expected -ENOENT", p2.Error);
+        Specification.Assert(p3 is null || (p3.IsSignaled && p3.Error == -Errno.ENOENT), "point 3 not closed with -ENOENT");
         for (int i = 1; i < log.Count; i++)
         {
             Specification.Assert(log[i] > log[i - 1], "points signalled out of order: {0} after {1}", log[i], log[i - 1]);

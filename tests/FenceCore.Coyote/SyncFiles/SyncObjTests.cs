@@ -55,7 +55,7 @@ public sealed class SyncObjTests(ITestOutputHelper output)
         // after the null. The writer now hands its fence over under the lock: the waiter gets f1 when it
         // registered before f1's submission, else f2; never nothing.
         var s = new SyncObj();
-        Fence f1 = new(FenceContext.Allocate(), 1), f2 = new(FenceContext.Allocate(), 1);
+        FenceSource f1 = new(FenceContext.Allocate(), 1), f2 = new(FenceContext.Allocate(), 1);
         Task<Fence> waiter = Task.Run(() => WaitForSubmit(s, 0));
         Task writer = Task.Run(() =>
         {
@@ -75,7 +75,7 @@ public sealed class SyncObjTests(ITestOutputHelper output)
     {
         var s = new SyncObj();
         ulong ctx = FenceContext.Allocate();
-        Fence f1 = new(ctx, 1), f2 = new(ctx, 2), f3 = new(ctx, 3);
+        FenceSource f1 = new(ctx, 1), f2 = new(ctx, 2), f3 = new(ctx, 3);
 
         // Two waiters share the change fence; two adders race their CASes on the pointer (point 1 may land
         // after point 2 or 3: an unordered point, which still counts as submitted up to the head).
@@ -112,13 +112,13 @@ public sealed class SyncObjTests(ITestOutputHelper output)
     {
         var s = new SyncObj();
         ulong ctx = FenceContext.Allocate();
-        Fence[] f = [Fence.Stub, new(ctx, 1), new(ctx, 2), new(ctx, 3)];
+        FenceSource[] f = [new(FenceContext.Stub, 0), new(ctx, 1), new(ctx, 2), new(ctx, 3)];
 
         bool AllSignalledUpTo(ulong p)
         {
             for (ulong i = 1; i <= p; i++)
             {
-                if (!f[i].IsSignaledFlag)
+                if (!f[i].IsSignaled)
                 {
                     return false;
                 }
@@ -178,7 +178,7 @@ public sealed class SyncObjTests(ITestOutputHelper output)
         // timeout far longer than any run (-ETIME / false), which fails the test.
         var s = new SyncObj();
         ulong ctx = FenceContext.Allocate();
-        Fence f1 = new(ctx, 1), f2 = new(ctx, 2);
+        FenceSource f1 = new(ctx, 1), f2 = new(ctx, 2);
         TimeSpan patience = TimeSpan.FromSeconds(30);
 
         Task<Fence> finder = Task.Run(() => s.FindFence(2, patience));

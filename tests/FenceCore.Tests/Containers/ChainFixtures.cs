@@ -6,12 +6,12 @@ internal sealed class ChainFixture
 {
     public ChainFixture(int count, Func<int, ulong> seqno, bool enableAll = true)
     {
-        Fences = new Fence[count];
+        Fences = new FenceSource[count];
         Chains = new FenceChain[count];
         ulong context = FenceContext.Allocate();
         for (int i = 0; i < count; i++)
         {
-            Fences[i] = new Fence(context, (ulong)i + 1);
+            Fences[i] = new FenceSource(context, (ulong)i + 1);
             Chains[i] = new FenceChain(i > 0 ? Chains[i - 1] : null, Fences[i], seqno(i));
             if (enableAll)
             {
@@ -20,7 +20,7 @@ internal sealed class ChainFixture
         }
     }
 
-    public Fence[] Fences { get; }
+    public FenceSource[] Fences { get; }
     public FenceChain[] Chains { get; }
     public FenceChain Tail => Chains[^1];
 

@@ -11,36 +11,36 @@ public class FenceArrayTests
     [Fact]
     public void All_SignalsOnlyAfterTheLastMember()
     {
-        Fence a = Mock(), b = Mock(), c = Mock();
+        FenceSource a = Mock(), b = Mock(), c = Mock();
         var array = MockArray(a, b, c);
         array.EnableSignaling();
 
         a.Signal();
         b.Signal();
-        bool beforeLast = array.IsSignaledFlag;
+        bool beforeLast = array.IsSignaled;
         c.Signal();
 
         Assert.False(beforeLast);
-        Assert.True(array.IsSignaledFlag);
+        Assert.True(array.IsSignaled);
     }
 
     [Fact]
     public void Any_SignalsWithTheFirstMember()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = Any(a, b);
         array.EnableSignaling();
 
         b.Signal();
 
-        Assert.True(array.IsSignaledFlag);
-        Assert.False(a.IsSignaledFlag);
+        Assert.True(array.IsSignaled);
+        Assert.False(a.IsSignaled);
     }
 
     [Fact]
     public void Any_LaterMembersDoNotSignalAgain()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = Any(a, b);
         array.EnableSignaling();
         a.Signal();
@@ -54,20 +54,20 @@ public class FenceArrayTests
     [Fact]
     public void MembersAlreadySignalledAtEnableAreCounted()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         a.Signal();
         b.Signal();
         var array = MockArray(a, b);
 
         array.EnableSignaling();
 
-        Assert.True(array.IsSignaledFlag);
+        Assert.True(array.IsSignaled);
     }
 
     [Fact]
     public void FirstMemberErrorWins()
     {
-        Fence a = Mock(), b = Mock(), c = Mock();
+        FenceSource a = Mock(), b = Mock(), c = Mock();
         var array = MockArray(a, b, c);
         array.EnableSignaling();
 
@@ -81,7 +81,7 @@ public class FenceArrayTests
     [Fact]
     public void NoMemberErrorGivesStatusOne()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = MockArray(a, b);
         array.EnableSignaling();
 
@@ -94,13 +94,13 @@ public class FenceArrayTests
     [Fact]
     public void Polling_AllArraySignalsWithoutSignallingEverEnabled()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = MockArray(a, b);
         a.Signal();
-        bool half = array.IsSignaled;
+        bool half = array.Poll();
         b.Signal();
 
-        bool all = array.IsSignaled;
+        bool all = array.Poll();
 
         Assert.False(half);
         Assert.True(all);
@@ -110,22 +110,24 @@ public class FenceArrayTests
     [Fact]
     public void Polling_AnyArrayNeedsOneMemberWithoutEnabling()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = Any(a, b);
         b.Signal();
 
-        Assert.True(array.IsSignaled);
+        Assert.False(array.IsSignaled); // a plain read does not poll
+        Assert.True(array.Poll());
         Assert.False(array.IsSignalingEnabled);
     }
 
     [Fact]
     public void Polling_ReportsTheFirstFailedMembersError()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = MockArray(a, b);
         a.Signal(-Errno.EIO);
         b.Signal();
 
+        array.Poll();
         int status = array.Status;
 
         Assert.Equal(-Errno.EIO, status);
@@ -138,7 +140,7 @@ public class FenceArrayTests
         var array = MockArray(hw);
         hw.HardwareDone = true;
 
-        Assert.True(array.IsSignaled);
+        Assert.True(array.Poll());
     }
 
     [Fact]
@@ -155,7 +157,7 @@ public class FenceArrayTests
     [Fact]
     public void ForEach_ArrayYieldsMembersPlainFenceOnceNullNothing()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = MockArray(a, b);
         var fromArray = new List<Fence>();
         var fromPlain = new List<Fence>();
@@ -184,7 +186,7 @@ public class FenceArrayTests
     [Fact]
     public void ForEach_AllocatesNothingForArrayPlainOrNull()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = MockArray(a, b);
         static int Count(Fence? head)
         {
@@ -210,7 +212,7 @@ public class FenceArrayTests
     [Fact]
     public void FirstAndNext_FollowTheKernelsRules()
     {
-        Fence a = Mock(), b = Mock();
+        FenceSource a = Mock(), b = Mock();
         var array = MockArray(a, b);
 
         Assert.Null(FenceArray.First(null));
@@ -260,20 +262,20 @@ public class FenceArrayTests
         Parallel.ForEach(members, m => m.Signal());
 
         Assert.Equal(1, cb.Count);
-        Assert.True(array.IsSignaledFlag);
+        Assert.True(array.IsSignaled);
     }
 
     [Fact]
     public void WaitAll_TakesTheLatestMemberTime_EvenWhenAnEarlierStampedMemberCompletesIt()
     {
         ulong ctx = FenceContext.Allocate(2);
-        var m0 = new Fence(ctx, 1);
-        var m1 = new Fence(ctx + 1, 1);
+        var m0 = new FenceSource(ctx, 1);
+        var m1 = new FenceSource(ctx + 1, 1);
         var array = new FenceArray([m0, m1]);
         array.EnableSignaling();
         m1.SignalWithTimestamp(900);
         m0.SignalWithTimestamp(100); // completes the array, but with the earlier time
-        Assert.True(array.IsSignaledFlag);
+        Assert.True(array.IsSignaled);
         Assert.Equal(900, array.TimestampNs); // never before a member it waited for
     }
 
@@ -281,8 +283,8 @@ public class FenceArrayTests
     public void WaitAny_TakesTheCompletingMembersTime()
     {
         ulong ctx = FenceContext.Allocate(2);
-        var m0 = new Fence(ctx, 1);
-        var m1 = new Fence(ctx + 1, 1);
+        var m0 = new FenceSource(ctx, 1);
+        var m1 = new FenceSource(ctx + 1, 1);
         var array = new FenceArray([m0, m1], FenceContext.Allocate(), 1, signalOnAny: true);
         array.EnableSignaling();
         m1.SignalWithTimestamp(300);

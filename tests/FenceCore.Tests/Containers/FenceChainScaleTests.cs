@@ -91,11 +91,11 @@ public class FenceChainScaleTests(ITestOutputHelper output)
     private static (bool Waited, long HeapPeak, WeakReference Tail) BuildSignalWait(int nodes)
     {
         ulong context = FenceContext.Allocate();
-        var leaves = new Fence[nodes];
+        var leaves = new FenceSource[nodes];
         FenceChain? head = null;
         for (int i = 0; i < nodes; i++)
         {
-            leaves[i] = new Fence(context, (ulong)i + 1);
+            leaves[i] = new FenceSource(context, (ulong)i + 1);
             head = new FenceChain(head, leaves[i], (ulong)i + 1);
         }
 
@@ -127,7 +127,7 @@ public class FenceChainScaleTests(ITestOutputHelper output)
 
         waiter.Join();
         heapPeak = Math.Max(heapPeak, GC.GetTotalMemory(forceFullCollection: false));
-        return (waited && tail.IsSignaledFlag, heapPeak, new WeakReference(tail));
+        return (waited && tail.IsSignaled, heapPeak, new WeakReference(tail));
     }
 
     private readonly record struct Measurement(

@@ -6,7 +6,7 @@ namespace FenceCore.Tests.Containers;
 /// <summary>Chain behaviour beyond the kernel self-tests: construction rules, collection, callbacks.</summary>
 public class FenceChainTests
 {
-    private static Fence Leaf() => new(FenceContext.Allocate(), 1);
+    private static FenceSource Leaf() => new(FenceContext.Allocate(), 1);
 
     [Fact]
     public void Constructor_LaterPointReusesPreviousContextAndKeepsPrevSeqno()
@@ -233,23 +233,25 @@ public class FenceChainTests
 
         Assert.Equal(1, fc.Fences[6].LinkedCallbackCellsForTesting());
         Assert.Equal(1, fc.Fences.Sum(f => f.LinkedCallbackCellsForTesting()));
-        Assert.False(fc.Tail.IsSignaledFlag);
+        Assert.False(fc.Tail.Poll());
     }
 
     [Fact]
     public void Signaling_PollingWithoutEnablingSeesTheWholeTimeline()
     {
         var fc = new ChainFixture(4, SeqnoInc, enableAll: false);
-        foreach (Fence f in fc.Fences[..3])
+        foreach (FenceSource f in fc.Fences[..3])
         {
             f.Signal();
         }
 
-        bool before = fc.Tail.IsSignaled;
+        bool before = fc.Tail.Poll();
         fc.Fences[3].Signal();
-        bool after = fc.Tail.IsSignaled;
+        bool read = fc.Tail.IsSignaled;
+        bool after = fc.Tail.Poll();
 
         Assert.False(before);
+        Assert.False(read); // a plain read does not poll
         Assert.True(after);
         Assert.False(fc.Tail.IsSignalingEnabled);
     }
@@ -258,14 +260,14 @@ public class FenceChainTests
     public void Signaling_AllContainedAlreadySignalledSignalsAtEnable()
     {
         var fc = new ChainFixture(3, SeqnoInc, enableAll: false);
-        foreach (Fence f in fc.Fences)
+        foreach (FenceSource f in fc.Fences)
         {
             f.Signal();
         }
 
         fc.Tail.EnableSignaling();
 
-        Assert.True(fc.Tail.IsSignaledFlag);
+        Assert.True(fc.Tail.IsSignaled);
     }
 
     [Fact]
@@ -284,16 +286,16 @@ public class FenceChainTests
     [Fact]
     public void Signaling_ArrayContainedFenceSignalsTheNodeWhenAllMembersHave()
     {
-        Fence a = Leaf(), b = Leaf();
+        FenceSource a = Leaf(), b = Leaf();
         var node = new FenceChain(null, new FenceArray([a, b]), 1);
         node.EnableSignaling();
 
         a.Signal();
-        bool afterOne = node.IsSignaledFlag;
+        bool afterOne = node.IsSignaled;
         b.Signal();
 
         Assert.False(afterOne);
-        Assert.True(node.IsSignaledFlag);
+        Assert.True(node.IsSignaled);
     }
 
     [Fact]

@@ -23,7 +23,7 @@ public class FenceUnwrapTests
     public void ForEach_ChainOfArraysAndLeavesYieldsEveryLeafNewestNodeFirst()
     {
         ulong ctx = FenceContext.Allocate();
-        Fence a = Mock(), b = Mock(), c = Mock(ctx, 1), d = Mock();
+        FenceSource a = Mock(), b = Mock(), c = Mock(ctx, 1), d = Mock();
         var n1 = new FenceChain(null, c, 1);
         var n2 = new FenceChain(n1, MockArray(a, b), 2);
         var n3 = new FenceChain(n2, d, 3);
@@ -36,7 +36,7 @@ public class FenceUnwrapTests
     [Fact]
     public void ForEach_SkipsCollectedChainNodes()
     {
-        Fence a = Mock(), b = Mock(), c = Mock();
+        FenceSource a = Mock(), b = Mock(), c = Mock();
         var head = new FenceChain(new FenceChain(new FenceChain(null, a, 1), b, 2), c, 3);
         b.Signal();
 
@@ -84,13 +84,13 @@ public class FenceUnwrapTests
     [Fact]
     public void Merge_AllSignalledGivesNewStubWithLatestTimestamp()
     {
-        Fence f1 = Mock(), f2 = Mock();
+        FenceSource f1 = Mock(), f2 = Mock();
         f1.SignalWithTimestamp(100);
         f2.SignalWithTimestamp(250);
 
         Fence merged = FenceUnwrap.Merge(f1, f2);
 
-        Assert.True(merged.IsSignaledFlag);
+        Assert.True(merged.IsSignaled);
         Assert.Equal(250, merged.TimestampNs);
         Assert.Equal(FenceContext.Stub, merged.Context);
         Assert.NotSame(f1, merged);
@@ -105,7 +105,7 @@ public class FenceUnwrapTests
 
         Fence merged = FenceUnwrap.Merge(f, f);
 
-        Assert.True(merged.IsSignaledFlag);
+        Assert.True(merged.IsSignaled);
         Assert.Equal(42, merged.TimestampNs);
         Assert.IsNotType<FenceArray>(merged);
     }
@@ -113,7 +113,7 @@ public class FenceUnwrapTests
     [Fact]
     public void Merge_SignalledLeavesAreDroppedAndThePendingOneReturnedAsIs()
     {
-        Fence done = Mock(), pending = Mock();
+        FenceSource done = Mock(), pending = Mock();
         done.Signal();
 
         Fence merged = FenceUnwrap.Merge(done, pending, Fence.Stub);
@@ -135,7 +135,7 @@ public class FenceUnwrapTests
     [Fact]
     public void Merge_ResultArrayHasNewContextSeqnoOneAndWaitsForAll()
     {
-        Fence f1 = Mock(), f2 = Mock();
+        FenceSource f1 = Mock(), f2 = Mock();
 
         var merged = Assert.IsType<FenceArray>(FenceUnwrap.Merge(f1, f2));
 
@@ -150,7 +150,7 @@ public class FenceUnwrapTests
     {
         Fence merged = FenceUnwrap.Merge(Fence.Stub);
 
-        Assert.True(merged.IsSignaledFlag);
+        Assert.True(merged.IsSignaled);
     }
 
     [Fact]
@@ -161,7 +161,7 @@ public class FenceUnwrapTests
     public void Merge_TwoOrThreeFencesResolvingToOneAllocateNothing()
     {
         ulong ctx = FenceContext.Allocate();
-        Fence f1 = Mock(ctx, 1), f2 = Mock(ctx, 2), done = Mock();
+        FenceSource f1 = Mock(ctx, 1), f2 = Mock(ctx, 2), done = Mock();
         done.Signal();
         FenceUnwrap.Merge(f1, f1);
         FenceUnwrap.Merge(f1, f2, done);
@@ -313,14 +313,14 @@ public class FenceUnwrapTests
     [Fact]
     public void Merge_ManyFences_WithTheLargestPossibleContext_KeepsItsLatestPointOnce()
     {
-        var inputs = new List<Fence>();
+        var inputs = new List<FenceSource>();
         ulong first = FenceContext.Allocate(5);
         for (ulong p = 1; p <= 3; p++)
         {
-            inputs.Add(new Fence(ulong.MaxValue, p, seqno64: true));
+            inputs.Add(new FenceSource(ulong.MaxValue, p, FenceOptions.Seqno64));
             for (ulong c = 0; c < 5; c++)
             {
-                inputs.Add(new Fence(first + c, p));
+                inputs.Add(new FenceSource(first + c, p));
             }
         }
 
@@ -333,7 +333,7 @@ public class FenceUnwrapTests
         // The same fences inside arrays take the general path (collect, then the table dedup).
         var viaArrays = Unwrap(FenceUnwrap.Merge(new FenceArray([.. inputs.Take(9)]), new FenceArray([.. inputs.Skip(9)])));
         Assert.Equal(leaves.Select(f => (f.Context, f.Seqno)), viaArrays.Select(f => (f.Context, f.Seqno)));
-        foreach (Fence f in inputs)
+        foreach (FenceSource f in inputs)
         {
             f.Signal();
         }

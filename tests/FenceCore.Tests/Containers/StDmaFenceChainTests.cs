@@ -11,13 +11,13 @@ public class StDmaFenceChainTests
     [Fact]
     public void Sanitycheck_OneNodeSignalsWithItsFence()
     {
-        var f = new Fence(FenceContext.Allocate(), 1);
+        var f = new FenceSource(FenceContext.Allocate(), 1);
         var chain = new FenceChain(null, f, 1);
         chain.EnableSignaling();
 
         f.Signal();
 
-        Assert.True(chain.IsSignaledFlag);
+        Assert.True(chain.Poll());
     }
 
     [Fact]
@@ -188,7 +188,7 @@ public class StDmaFenceChainTests
         for (int i = 0; i < 64; i++)
         {
             fc.Fences[i].Signal();
-            if (!fc.Chains[i].IsSignaledFlag || (i + 1 < 64 && fc.Chains[i + 1].IsSignaled))
+            if (!fc.Chains[i].Poll() || (i + 1 < 64 && fc.Chains[i + 1].Poll()))
             {
                 wrong.Add(i);
             }
@@ -206,11 +206,11 @@ public class StDmaFenceChainTests
             fc.Fences[i].Signal();
         }
 
-        var early = Enumerable.Range(1, 63).Where(i => fc.Chains[i].IsSignaled).ToArray();
+        var early = Enumerable.Range(1, 63).Where(i => fc.Chains[i].Poll()).ToArray();
         fc.Fences[0].Signal();
 
         Assert.Empty(early);
-        Assert.All(fc.Chains, c => Assert.True(c.IsSignaledFlag));
+        Assert.All(fc.Chains, c => Assert.True(c.IsSignaled));
     }
 
     [Fact]

@@ -4,7 +4,7 @@ namespace FenceCore.Tests.Containers;
 /// Mock leaves have their own context and seqno 1 unless given; mock chains use seqno 1.</summary>
 public class StDmaFenceUnwrapTests
 {
-    internal static Fence Mock(ulong? context = null, ulong seqno = 1) => new(context ?? FenceContext.Allocate(), seqno);
+    internal static FenceSource Mock(ulong? context = null, ulong seqno = 1) => new(context ?? FenceContext.Allocate(), seqno);
 
     internal static FenceArray MockArray(params Fence[] fences) => new(fences);
 

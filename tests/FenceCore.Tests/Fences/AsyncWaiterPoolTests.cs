@@ -9,9 +9,9 @@ public sealed class AsyncWaiterPoolTests
     private static readonly ulong s_context = FenceContext.Allocate();
     private static ulong s_seqno;
 
-    private static Fence Pending() => new(s_context, Interlocked.Increment(ref s_seqno));
+    private static FenceSource Pending() => new(s_context, Interlocked.Increment(ref s_seqno));
 
-    private static void WaitSignalConsume(Fence fence)
+    private static void WaitSignalConsume(FenceSource fence)
     {
         ValueTaskAwaiter awaiter = fence.WaitAsync().GetAwaiter();
         Assert.False(awaiter.IsCompleted);
@@ -22,7 +22,7 @@ public sealed class AsyncWaiterPoolTests
     [Fact]
     public void WaitAsyncWithoutTokenOrTimeout_AllocatesNothingBeyondTheFence_OnceWarm()
     {
-        var fences = new Fence[1000];
+        var fences = new FenceSource[1000];
         for (int i = 0; i < fences.Length; i++)
         {
             fences[i] = Pending();
@@ -30,7 +30,7 @@ public sealed class AsyncWaiterPoolTests
 
         WaitSignalConsume(Pending()); // warm: the first wait on a thread creates its spare waiter
         long before = GC.GetAllocatedBytesForCurrentThread();
-        foreach (Fence f in fences)
+        foreach (FenceSource f in fences)
         {
             WaitSignalConsume(f);
         }
@@ -42,13 +42,13 @@ public sealed class AsyncWaiterPoolTests
     [Fact]
     public void AwaitingTheSameValueTaskTwice_FailsOnTheVersionCheck_AndTheNextWaitIsUnaffected()
     {
-        Fence first = Pending();
+        FenceSource first = Pending();
         ValueTask wait = first.WaitAsync();
         first.Signal();
         wait.GetAwaiter().GetResult();
 
         // The waiter now serves the next wait: the stale ValueTask must not see it.
-        Fence second = Pending();
+        FenceSource second = Pending();
         ValueTask next = second.WaitAsync();
         Assert.Throws<InvalidOperationException>(() => wait.GetAwaiter().GetResult());
         Assert.False(next.IsCompleted);
@@ -81,13 +81,13 @@ public sealed class AsyncWaiterPoolTests
     [Fact]
     public async Task WaitAsyncOnASignalledFence_CompletesSynchronously_AndKeepsTheSpare()
     {
-        Fence done = Pending();
+        FenceSource done = Pending();
         done.Signal();
         ValueTask wait = done.WaitAsync();
         Assert.True(wait.IsCompletedSuccessfully);
         await wait;
 
-        Fence pending = Pending();
+        FenceSource pending = Pending();
         Task t = pending.WaitAsync().AsTask();
         pending.Signal();
         await t.WaitAsync(TimeSpan.FromSeconds(10));

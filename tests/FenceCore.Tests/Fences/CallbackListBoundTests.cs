@@ -22,7 +22,7 @@ public sealed class CallbackListBoundTests
     [Fact]
     public void AlternatingAddRemoveOfTwoNodes_RetainsAtMostOneKibAfterAMillionCycles()
     {
-        var fence = new Fence(FenceContext.Allocate(), 1);
+        var fence = new FenceSource(FenceContext.Allocate(), 1);
         var a = new Node();
         var b = new Node();
         Assert.True(fence.AddCallback(a));
@@ -65,7 +65,7 @@ public sealed class CallbackListBoundTests
     [Fact]
     public void ManyWaitersTimingOutInAnyOrder_LeaveOnlyTheLiveOnesLinked()
     {
-        var fence = new Fence(FenceContext.Allocate(), 1);
+        var fence = new FenceSource(FenceContext.Allocate(), 1);
         var nodes = new Node[64];
         for (int i = 0; i < nodes.Length; i++)
         {
@@ -96,8 +96,8 @@ public sealed class CallbackListBoundTests
     [Fact]
     public void AddingANodeThatIsQueuedElsewhere_Throws_AndLeavesBothFencesAsTheyWere()
     {
-        var f1 = new Fence(FenceContext.Allocate(), 1);
-        var f2 = new Fence(FenceContext.Allocate(), 1);
+        var f1 = new FenceSource(FenceContext.Allocate(), 1);
+        var f2 = new FenceSource(FenceContext.Allocate(), 1);
         var node = new Node();
         Assert.True(f1.AddCallback(node));
         var ex = Assert.Throws<InvalidOperationException>(() => f2.AddCallback(node));

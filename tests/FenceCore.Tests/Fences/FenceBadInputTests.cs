@@ -3,7 +3,7 @@ namespace FenceCore.Tests.Fences;
 /// <summary>Bad input gets a clear exception naming the rule, and the fence is left as it was.</summary>
 public class FenceBadInputTests
 {
-    private static Fence NewFence() => new(FenceContext.Allocate(), 1);
+    private static FenceSource NewFence() => new(FenceContext.Allocate(), 1);
 
     [Fact]
     public void NullCallback_IsRejected()

@@ -38,18 +38,21 @@ public class FenceBehaviourTests
     }
 
     [Fact]
-    public void ThrowingCallback_DoesNotStopOthers_AndSignalReportsIt()
+    public void ThrowingCallback_DoesNotStopOthers_NeverReachesSignal_AndGoesToTheTimelinesHandler()
     {
-        var f = Pending();
+        var failures = new List<(Fence Fence, Exception Exception)>();
+        var timeline = new FenceTimeline("owned", callbackFailed: (fence, ex) => failures.Add((fence, ex)));
+        FenceSource f = timeline.CreateFence();
         var before = new Recorder();
         var after = new Recorder();
         f.AddCallback(before);
         f.AddCallback(_ => throw new InvalidOperationException("boom"));
         f.AddCallback(after);
 
-        var ex = Assert.Throws<FenceCallbackException>(() => f.Signal());
-        Assert.Same(f, ex.Fence);
-        Assert.IsType<InvalidOperationException>(Assert.Single(ex.InnerExceptions));
+        Assert.True(f.Signal()); // threw FenceCallbackException before issue 13
+        (Fence failed, Exception ex) = Assert.Single(failures);
+        Assert.Same(f, failed);
+        Assert.Equal("boom", Assert.IsType<InvalidOperationException>(ex).Message);
         Assert.Equal(1, before.Count);
         Assert.Equal(1, after.Count);
         Assert.True(f.IsSignaled);
@@ -172,17 +175,25 @@ public class FenceBehaviourTests
     }
 
     [Fact]
-    public void IsSignaled_PollsImplementation_AndSignalsAsSideEffect()
+    public void IsSignaled_IsAPlainRead_AndPollSignalsAsSideEffect()
     {
         var f = new HookedFence(FenceContext.Allocate(), 1) { PollError = -Errno.EIO };
         var cb = new Recorder();
         f.AddCallback(cb);
-        Assert.False(f.IsSignaled);
+        Assert.False(f.Poll());
 
         f.HardwareDone = true;
-        Assert.False(f.IsSignaledFlag);
+        bool read = f.IsSignaled;
+        int statusBeforePoll = f.Status;
+        int callbacksBeforePoll = cb.Count;
+        bool polled = f.Poll();
+
+        Assert.False(read); // before issue 13 the property polled: true here, with the callback run
+        Assert.Equal(0, statusBeforePoll);
+        Assert.Equal(0, callbacksBeforePoll);
+        Assert.True(polled);
         Assert.True(f.IsSignaled);
-        Assert.True(f.IsSignaledFlag);
+        Assert.True(f.Poll());
         Assert.Equal(1, cb.Count);
         Assert.Equal(-Errno.EIO, f.Status);
     }
@@ -261,7 +272,7 @@ public class FenceBehaviourTests
     [Fact]
     public void Describe_PrintsContextSeqnoTimelineDriverAndState()
     {
-        var f = new Fence(FenceContext.Allocate(), 7);
+        var f = new FenceSource(FenceContext.Allocate(), 7);
         Assert.Equal($"{f.Context}:7 unbound fencecore unsignalled", f.Describe());
         f.Signal();
         Assert.EndsWith(" signalled", f.Describe(), StringComparison.Ordinal);
@@ -274,11 +285,11 @@ public class FenceBehaviourTests
         const int n = 10_000;
         var keep = new Fence[n];
         ulong ctx = FenceContext.Allocate();
-        keep[0] = new Fence(ctx, 0);
+        keep[0] = new FenceSource(ctx, 0);
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < n; i++)
         {
-            keep[i] = new Fence(ctx, (ulong)i);
+            keep[i] = new FenceSource(ctx, (ulong)i);
         }
 
         long perFence = (GC.GetAllocatedBytesForCurrentThread() - before) / n;
@@ -302,9 +313,13 @@ public class FenceBehaviourTests
         Assert.Equal(0, after - before);
     }
 
-    private sealed class ThrowingHookFence() : Fence(FenceContext.Allocate(), 1)
+    private sealed class ThrowingHookFence() : FenceSource(FenceContext.Allocate(), 1)
     {
+        public List<Exception> Failures { get; } = [];
+
         protected override void OnSignaled() => throw new InvalidOperationException("hook");
+
+        protected override void OnCallbackFailed(Exception exception) => Failures.Add(exception);
     }
 
     [Fact]
@@ -314,9 +329,9 @@ public class FenceBehaviourTests
         var cb = new Recorder();
         f.AddCallback(cb);
 
-        var ex = Assert.Throws<FenceCallbackException>(() => f.Signal());
-        Assert.Equal("hook", ex.InnerExceptions[0].Message);
-        Assert.True(f.IsSignaledFlag);
+        Assert.True(f.Signal());
+        Assert.Equal("hook", Assert.Single(f.Failures).Message);
+        Assert.True(f.IsSignaled);
         Assert.Equal(1, cb.Count);
     }
 }

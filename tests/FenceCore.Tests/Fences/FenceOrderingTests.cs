@@ -40,7 +40,7 @@ public class FenceOrderingTests
     public void IsLater_32Bit_UsesWrapAroundOfLowBits(ulong s1, ulong s2, bool expected)
     {
         ulong ctx = FenceContext.Allocate();
-        Assert.Equal(expected, Fence.IsLater(new Fence(ctx, s1), new Fence(ctx, s2)));
+        Assert.Equal(expected, Fence.IsLater(new FenceSource(ctx, s1), new FenceSource(ctx, s2)));
     }
 
     [Theory]
@@ -50,13 +50,13 @@ public class FenceOrderingTests
     public void IsLater_64Bit_ComparesAllBits(ulong s1, ulong s2, bool expected)
     {
         ulong ctx = FenceContext.Allocate();
-        Assert.Equal(expected, Fence.IsLater(new Fence(ctx, s1, seqno64: true), new Fence(ctx, s2, seqno64: true)));
+        Assert.Equal(expected, Fence.IsLater(new FenceSource(ctx, s1, FenceOptions.Seqno64), new FenceSource(ctx, s2, FenceOptions.Seqno64)));
     }
 
     [Fact]
     public void IsLaterOrSame_IsTrueForTheSameFence()
     {
-        var f = new Fence(FenceContext.Allocate(), 3);
+        var f = new FenceSource(FenceContext.Allocate(), 3);
         Assert.False(Fence.IsLater(f, f));
         Assert.True(Fence.IsLaterOrSame(f, f));
     }
@@ -65,8 +65,8 @@ public class FenceOrderingTests
     public void Later_ReturnsTheLaterPendingFence_OrNullWhenItSignalled()
     {
         ulong ctx = FenceContext.Allocate();
-        var early = new Fence(ctx, 1);
-        var late = new Fence(ctx, 2);
+        var early = new FenceSource(ctx, 1);
+        var late = new FenceSource(ctx, 2);
         Assert.Same(late, Fence.Later(early, late));
         Assert.Same(late, Fence.Later(late, early));
         late.Signal();
@@ -76,8 +76,8 @@ public class FenceOrderingTests
     [Fact]
     public void Comparing_DifferentContexts_IsAnError()
     {
-        var a = new Fence(FenceContext.Allocate(), 1);
-        var b = new Fence(FenceContext.Allocate(), 2);
+        var a = new FenceSource(FenceContext.Allocate(), 1);
+        var b = new FenceSource(FenceContext.Allocate(), 2);
         var ex = Assert.Throws<InvalidOperationException>(() => Fence.IsLater(a, b));
         Assert.Contains("different contexts", ex.Message, StringComparison.Ordinal);
         Assert.Throws<InvalidOperationException>(() => Fence.Later(a, b));

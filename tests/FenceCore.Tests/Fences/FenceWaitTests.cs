@@ -2,7 +2,7 @@ namespace FenceCore.Tests.Fences;
 
 public class FenceWaitTests
 {
-    private static Fence NewFence() => new(FenceContext.Allocate(), 1);
+    private static FenceSource NewFence() => new(FenceContext.Allocate(), 1);
 
     [Fact]
     public void Wait_ReturnsWhenSignalledFromAnotherThread()

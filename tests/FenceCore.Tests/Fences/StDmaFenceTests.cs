@@ -23,7 +23,7 @@ public class StDmaFenceTests
 
         Assert.True(f.Signal());
         Assert.True(f.IsSignaled);
-        Assert.True(f.IsSignaledFlag);
+        Assert.True(f.IsSignaled);
 
         long ts = f.TimestampNs;
         Assert.False(f.Signal());
@@ -147,7 +147,7 @@ public class StDmaFenceTests
     [InlineData(true)]
     public void RaceSignalCallback_NoLostCallback(bool signalBefore)
     {
-        var slots = new Fence?[2];
+        var slots = new FenceSource?[2];
         long passes = 0, misses = 0, lost = 0;
 
         // 50 ms as in the kernel, but at least 200 rounds so a loaded machine still races (10 s cap).
@@ -170,7 +170,7 @@ public class StDmaFenceTests
             barrier.SignalAndWait();
             while (!stop.IsCancellationRequested)
             {
-                var f1 = new Fence(FenceContext.Allocate(), 1);
+                var f1 = new FenceSource(FenceContext.Allocate(), 1);
                 f1.EnableSignaling();
                 Volatile.Write(ref slots[me], f1);
 

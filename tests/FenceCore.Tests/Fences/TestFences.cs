@@ -3,7 +3,7 @@ namespace FenceCore.Tests.Fences;
 /// <summary>Small fence implementations used across the tests (the kernel's "mock" fences).</summary>
 internal static class TestFences
 {
-    public static Fence Pending(ulong? context = null, ulong seqno = 1) =>
+    public static FenceSource Pending(ulong? context = null, ulong seqno = 1) =>
         new(context ?? FenceContext.Allocate(), seqno);
 
     /// <summary>Records every callback invocation in order.</summary>
@@ -25,7 +25,7 @@ internal static class TestFences
     }
 
     /// <summary>A fence whose hooks are observable.</summary>
-    public sealed class HookedFence(ulong context, ulong seqno, bool enableResult = true) : Fence(context, seqno)
+    public sealed class HookedFence(ulong context, ulong seqno, bool enableResult = true) : FenceSource(context, seqno)
     {
         public int EnableCalls;
         public volatile bool HardwareDone;
@@ -45,7 +45,7 @@ internal static class TestFences
                 return false;
             }
 
-            if (PollError != 0 && !IsSignaledFlag)
+            if (PollError != 0 && !IsSignaled)
             {
                 SetError(PollError);
             }

@@ -30,8 +30,8 @@ public class ChainModelTests
         GenOp.Array[1, 30].Sample(ops =>
         {
             ulong leafContext = FenceContext.Allocate();
-            var leaves = new List<Fence>();
-            var nodes = new List<(FenceChain Node, Fence Leaf)>();
+            var leaves = new List<FenceSource>();
+            var nodes = new List<(FenceChain Node, FenceSource Leaf)>();
             foreach (ChainOp op in ops)
             {
                 FenceChain? head = nodes.Count == 0 ? null : nodes[^1].Node;
@@ -40,14 +40,14 @@ public class ChainModelTests
                 {
                     case 0:
                         // Sometimes a node contains the same fence as an earlier one (a resubmitted wait).
-                        Fence leaf;
+                        FenceSource leaf;
                         if (op.A % 4 == 0 && nodes.Count > 0)
                         {
                             leaf = nodes[op.A / 4 % nodes.Count].Leaf;
                         }
                         else
                         {
-                            leaf = new Fence(leafContext, (ulong)leaves.Count + 1);
+                            leaf = new FenceSource(leafContext, (ulong)leaves.Count + 1);
                             leaves.Add(leaf);
                         }
 
@@ -67,7 +67,7 @@ public class ChainModelTests
                         }
 
                         int upTo = nodes.FindIndex(x => x.Node.Seqno >= p);
-                        bool done = nodes.Take(upTo + 1).All(x => x.Leaf.IsSignaledFlag);
+                        bool done = nodes.Take(upTo + 1).All(x => x.Leaf.IsSignaled);
                         if (f is null)
                         {
                             Assert.True(done, $"find p{p} returned null (collected) for a point that is not complete");
@@ -79,7 +79,7 @@ public class ChainModelTests
                             // time (found by this test; dma_fence_chain_find_seqno does the same). What matters is
                             // that it signals exactly when the point is complete.
                             Assert.Contains(nodes, x => ReferenceEquals(x.Node, f));
-                            Assert.Equal(done, f.IsSignaled);
+                            Assert.Equal(done, f.Poll());
                         }
 
                         Assert.True(head.TryFindSeqno(0, out Fence? self) && ReferenceEquals(self, head));
@@ -89,7 +89,7 @@ public class ChainModelTests
                 // The head signals once every leaf of the timeline has.
                 if (nodes.Count > 0)
                 {
-                    Assert.Equal(nodes.All(x => x.Leaf.IsSignaledFlag), nodes[^1].Node.IsSignaled);
+                    Assert.Equal(nodes.All(x => x.Leaf.IsSignaled), nodes[^1].Node.Poll());
                 }
             }
         }, iter: PropertyRuns.Iterations, print: ops => string.Join("; ", ops));

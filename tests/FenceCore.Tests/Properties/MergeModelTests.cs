@@ -28,12 +28,12 @@ public class MergeModelTests
         GenInput.Array[0, 8].Sample(inputs =>
         {
             ulong first = FenceContext.Allocate(5);
-            var fences = new Dictionary<(int, int), Fence>();
+            var fences = new Dictionary<(int, int), FenceSource>();
             Fence Leaf((int Context, int Seqno, bool Signalled) l)
             {
-                if (!fences.TryGetValue((l.Context, l.Seqno), out Fence? f))
+                if (!fences.TryGetValue((l.Context, l.Seqno), out FenceSource? f))
                 {
-                    f = new Fence(first + (ulong)l.Context, (ulong)l.Seqno);
+                    f = new FenceSource(first + (ulong)l.Context, (ulong)l.Seqno);
                     fences.Add((l.Context, l.Seqno), f);
                 }
 
@@ -50,13 +50,13 @@ public class MergeModelTests
                 : Leaf(i.Leaves[0]))];
 
             // The model: leaves, unsignalled, the latest per context, by context.
-            List<Fence> expected = [.. built.SelectMany(PropertyRuns.Leaves).Where(f => !f.IsSignaledFlag)
+            List<Fence> expected = [.. built.SelectMany(PropertyRuns.Leaves).Where(f => !f.IsSignaled)
                 .GroupBy(f => f.Context).Select(g => g.MaxBy(f => f.Seqno)!).OrderBy(f => f.Context)];
 
             Fence merged = FenceUnwrap.Merge(built);
             if (expected.Count == 0)
             {
-                Assert.True(merged.IsSignaledFlag, "nothing left to wait for, but the merge is pending");
+                Assert.True(merged.IsSignaled, "nothing left to wait for, but the merge is pending");
             }
             else if (expected.Count == 1)
             {

@@ -49,7 +49,7 @@ public class ReservationModelTests
             for (int i = 0; i < _slots.Count; i++)
             {
                 (Fence old, FenceUsage oldUsage) = _slots[i];
-                if (old.IsSignaledFlag || (old.Context == fence.Context && oldUsage >= usage && Fence.IsLaterOrSame(fence, old)))
+                if (old.IsSignaled || (old.Context == fence.Context && oldUsage >= usage && Fence.IsLaterOrSame(fence, old)))
                 {
                     _slots[i] = (fence, usage);
                     return;
@@ -71,12 +71,12 @@ public class ReservationModelTests
             }
         }
 
-        public bool HasUnsignalled(ulong context) => _slots.Exists(s => s.Fence.Context == context && !s.Fence.IsSignaledFlag);
+        public bool HasUnsignalled(ulong context) => _slots.Exists(s => s.Fence.Context == context && !s.Fence.IsSignaled);
 
         /// <summary>The unsignalled fences with that usage or a lower one, one per slot (the kernel's
         /// <c>dma_resv_get_fences</c> returns a fence twice when it sits in two slots).</summary>
         public List<Fence> Unsignalled(FenceUsage usage) =>
-            [.. _slots.Where(s => s.Usage <= usage && !s.Fence.IsSignaledFlag).Select(s => s.Fence)];
+            [.. _slots.Where(s => s.Usage <= usage && !s.Fence.IsSignaled).Select(s => s.Fence)];
     }
 
     /// <summary>
@@ -89,7 +89,7 @@ public class ReservationModelTests
     private static bool SameWait(IEnumerable<Fence> a, IEnumerable<Fence> b)
     {
         static Dictionary<ulong, ulong> Latest(IEnumerable<Fence> fences) =>
-            fences.Where(f => !f.IsSignaledFlag).GroupBy(f => f.Context).ToDictionary(g => g.Key, g => g.Max(f => f.Seqno));
+            fences.Where(f => !f.IsSignaled).GroupBy(f => f.Context).ToDictionary(g => g.Key, g => g.Max(f => f.Seqno));
         Dictionary<ulong, ulong> x = Latest(a);
         Dictionary<ulong, ulong> y = Latest(b);
         return x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out ulong seqno) && seqno == kv.Value);
@@ -100,8 +100,8 @@ public class ReservationModelTests
         GenOp.Array[1, 30].Sample(ops =>
         {
             ulong first = FenceContext.Allocate(Contexts);
-            Fence[] pool = [.. Enumerable.Range(0, Contexts * SeqnosPerContext)
-                .Select(i => new Fence(first + (ulong)(i / SeqnosPerContext), (ulong)(i % SeqnosPerContext) + 1))];
+            FenceSource[] pool = [.. Enumerable.Range(0, Contexts * SeqnosPerContext)
+                .Select(i => new FenceSource(first + (ulong)(i / SeqnosPerContext), (ulong)(i % SeqnosPerContext) + 1))];
             ulong replacementContext = FenceContext.Allocate();
             ulong replacements = 0;
             var resv = new Reservation("model");
@@ -118,7 +118,7 @@ public class ReservationModelTests
                         ulong context = first + (ulong)(op.A / SeqnosPerContext);
                         if (model.HasUnsignalled(context))
                         {
-                            var replacement = new Fence(replacementContext, ++replacements);
+                            var replacement = new FenceSource(replacementContext, ++replacements);
                             resv.Replace(context, replacement, op.U);
                             model.Replace(context, replacement, op.U);
                         }

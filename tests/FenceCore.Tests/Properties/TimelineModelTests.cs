@@ -34,14 +34,14 @@ public class TimelineModelTests
         {
             var syncobj = new SyncObj();
             ulong context = FenceContext.Allocate();
-            var points = new List<(ulong Point, Fence Fence)>();
+            var points = new List<(ulong Point, FenceSource Fence)>();
             foreach (TimelineOp op in ops)
             {
                 ulong last = points.Count == 0 ? 0 : points[^1].Point;
                 switch (op.Kind)
                 {
                     case 0:
-                        var fence = new Fence(context, last + (ulong)op.B);
+                        var fence = new FenceSource(context, last + (ulong)op.B);
                         points.Add((last + (ulong)op.B, fence));
                         syncobj.AddPoint(last + (ulong)op.B, fence);
                         break;
@@ -57,7 +57,7 @@ public class TimelineModelTests
                         {
                             // Point p is done once every submitted point up to the first one at or after p is.
                             int upTo = points.FindIndex(x => x.Point >= p);
-                            bool done = points.Take(upTo + 1).All(x => x.Fence.IsSignaledFlag);
+                            bool done = points.Take(upTo + 1).All(x => x.Fence.IsSignaled);
                             Assert.Equal(done, f!.IsSignaled);
                             Assert.Equal(done, SyncObj.Wait([syncobj], [p], TimeSpan.Zero, SyncObjWaitOptions.None, out _));
                             if (op.Kind == 3)
@@ -73,7 +73,7 @@ public class TimelineModelTests
 
                 // The payload: the highest point with every point up to it signalled.
                 last = points.Count == 0 ? 0 : points[^1].Point;
-                int firstPending = points.FindIndex(x => !x.Fence.IsSignaledFlag);
+                int firstPending = points.FindIndex(x => !x.Fence.IsSignaled);
                 ulong expected = firstPending < 0 ? last : firstPending == 0 ? 0 : points[firstPending - 1].Point;
                 Assert.Equal(expected, syncobj.QueryPoint());
                 Assert.Equal(last, syncobj.QueryPoint(lastSubmitted: true));
@@ -101,12 +101,12 @@ public class TimelineModelTests
                 if (op.Create)
                 {
                     Fence f = timeline.CreateFence((uint)op.A);
-                    if (created.TryGetValue((uint)op.A, out Fence? earlier) && !earlier.IsSignaledFlag)
+                    if (created.TryGetValue((uint)op.A, out Fence? earlier) && !earlier.IsSignaled)
                     {
                         Assert.Same(earlier, f); // one pending point, one fence
                     }
 
-                    if (!f.IsSignaledFlag)
+                    if (!f.IsSignaled)
                     {
                         f.AddCallback(x => order.Add(x.Seqno));
                     }
@@ -122,7 +122,7 @@ public class TimelineModelTests
                 Assert.Equal(value, timeline.Value);
                 foreach ((uint point, Fence f) in created)
                 {
-                    Assert.Equal(point <= value, f.IsSignaledFlag); // signalled exactly when reached
+                    Assert.Equal(point <= value, f.IsSignaled); // signalled exactly when reached
                 }
             }
 

@@ -91,7 +91,7 @@ public class ConsumerIsolationTests
     {
         using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Threads, WorkerThreads = 2 });
         GpuClient client = gpu.CreateClient("c");
-        var go = new Fence(FenceContext.Allocate(), 1); // holds the job back until its callbacks are in place
+        var go = new FenceSource(FenceContext.Allocate(), 1); // holds the job back until its callbacks are in place
         GpuJob first = client.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [go] });
         Assert.NotNull(first.Scheduled.AddCallback(_ => throw new InvalidOperationException("consumer bug")));
         Assert.NotNull(first.Finished.AddCallback(_ => throw new InvalidOperationException("consumer bug")));
@@ -109,7 +109,7 @@ public class ConsumerIsolationTests
     public void AbandonedDependencyWaiter_LetsGoOfItsJob_WhileTheForeignFenceLives()
     {
         using var gpu = new Gpu(new GpuConfig { DependencyTimeout = TimeSpan.FromMilliseconds(1) });
-        var never = new Fence(FenceContext.Allocate(), 1);
+        var never = new FenceSource(FenceContext.Allocate(), 1);
         WeakReference job = SubmitWaitingOn(gpu, never);
 
         gpu.RunUntilIdle(); // the dependency times out: the job fails with -ETIME

@@ -8,7 +8,7 @@ namespace FenceCore.Tests.Reliability;
 public class NoHalfChangedStateTests
 {
     /// <summary>A fence whose enable-signalling hook throws the first <c>failures</c> times.</summary>
-    private sealed class FlakyEnableFence(int failures) : Fence(FenceContext.Allocate(), 1)
+    private sealed class FlakyEnableFence(int failures) : FenceSource(FenceContext.Allocate(), 1)
     {
         private int _failuresLeft = failures;
 
@@ -70,7 +70,7 @@ public class NoHalfChangedStateTests
     [Fact]
     public void WaitLongerThanTheBlockingPrimitivesAllow_IsRejectedBeforeAnyWaiterIsQueued()
     {
-        var fence = new Fence(FenceContext.Allocate(), 1);
+        var fence = new FenceSource(FenceContext.Allocate(), 1);
 
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() => fence.Wait(TimeSpan.FromDays(30)));
         Assert.Contains("24.8 days", ex.Message, StringComparison.Ordinal);

@@ -48,7 +48,7 @@ public class TimelineGuaranteeTests
         Thread second = Start(() =>
         {
             timeline.Increment(); // reaches point 2 while the first thread still drains
-            p2SignalledWhenReturned = p2.IsSignaledFlag;
+            p2SignalledWhenReturned = p2.IsSignaled;
             Volatile.Write(ref secondReturned, true);
         });
         Eventually(() => timeline.Value == 2, "the second increment to move the value");
@@ -56,7 +56,7 @@ public class TimelineGuaranteeTests
 
         Assert.False(Volatile.Read(ref secondReturned)); // it waits for the drainer to signal point 2
         Assert.Same(p2, timeline.CreateFence(2));        // one point, one fence: not a new, born-signalled one
-        Assert.False(p2.IsSignaledFlag);                 // seqno 2 does not signal while seqno 1's callback runs
+        Assert.False(p2.IsSignaled);                 // seqno 2 does not signal while seqno 1's callback runs
 
         release.Set();
         Assert.True(drainer.Join(Long) && second.Join(Long));
@@ -75,7 +75,7 @@ public class TimelineGuaranteeTests
         {
             order.Add(f.Seqno);
             timeline.Increment(); // re-entrant: queues point 2 and returns; the outer drain signals it
-            p2SignalledInsideCallback = p2.IsSignaledFlag;
+            p2SignalledInsideCallback = p2.IsSignaled;
         });
         p2.AddCallback(f => order.Add(f.Seqno));
 
@@ -83,7 +83,7 @@ public class TimelineGuaranteeTests
 
         Assert.False(p2SignalledInsideCallback);
         Assert.Equal([1ul, 2ul], order);
-        Assert.True(p2.IsSignaledFlag);
+        Assert.True(p2.IsSignaled);
     }
 
     [Fact]
@@ -92,8 +92,8 @@ public class TimelineGuaranteeTests
         for (int run = 0; run < 20; run++)
         {
             var syncobj = new SyncObj();
-            var f1 = new Fence(FenceContext.Allocate(), 1);
-            var f2 = new Fence(FenceContext.Allocate(), 1); // never signalled
+            var f1 = new FenceSource(FenceContext.Allocate(), 1);
+            var f2 = new FenceSource(FenceContext.Allocate(), 1); // never signalled
             bool? result = null;
             Thread waiter = Start(() => result = SyncObj.Wait([syncobj], [0ul], Long, SyncObjWaitOptions.WaitForSubmit, out _));
             Eventually(() => syncobj.SubmitWaiterCountForTesting() == 1, "the waiter to register");
@@ -115,8 +115,8 @@ public class TimelineGuaranteeTests
         for (int run = 0; run < 20; run++)
         {
             var syncobj = new SyncObj();
-            var f1 = new Fence(FenceContext.Allocate(), 1);
-            var f2 = new Fence(FenceContext.Allocate(), 1);
+            var f1 = new FenceSource(FenceContext.Allocate(), 1);
+            var f2 = new FenceSource(FenceContext.Allocate(), 1);
             Fence? found = null;
             Thread finder = Start(() => found = syncobj.FindFence(0, Long));
             Eventually(() => syncobj.SubmitWaiterCountForTesting() == 1, "the lookup to register");
@@ -134,7 +134,7 @@ public class TimelineGuaranteeTests
     public void SyncObjWaitAvailable_OnItsOwn_WatchesForSubmission()
     {
         var syncobj = new SyncObj();
-        var f = new Fence(FenceContext.Allocate(), 1);
+        var f = new FenceSource(FenceContext.Allocate(), 1);
         bool? result = null;
         Thread waiter = Start(() => result = SyncObj.Wait([syncobj], [3ul], Long, SyncObjWaitOptions.WaitAvailable, out _));
         Eventually(() => syncobj.SubmitWaiterCountForTesting() == 1, "the waiter to register");
@@ -143,14 +143,14 @@ public class TimelineGuaranteeTests
 
         Assert.True(waiter.Join(Long));
         Assert.True(result);          // available: submitted ...
-        Assert.False(f.IsSignaledFlag); // ... not signalled
+        Assert.False(f.IsSignaled); // ... not signalled
     }
 
     [Fact]
     public void SyncObjWait_ConditionMetBeforeTheCancellationIsSeen_ReportsSuccess()
     {
         var syncobj = new SyncObj();
-        var f = new Fence(FenceContext.Allocate(), 1);
+        var f = new FenceSource(FenceContext.Allocate(), 1);
         syncobj.Replace(f);
         using var cts = new CancellationTokenSource();
         // Runs before the wait's own callback: when the waiter wakes on the cancellation, f is signalled.
@@ -187,7 +187,7 @@ public class DmaBufSyncIoctlTests
     public void SyncStart_WaitsForTheWriter_AndEndDoesNotWait()
     {
         var buf = new DmaBuf();
-        var writer = new Fence(FenceContext.Allocate(), 1);
+        var writer = new FenceSource(FenceContext.Allocate(), 1);
         buf.Reservation.AddFence(writer, FenceUsage.Write);
         int rc = int.MinValue;
         var t = new Thread(() => rc = buf.SyncIoctl((ulong)DmaBufSync.Read));
@@ -200,7 +200,7 @@ public class DmaBufSyncIoctlTests
         Assert.Equal(0, rc);
         Assert.Equal(1, buf.CpuAccessDepth);
 
-        var reader = new Fence(FenceContext.Allocate(), 1);
+        var reader = new FenceSource(FenceContext.Allocate(), 1);
         buf.Reservation.AddFence(reader, FenceUsage.Read);
         Assert.Equal(0, buf.SyncIoctl((ulong)(DmaBufSync.Read | DmaBufSync.End))); // END never waits
         Assert.Equal(0, buf.CpuAccessDepth);
@@ -210,7 +210,7 @@ public class DmaBufSyncIoctlTests
     public void SyncStart_InterruptedWait_IsEINTR_AndBeginsNothing()
     {
         var buf = new DmaBuf();
-        buf.Reservation.AddFence(new Fence(FenceContext.Allocate(), 1), FenceUsage.Kernel); // a move that never ends
+        buf.Reservation.AddFence(new FenceSource(FenceContext.Allocate(), 1), FenceUsage.Kernel); // a move that never ends
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
 
         Assert.Equal(-Errno.EINTR, buf.SyncIoctl((ulong)DmaBufSync.Read, cts.Token));

@@ -4,7 +4,7 @@ namespace FenceCore.Tests.Reservations;
 /// and the rule that no path ever skips a KERNEL fence.</summary>
 public class DmaBufTests
 {
-    private static Fence NewFence(ulong? ctx = null, ulong seqno = 1) => new(ctx ?? FenceContext.Allocate(), seqno);
+    private static FenceSource NewFence(ulong? ctx = null, ulong seqno = 1) => new(ctx ?? FenceContext.Allocate(), seqno);
 
     private static HashSet<Fence> Leaves(SyncFile file)
     {
@@ -88,13 +88,13 @@ public class DmaBufTests
         }
 
         SyncFile file = buf.ExportSyncFile(DmaBufSync.Write);
-        Assert.Equal(fences.ToHashSet(), Leaves(file).ToHashSet());
-        foreach (Fence f in fences[..^1])
+        Assert.Equal(fences.ToHashSet<Fence>(), Leaves(file).ToHashSet());
+        foreach (FenceSource f in fences[..^1])
         {
             f.Signal();
         }
 
-        Assert.False(file.IsReady);
+        Assert.False(file.Poll()); // the first poll arms the array, as sync_file_poll does
         fences[^1].Signal();
         Assert.True(file.IsReady);
     }

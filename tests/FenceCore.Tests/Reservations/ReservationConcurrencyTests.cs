@@ -46,7 +46,7 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
                 var parts = new Fence[3];
                 while (!stop.IsCancellationRequested)
                 {
-                    var f = new Fence(writerContexts[me], ++seqno, seqno64: true);
+                    var f = new FenceSource(writerContexts[me], ++seqno, FenceOptions.Seqno64);
                     resv.AddFence(f, FenceUsage.Read);
                     Volatile.Write(ref lastFence[me], f);
                     if (seqno % 4 == 0)
@@ -54,7 +54,7 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
                         batch++;
                         for (int i = 0; i < 3; i++)
                         {
-                            parts[i] = new Fence(batchBase[me] + (ulong)i, batch, seqno64: true);
+                            parts[i] = new FenceSource(batchBase[me] + (ulong)i, batch, FenceOptions.Seqno64);
                         }
 
                         resv.AddFences(parts, FenceUsage.Write); // replaces the previous batch, atomically
@@ -134,8 +134,8 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
     {
         var a = new Reservation("A");
         var b = new Reservation("B");
-        var j1 = new Fence(FenceContext.Allocate(), 1);
-        var j2 = new Fence(FenceContext.Allocate(), 1);
+        var j1 = new FenceSource(FenceContext.Allocate(), 1);
+        var j2 = new FenceSource(FenceContext.Allocate(), 1);
         var deps1 = new List<Fence>();
         var deps2 = new List<Fence>();
         a.AddFenceWithDependencies(j1, FenceUsage.Write, FenceUsage.Read, deps1);
@@ -147,8 +147,8 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
 
         var a2 = new Reservation("A");
         var b2 = new Reservation("B");
-        var k1 = new Fence(FenceContext.Allocate(), 1);
-        var k2 = new Fence(FenceContext.Allocate(), 1);
+        var k1 = new FenceSource(FenceContext.Allocate(), 1);
+        var k2 = new FenceSource(FenceContext.Allocate(), 1);
         var kd1 = new List<Fence>();
         var kd2 = new List<Fence>();
         using var c1 = new ReservationAcquireContext();
@@ -176,7 +176,7 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
         var a = new Reservation("A");
         using var ctx = new ReservationAcquireContext();
         var ex = Assert.Throws<InvalidOperationException>(() =>
-            ctx.AddFence(a, new Fence(FenceContext.Allocate(), 1), FenceUsage.Write, FenceUsage.Read, []));
+            ctx.AddFence(a, new FenceSource(FenceContext.Allocate(), 1), FenceUsage.Write, FenceUsage.Read, []));
         Assert.Contains("not locked by this acquire context", ex.Message, StringComparison.Ordinal);
         Assert.Equal(0, a.Count);
     }
@@ -216,7 +216,7 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
             while (!stop.IsCancellationRequested)
             {
                 int job = Interlocked.Increment(ref nextJob);
-                var fence = new Fence(FenceContext.Allocate(), 1);
+                var fence = new FenceSource(FenceContext.Allocate(), 1);
                 jobOf[fence] = job;
                 deps.Clear();
                 int n = rng.Next(1, 5);

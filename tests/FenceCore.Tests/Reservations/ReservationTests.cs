@@ -4,7 +4,7 @@ namespace FenceCore.Tests.Reservations;
 /// copy, replace, containers, describe, bad input.</summary>
 public class ReservationTests
 {
-    private static Fence NewFence(ulong? ctx = null, ulong seqno = 1) => new(ctx ?? FenceContext.Allocate(), seqno);
+    private static FenceSource NewFence(ulong? ctx = null, ulong seqno = 1) => new(ctx ?? FenceContext.Allocate(), seqno);
 
     [Fact]
     public void UsageFiltering_AQueryAtULevelSeesUsagesUpToU()
@@ -186,9 +186,9 @@ public class ReservationTests
         Assert.Equal(1ul, array.Seqno);
         Assert.False(array.SignalOnAny);
         a.Signal();
-        Assert.False(array.IsSignaled);
+        Assert.False(array.Poll());
         b.Signal();
-        Assert.True(array.IsSignaled);
+        Assert.True(array.Poll());
     }
 
     [Fact]

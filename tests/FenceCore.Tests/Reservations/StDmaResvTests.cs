@@ -5,7 +5,7 @@ public class StDmaResvTests
 {
     public static TheoryData<FenceUsage> Usages => new() { FenceUsage.Kernel, FenceUsage.Write, FenceUsage.Read, FenceUsage.Bookkeep };
 
-    private static Fence NewFence() => new(FenceContext.Allocate(), 1);
+    private static FenceSource NewFence() => new(FenceContext.Allocate(), 1);
 
     [Theory]
     [MemberData(nameof(Usages))]

@@ -41,12 +41,12 @@ public class SwSyncTimelineTests
             value += p;
             for (int i = 0; i < fences.Length; i++)
             {
-                Assert.Equal(i + 1 <= value, fences[i].IsSignaledFlag);
+                Assert.Equal(i + 1 <= value, fences[i].IsSignaled);
             }
         }
 
         Assert.Equal(100u, tl.Value);
-        Assert.All(fences, f => Assert.True(f.IsSignaledFlag));
+        Assert.All(fences, f => Assert.True(f.IsSignaled));
     }
 
     [Fact]
@@ -137,7 +137,7 @@ public class SwSyncTimelineTests
         f.SetDeadline(2000);
         Assert.True(tl.TryGetDeadline(f, out long d));
         Assert.Equal(1000, d);
-        var ex = Assert.Throws<ArgumentException>(() => tl.TryGetDeadline(new Fence(FenceContext.Allocate(), 1), out _));
+        var ex = Assert.Throws<ArgumentException>(() => tl.TryGetDeadline(new FenceSource(FenceContext.Allocate(), 1), out _));
         Assert.Contains("-EINVAL", ex.Message, StringComparison.Ordinal);
     }
 
@@ -196,17 +196,21 @@ public class SwSyncTimelineTests
     }
 
     [Fact]
-    public void ThrowingCallback_DoesNotStopLaterPoints_OrTheTimeline()
+    public void ThrowingCallback_DoesNotStopLaterPoints_OrTheTimeline_AndGoesToItsHandler()
     {
-        using var tl = new SwSyncTimeline();
+        var failures = new List<(Fence Fence, Exception Exception)>();
+        using var tl = new SwSyncTimeline("owned", (f, ex) => failures.Add((f, ex)));
         Fence p1 = tl.CreateFence(1);
         Fence p2 = tl.CreateFence(2);
         p1.AddCallback(_ => throw new InvalidOperationException("boom"));
 
-        Assert.Throws<AggregateException>(() => tl.Increment(2));
-        Assert.True(p2.IsSignaledFlag);
+        tl.Increment(2); // threw AggregateException before issue 13: the consumer's bug reached the producer
+        (Fence failed, Exception ex) = Assert.Single(failures);
+        Assert.Same(p1, failed);
+        Assert.Equal("boom", ex.Message);
+        Assert.True(p2.IsSignaled);
         Fence p3 = tl.CreateFence(3);
         tl.Increment();
-        Assert.True(p3.IsSignaledFlag);
+        Assert.True(p3.IsSignaled);
     }
 }

@@ -3,7 +3,7 @@ namespace FenceCore.Tests.SyncFiles;
 /// <summary>sync_file: names, merge, the two-phase info query, deadline, poll and waiting, bad arguments.</summary>
 public class SyncFileTests
 {
-    private static Fence Pending(ulong? context = null, ulong seqno = 1) => new(context ?? FenceContext.Allocate(), seqno);
+    private static FenceSource Pending(ulong? context = null, ulong seqno = 1) => new(context ?? FenceContext.Allocate(), seqno);
 
     [Fact]
     public void Name_DefaultIsDriverTimelineContextSeqno()
@@ -26,7 +26,7 @@ public class SyncFileTests
     [Fact]
     public void Merge_NamesTheNewFileAndMergesBothFences()
     {
-        Fence f1 = Pending(), f2 = Pending();
+        FenceSource f1 = Pending(), f2 = Pending();
 
         var merged = SyncFile.Merge("both", new SyncFile(f1), new SyncFile(f2));
 
@@ -49,7 +49,7 @@ public class SyncFileTests
     [Fact]
     public void Merge_ExpiredFencesGiveASignalledFreshStub()
     {
-        Fence f1 = Pending(), f2 = Pending();
+        FenceSource f1 = Pending(), f2 = Pending();
         f1.SignalWithTimestamp(10);
         f2.SignalWithTimestamp(20);
 
@@ -64,7 +64,7 @@ public class SyncFileTests
     [Fact]
     public void Merge_InputsStayValidAndUnchanged()
     {
-        Fence f1 = Pending(), f2 = Pending();
+        FenceSource f1 = Pending(), f2 = Pending();
         SyncFile a = new(f1), b = new(f2);
 
         SyncFile.Merge("m", a, b);
@@ -111,7 +111,7 @@ public class SyncFileTests
     [Fact]
     public void Info_CountOnlyReturnsLeafCountAndWholeFenceStatus()
     {
-        Fence f1 = Pending(), f2 = Pending(), f3 = Pending();
+        FenceSource f1 = Pending(), f2 = Pending(), f3 = Pending();
         f1.Signal(-Errno.EIO);
         var file = new SyncFile(new FenceArray([f1, f2, f3]));
 
@@ -123,7 +123,7 @@ public class SyncFileTests
     [Fact]
     public void Info_FullQueryDescribesEveryLeafInUnwrapOrder()
     {
-        Fence f1 = Pending(), f2 = Pending();
+        FenceSource f1 = Pending(), f2 = Pending();
         f1.SignalWithTimestamp(-Errno.ETIMEDOUT, 555);
         var file = new SyncFile(new FenceArray([f1, f2]));
         var buffer = new SyncFenceInfo[2];
@@ -138,7 +138,7 @@ public class SyncFileTests
     [Fact]
     public void Info_AggregateStatusIsFirstNonPositiveInOrder_PendingBeforeError()
     {
-        Fence pending = Pending(), failed = Pending();
+        FenceSource pending = Pending(), failed = Pending();
         failed.Signal(-Errno.EIO);
         var file = new SyncFile(new FenceArray([pending, failed]));
 
@@ -150,7 +150,7 @@ public class SyncFileTests
     [Fact]
     public void Info_AggregateStatusIsFirstNonPositiveInOrder_ErrorBeforePending()
     {
-        Fence pending = Pending(), failed = Pending();
+        FenceSource pending = Pending(), failed = Pending();
         failed.Signal(-Errno.EIO);
         var file = new SyncFile(new FenceArray([failed, pending]));
 
@@ -162,7 +162,7 @@ public class SyncFileTests
     [Fact]
     public void Info_AllSignalledWithoutErrorIsOne()
     {
-        Fence f1 = Pending(), f2 = Pending();
+        FenceSource f1 = Pending(), f2 = Pending();
         f1.Signal();
         f2.Signal();
         var file = new SyncFile(new FenceArray([f1, f2]));

@@ -5,7 +5,7 @@ public class SyncObjTests
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(10);
 
-    private static Fence Pending() => new(FenceContext.Allocate(), 1);
+    private static FenceSource Pending() => new(FenceContext.Allocate(), 1);
 
     private static SyncObj Timeline(params Fence[] pointFences)
     {
@@ -40,7 +40,7 @@ public class SyncObjTests
         var signaled = new SyncObj(signaled: true);
 
         Assert.Null(empty.Fence);
-        Assert.True(signaled.Fence!.IsSignaledFlag);
+        Assert.True(signaled.Fence!.IsSignaled);
     }
 
     [Fact]
@@ -76,8 +76,8 @@ public class SyncObjTests
         s.Signal();
 
         Assert.NotSame(f, s.Fence);
-        Assert.True(s.Fence!.IsSignaledFlag);
-        Assert.False(f.IsSignaledFlag);
+        Assert.True(s.Fence!.IsSignaled);
+        Assert.False(f.IsSignaled);
     }
 
     [Fact]
@@ -286,20 +286,20 @@ public class SyncObjTests
     [Fact]
     public void Pitfall_WaitForEarlierPointDoesNotDependOnTheLaterPointsProducer()
     {
-        Fence f1 = Pending(), neverSignalled = Pending();
+        FenceSource f1 = Pending(), neverSignalled = Pending();
         var s = Timeline(f1, neverSignalled);
         SoonOnAnotherThread(() => f1.Signal());
 
         bool done = SyncObj.Wait([s], [1ul], Long, SyncObjWaitOptions.None, out _);
 
         Assert.True(done);
-        Assert.False(neverSignalled.IsSignaledFlag);
+        Assert.False(neverSignalled.IsSignaled);
     }
 
     [Fact]
     public void Pitfall_HostWaitOnTheFoundFenceOfAnEarlierPointEndsWithItsProducer()
     {
-        Fence f1 = Pending(), neverSignalled = Pending();
+        FenceSource f1 = Pending(), neverSignalled = Pending();
         var s = Timeline(f1, neverSignalled);
         Fence point1 = s.FindFence(1);
         SoonOnAnotherThread(() => f1.Signal());
@@ -372,7 +372,7 @@ public class SyncObjTests
     [Fact]
     public void WaitAny_ReportsTheIndexOfTheSignalledOne()
     {
-        Fence f0 = Pending(), f1 = Pending(), f2 = Pending();
+        FenceSource f0 = Pending(), f1 = Pending(), f2 = Pending();
         SyncObj[] objs = [Timeline(f0), Timeline(f1), Timeline(f2)];
         SoonOnAnotherThread(() => f2.Signal());
 
@@ -385,7 +385,7 @@ public class SyncObjTests
     [Fact]
     public void WaitAll_EndsOnlyWhenEverySignalledAndReportsTheFirstAlreadyDone()
     {
-        Fence f0 = Pending(), f1 = Pending(), f2 = Pending();
+        FenceSource f0 = Pending(), f1 = Pending(), f2 = Pending();
         f1.Signal();
         SyncObj[] objs = [Timeline(f0), Timeline(f1), Timeline(f2)];
         SoonOnAnotherThread(() =>
@@ -397,14 +397,14 @@ public class SyncObjTests
         bool done = SyncObj.Wait(objs, [1ul, 1, 1], Long, SyncObjWaitOptions.WaitAll, out int first);
 
         Assert.True(done);
-        Assert.True(f0.IsSignaledFlag && f2.IsSignaledFlag);
+        Assert.True(f0.IsSignaled && f2.IsSignaled);
         Assert.Equal(1, first);
     }
 
     [Fact]
     public void WaitAll_TimesOutWhileOneIsPending()
     {
-        Fence done = Pending();
+        FenceSource done = Pending();
         done.Signal();
         SyncObj[] objs = [Timeline(done), Timeline(Pending())];
 
@@ -492,7 +492,7 @@ public class SyncObjTests
         bool done = SyncObj.Wait([s], [3ul], Long, SyncObjWaitOptions.WaitForSubmit, out _);
 
         Assert.True(done);
-        Assert.True(f.IsSignaledFlag);
+        Assert.True(f.IsSignaled);
     }
 
     [Fact]
@@ -527,7 +527,7 @@ public class SyncObjTests
 
         Assert.True(done);
         Assert.Equal(0, first);
-        Assert.False(f.IsSignaledFlag);
+        Assert.False(f.IsSignaled);
     }
 
     [Fact]
@@ -698,7 +698,7 @@ public class SyncObjTests
 
         Assert.Equal(2ul, s.QueryPoint(lastSubmitted: true));
         Assert.False(s.FindFence(2).IsSignaled); // a host-signalled point still completes only after point 1
-        Assert.True(binary.Fence!.IsSignaledFlag);
+        Assert.True(binary.Fence!.IsSignaled);
     }
 
     [Fact]

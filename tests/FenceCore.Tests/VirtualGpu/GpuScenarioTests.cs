@@ -109,8 +109,8 @@ public class GpuScenarioTests
         GpuClient c = gpu.CreateClient("c");
         GpuJob first = c.Submit(Job(EngineKind.Graphics, 10 * Us));
         ulong foreignCtx = FenceContext.Allocate();
-        var older = new Fence(foreignCtx, 1);
-        var newer = new Fence(foreignCtx, 2);
+        var older = new FenceSource(foreignCtx, 1);
+        var newer = new FenceSource(foreignCtx, 2);
         GpuJob second = c.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [first.Finished, older, newer] });
 
         Assert.Equal([newer], second.EffectiveDependencies);
@@ -234,7 +234,7 @@ public class GpuScenarioTests
     {
         using Gpu gpu = NewGpu();
         GpuClient c = gpu.CreateClient("c");
-        var gate = new Fence(FenceContext.Allocate(), 1);
+        var gate = new FenceSource(FenceContext.Allocate(), 1);
         GpuJob running = c.Submit(Job(EngineKind.Graphics, 100 * Us));
         GpuJob waiting = c.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [gate] });
         GpuJob queued = c.Submit(Job(EngineKind.Graphics, 10 * Us));
@@ -276,7 +276,7 @@ public class GpuScenarioTests
     {
         using Gpu gpu = NewGpu(c => new GpuConfig { DependencyTimeout = TimeSpan.FromMilliseconds(5) });
         GpuClient c = gpu.CreateClient("c");
-        var never = new Fence(FenceContext.Allocate(), 1);
+        var never = new FenceSource(FenceContext.Allocate(), 1);
         GpuJob stuck = c.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [never] });
         GpuJob next = c.Submit(Job(EngineKind.Graphics, 10 * Us));
 
@@ -399,7 +399,7 @@ public class GpuScenarioTests
         {
             Engine = EngineKind.Graphics, DurationNs = 100 * Us, SyncObjSignals = [new(timeline, 1), new(binary, 0)],
         });
-        var external = new Fence(FenceContext.Allocate(), 1);
+        var external = new FenceSource(FenceContext.Allocate(), 1);
         GpuJob second = consumer.Submit(new JobDescription
         {
             Engine = EngineKind.Compute, DurationNs = 10 * Us,
