@@ -664,7 +664,7 @@ public sealed class Gpu : IDisposable
     private static (FenceUsage Usage, FenceUsage WaitFor) Usages(GpuClient client, bool write) =>
         client.ExplicitSync
             ? (FenceUsage.Bookkeep, FenceUsage.Kernel)
-            : (write ? FenceUsage.Write : FenceUsage.Read, FenceUsages.UsageRw(write));
+            : (write ? FenceUsage.Write : FenceUsage.Read, FenceUsages.WaitLevelFor(write));
 
     /// <summary>
     /// The scheduler's dependency rules: one fence per context (the later one), none of the job's own
@@ -1322,7 +1322,7 @@ public sealed class Gpu : IDisposable
 
         public void Run()
         {
-            Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.UsageRw(write));
+            Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.WaitLevelFor(write));
             if (wait is not null && wait.AddCallback(this))
             {
                 return; // still busy: try again when it signals

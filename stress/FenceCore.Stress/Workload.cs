@@ -246,7 +246,7 @@ internal sealed class Workload
     private void Export(GpuBuffer buffer, DmaBuf dmaBuf, bool write)
     {
         Interlocked.Increment(ref Exports);
-        Fence[] expected = buffer.Reservation.GetFences(FenceUsages.UsageRw(write));
+        Fence[] expected = buffer.Reservation.GetFences(FenceUsages.WaitLevelFor(write));
         long maxJob = _gpu.JobsSubmitted;
         SyncFile file = dmaBuf.ExportSyncFile(write ? DmaBufSync.Write : DmaBufSync.Read);
         _checker?.CheckExport(buffer, file.Fence, expected, maxJob);

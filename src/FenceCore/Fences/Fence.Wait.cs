@@ -169,6 +169,149 @@ public partial class Fence
         return true;
     }
 
+    /// <summary>
+    /// Waits asynchronously until any of <paramref name="fences"/> signals: the asynchronous
+    /// <see cref="WaitAny"/>, with the same result (the lowest index among those signalled when the wait
+    /// ends, or -1 on timeout), the same checks and no thread blocked.
+    /// </summary>
+    /// <param name="fences">The fences; copied when the call starts.</param>
+    /// <param name="timeout">Zero to poll without waiting; <see cref="Timeout.InfiniteTimeSpan"/> for no limit.</param>
+    /// <param name="cancellationToken">Interrupts the wait.</param>
+    /// <exception cref="ArgumentException">The set is empty.</exception>
+    /// <exception cref="ArgumentNullException">The list or an element is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled before any fence signalled.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
+    public static ValueTask<int> WaitAnyAsync(IReadOnlyList<Fence> fences, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        Fence[] set = CopySet(fences, nameof(fences));
+        ValidateTimeout(timeout, nameof(timeout));
+        int first = FirstSignaled(set);
+        if (first >= 0 || timeout == TimeSpan.Zero)
+        {
+            return new ValueTask<int>(first);
+        }
+
+        return cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<int>(cancellationToken)
+            : WaitAnySlowAsync(set, timeout, cancellationToken);
+    }
+
+    /// <summary>Waits asynchronously, without a timeout, until any of <paramref name="fences"/> signals.</summary>
+    /// <returns>The lowest index among those signalled when the wait ends.</returns>
+    /// <inheritdoc cref="WaitAnyAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
+    public static ValueTask<int> WaitAnyAsync(IReadOnlyList<Fence> fences, CancellationToken cancellationToken = default) =>
+        WaitAnyAsync(fences, Timeout.InfiniteTimeSpan, cancellationToken);
+
+    /// <summary>Waits asynchronously until every fence has signalled, sharing one timeout across them: the
+    /// asynchronous <see cref="WaitAll"/>.</summary>
+    /// <returns>True when all signalled; false on timeout.</returns>
+    /// <inheritdoc cref="WaitAnyAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
+    public static ValueTask<bool> WaitAllAsync(IReadOnlyList<Fence> fences, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        Fence[] set = CopySet(fences, nameof(fences));
+        ValidateTimeout(timeout, nameof(timeout));
+        for (int i = 0; i < set.Length; i++)
+        {
+            if (!set[i].Poll())
+            {
+                return timeout == TimeSpan.Zero ? new ValueTask<bool>(false) : WaitAllSlowAsync(set, i, timeout, cancellationToken);
+            }
+        }
+
+        return new ValueTask<bool>(true);
+    }
+
+    /// <summary>Waits asynchronously, without a timeout, until every fence has signalled.</summary>
+    /// <inheritdoc cref="WaitAnyAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
+    public static async ValueTask WaitAllAsync(IReadOnlyList<Fence> fences, CancellationToken cancellationToken = default) =>
+        await WaitAllAsync(fences, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
+
+    private static async ValueTask<int> WaitAnySlowAsync(Fence[] fences, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var gate = new WaitGate(blocking: false);
+        var nodes = new WaitGateCallback?[fences.Length];
+        try
+        {
+            for (int i = 0; i < fences.Length; i++)
+            {
+                var node = new WaitGateCallback(gate);
+                if (!fences[i].AddCallback(node))
+                {
+                    return i;
+                }
+
+                nodes[i] = node;
+            }
+
+            long start = FenceClock.NowNs;
+            while (true)
+            {
+                gate.Reset(); // before the check: a signal after it leaves the gate set
+                int first = FirstSignaled(fences);
+                if (first >= 0)
+                {
+                    return first;
+                }
+
+                TimeSpan remaining = Remaining(timeout, start);
+                if (remaining == TimeSpan.Zero)
+                {
+                    return -1;
+                }
+
+                try
+                {
+                    await gate.WaitAsync(remaining, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (FirstSignaled(fences) >= 0)
+                {
+                    // A signal that was already visible wins over the cancellation; the loop reports it.
+                }
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < nodes.Length; i++)
+            {
+                if (nodes[i] is { } node)
+                {
+                    fences[i].RemoveCallback(node);
+                }
+            }
+        }
+    }
+
+    private static async ValueTask<bool> WaitAllSlowAsync(Fence[] fences, int from, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        long start = FenceClock.NowNs;
+        for (int i = from; i < fences.Length; i++)
+        {
+            if (!fences[i].Poll() && !await fences[i].WaitAsync(Remaining(timeout, start), cancellationToken).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static Fence[] CopySet(IReadOnlyList<Fence> fences, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(fences, paramName);
+        var set = new Fence[fences.Count];
+        for (int i = 0; i < set.Length; i++)
+        {
+            set[i] = fences[i];
+        }
+
+        ValidateSet(set, paramName);
+        return set;
+    }
+
     /// <summary>Waits asynchronously until the fence signals. Completes synchronously, without allocating,
     /// when it already has.</summary>
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>

@@ -704,6 +704,36 @@ public partial class Fence
     }
 
     /// <summary>
+    /// Registers <paramref name="callback"/> to run with <paramref name="state"/> when the fence signals,
+    /// following the <see cref="CancellationToken.Register(Action{object?, CancellationToken}, object?)"/> idiom:
+    /// dispose the returned registration (or call <see cref="FenceCallbackRegistration.Unregister"/>) to
+    /// remove it. Allocates one node; a static lambda with the state avoids a closure.
+    /// </summary>
+    /// <remarks>Unlike <c>dma_fence_add_callback</c> (and <see cref="AddCallback(FenceCallback)"/>), a fence
+    /// that has already signalled runs the callback at once, on the caller's thread, as a cancelled token
+    /// does, and the registration returned is empty. A callback that throws there throws to the caller,
+    /// who is the callback's own owner; on a signalling thread it goes to <see cref="OnCallbackFailed"/>.</remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="callback"/> is null.</exception>
+    public FenceCallbackRegistration AddCallback(Action<Fence, object?> callback, object? state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var node = new StateCallback(callback, state);
+        if (AddCallback(node))
+        {
+            return new FenceCallbackRegistration(this, node);
+        }
+
+        callback(this, state);
+        return default;
+    }
+
+    /// <summary>A delegate with its state, for <see cref="AddCallback(Action{Fence, object?}, object?)"/>.</summary>
+    private sealed class StateCallback(Action<Fence, object?> callback, object? state) : FenceCallback
+    {
+        protected internal override void Invoke(Fence fence) => callback(fence, state);
+    }
+
+    /// <summary>
     /// Removes a queued callback. Mirrors <c>dma_fence_remove_callback</c>.
     /// </summary>
     /// <returns>True if it was still queued on a pending fence and now will never run; false if it has run,

@@ -30,9 +30,10 @@ public static class FenceUsages
     /// <summary>
     /// The level a new access must wait for: a writer waits for readers and writers (<see cref="FenceUsage.Read"/>),
     /// a reader only for writers (<see cref="FenceUsage.Write"/>); kernel fences are included either way.
-    /// Mirrors <c>dma_resv_usage_rw</c>. It is not the level to add a fence at.
+    /// Mirrors <c>dma_resv_usage_rw</c>, named for what it returns. It is not the level to add a fence at.
     /// </summary>
-    public static FenceUsage UsageRw(bool write) => write ? FenceUsage.Read : FenceUsage.Write;
+    /// <param name="write">True for the level a writer waits for, false for a reader's.</param>
+    public static FenceUsage WaitLevelFor(bool write) => write ? FenceUsage.Read : FenceUsage.Write;
 
     /// <summary>The kernel's lower-case name: kernel, write, read or bookkeep.</summary>
     public static string Name(this FenceUsage usage) => usage switch

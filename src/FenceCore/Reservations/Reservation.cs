@@ -156,7 +156,7 @@ public sealed class Reservation
     /// </summary>
     /// <param name="fence">The new fence (a leaf).</param>
     /// <param name="usage">The usage to add it with.</param>
-    /// <param name="waitFor">The level the new access must wait for, usually <see cref="FenceUsages.UsageRw"/>.</param>
+    /// <param name="waitFor">The level the new access must wait for, usually <see cref="FenceUsages.WaitLevelFor"/>.</param>
     /// <param name="dependencies">Receives the dependencies (cleared of this object's earlier tries on retry).</param>
     public void AddFenceWithDependencies(Fence fence, FenceUsage usage, FenceUsage waitFor, List<Fence> dependencies)
     {
@@ -424,6 +424,7 @@ public sealed class Reservation
 
     /// <summary>Waits asynchronously, as <see cref="Wait"/> does. Completes synchronously without
     /// allocating when nothing is pending.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
     public ValueTask<bool> WaitAsync(FenceUsage usage, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
@@ -439,6 +440,37 @@ public sealed class Reservation
         }
 
         return new ValueTask<bool>(true);
+    }
+
+    /// <summary>Waits asynchronously, without a timeout, until every fence with usage ≤ <paramref name="usage"/>
+    /// of the current snapshot has signalled. Completes synchronously without allocating when nothing is
+    /// pending.</summary>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
+    public ValueTask WaitAsync(FenceUsage usage, CancellationToken cancellationToken = default)
+    {
+        ReservationEntry[] snapshot = Volatile.Read(ref _entries);
+        for (int i = 0; i < snapshot.Length; i++)
+        {
+            if (snapshot[i].Usage <= usage && !snapshot[i].Fence.Poll())
+            {
+                return WaitSlowAsync(snapshot, i, usage, cancellationToken);
+            }
+        }
+
+        return default;
+    }
+
+    private static async ValueTask WaitSlowAsync(ReservationEntry[] snapshot, int from, FenceUsage usage, CancellationToken cancellationToken)
+    {
+        for (int i = from; i < snapshot.Length; i++)
+        {
+            ReservationEntry e = snapshot[i];
+            if (e.Usage <= usage && !e.Fence.Poll())
+            {
+                await e.Fence.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     private static async ValueTask<bool> WaitSlowAsync(ReservationEntry[] snapshot, int from, FenceUsage usage, TimeSpan timeout, CancellationToken cancellationToken)

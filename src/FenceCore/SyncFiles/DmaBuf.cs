@@ -78,7 +78,7 @@ public sealed class DmaBuf
     public SyncFile ExportSyncFile(DmaBufSync flags)
     {
         ValidateDirection(flags, "DMA_BUF_IOCTL_EXPORT_SYNC_FILE");
-        FenceUsage usage = FenceUsages.UsageRw((flags & DmaBufSync.Write) != 0);
+        FenceUsage usage = FenceUsages.WaitLevelFor((flags & DmaBufSync.Write) != 0);
         return new SyncFile(Reservation.GetSingleton(usage) ?? Fence.Stub);
     }
 
@@ -141,12 +141,12 @@ public sealed class DmaBuf
     /// Poll-style readiness: readable (<c>EPOLLIN</c>) when no writer (or KERNEL fence) is pending,
     /// writable (<c>EPOLLOUT</c>) when no reader or writer is pending. Mirrors <c>dma_buf_poll</c>.
     /// </summary>
-    public bool IsReady(bool write) => Reservation.TestSignaled(FenceUsages.UsageRw(write));
+    public bool IsReady(bool write) => Reservation.TestSignaled(FenceUsages.WaitLevelFor(write));
 
     /// <summary>Completes when the buffer becomes readable (<paramref name="write"/> false) or writable,
     /// for the fences present now; true if ready, false on timeout.</summary>
     public ValueTask<bool> PollAsync(bool write, TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Reservation.WaitAsync(FenceUsages.UsageRw(write), timeout, cancellationToken);
+        Reservation.WaitAsync(FenceUsages.WaitLevelFor(write), timeout, cancellationToken);
 
     /// <summary>
     /// Begins CPU access in the direction of <paramref name="flags"/> (READ, WRITE or both), waiting for
@@ -158,7 +158,7 @@ public sealed class DmaBuf
     public bool BeginCpuAccess(DmaBufSync flags, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ValidateDirection(flags, "DMA_BUF_IOCTL_SYNC(START)");
-        if (!Reservation.Wait(FenceUsages.UsageRw((flags & DmaBufSync.Write) != 0), timeout, cancellationToken))
+        if (!Reservation.Wait(FenceUsages.WaitLevelFor((flags & DmaBufSync.Write) != 0), timeout, cancellationToken))
         {
             return false;
         }
@@ -224,7 +224,7 @@ public sealed class DmaBuf
 
         try
         {
-            Reservation.Wait(FenceUsages.UsageRw((flags & (ulong)DmaBufSync.Write) != 0), Timeout.InfiniteTimeSpan, cancellationToken);
+            Reservation.Wait(FenceUsages.WaitLevelFor((flags & (ulong)DmaBufSync.Write) != 0), Timeout.InfiniteTimeSpan, cancellationToken);
         }
         catch (OperationCanceledException)
         {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using FenceCore.Internal;
 
@@ -8,8 +9,8 @@ namespace FenceCore;
 [Flags]
 public enum SyncObjWaitOptions
 {
-    /// <summary>Wait for any one syncobj.</summary>
-    None = 0,
+    /// <summary>Wait for any one syncobj (no flag set: the kernel's default).</summary>
+    WaitAny = 0,
 
     /// <summary>Wait for every syncobj instead of any one (<c>WAIT_ALL</c>).</summary>
     WaitAll = 1,
@@ -24,6 +25,12 @@ public enum SyncObjWaitOptions
     /// <summary>Set the given deadline on the fences waited for (<c>WAIT_DEADLINE</c>).</summary>
     WaitDeadline = 8,
 }
+
+/// <summary>The result of <see cref="SyncObj.WaitAsync"/>: what the blocking wait returns and reports.</summary>
+/// <param name="Signaled">True when the condition was met; false when the wait timed out (-ETIME).</param>
+/// <param name="FirstSignaled">For a wait-any, the lowest index found complete when the wait ended; for
+/// wait-all, the lowest index already complete when it started; -1 when none (the kernel's ~0).</param>
+public readonly record struct SyncObjWaitResult(bool Signaled, int FirstSignaled);
 
 /// <summary>Flags of <see cref="SyncObj.Query"/> (<c>DRM_SYNCOBJ_QUERY_FLAGS_*</c>).</summary>
 [Flags]
@@ -387,7 +394,7 @@ public sealed class SyncObj
     /// <param name="pad">Must be 0.</param>
     /// <exception cref="FenceErrnoException">-EINVAL for a non-zero pad, other flags, or a source point not
     /// submitted; -ENOENT for a null syncobj; -ETIME when waiting for submission timed out.</exception>
-    public static void Transfer(SyncObj? src, ulong srcPoint, SyncObj? dst, ulong dstPoint, SyncObjWaitOptions flags = SyncObjWaitOptions.None, uint pad = 0)
+    public static void Transfer(SyncObj? src, ulong srcPoint, SyncObj? dst, ulong dstPoint, SyncObjWaitOptions flags = SyncObjWaitOptions.WaitAny, uint pad = 0)
     {
         if (pad != 0 || (flags & ~SyncObjWaitOptions.WaitForSubmit) != 0)
         {
@@ -475,15 +482,58 @@ public sealed class SyncObj
             return true;
         }
 
-        bool waitAll = (flags & SyncObjWaitOptions.WaitAll) != 0;
+        WaitEntry[] entries = Capture(syncobjs, points, flags, deadlineNs);
+        ValueTask<SyncObjWaitResult> wait = WaitCoreAsync(entries, timeoutAbsNs, flags, new WaitGate(blocking: true), cancellationToken);
+        Debug.Assert(wait.IsCompleted, "a blocking gate completes the wait synchronously");
+        SyncObjWaitResult result = wait.GetAwaiter().GetResult();
+        firstSignaled = result.FirstSignaled;
+        return result.Signaled;
+    }
+
+    /// <summary>
+    /// The asynchronous <c>DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT</c>: the same rules, checks and results as the
+    /// blocking <see cref="Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, TimeSpan, SyncObjWaitOptions, out int, CancellationToken)"/>,
+    /// without a thread blocked while it waits.
+    /// </summary>
+    /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
+    /// <param name="points">One point per syncobj (0: its current fence).</param>
+    /// <param name="timeout">How long to wait; <see cref="TimeSpan.Zero"/> polls once,
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits without limit.</param>
+    /// <param name="flags">The wait flags.</param>
+    /// <param name="cancellationToken">Interrupts the wait (-ERESTARTSYS).</param>
+    /// <returns>Whether the condition was met (false: timed out) and the first signalled index, as the
+    /// blocking wait reports them.</returns>
+    /// <exception cref="FenceErrnoException">As the blocking wait, thrown before anything is waited for.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    public static ValueTask<SyncObjWaitResult> WaitAsync(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, SyncObjWaitOptions flags, CancellationToken cancellationToken = default)
+    {
+        Fence.ValidateTimeout(timeout, nameof(timeout));
+        long timeoutAbsNs = AbsoluteDeadline(timeout);
+        if ((flags & ~KnownWaitOptions) != 0)
+        {
+            ThrowHelper.ThrowErrno(-Errno.EINVAL, "SYNCOBJ_WAIT: unknown flags");
+        }
+
+        ValidatePoints(syncobjs, points, "SYNCOBJ_WAIT");
+        ValidateHandles(syncobjs, "SYNCOBJ_WAIT");
+        if (syncobjs.IsEmpty)
+        {
+            return new ValueTask<SyncObjWaitResult>(new SyncObjWaitResult(true, -1));
+        }
+
+        WaitEntry[] entries = Capture(syncobjs, points, flags, 0);
+        return WaitCoreAsync(entries, timeoutAbsNs, flags, new WaitGate(blocking: false), cancellationToken);
+    }
+
+    /// <summary>Captures every fence first; a missing one without wait-for-submit fails before any wait.</summary>
+    private static WaitEntry[] Capture(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, SyncObjWaitOptions flags, long deadlineNs)
+    {
         bool forSubmit = (flags & SyncObjWaitOptions.WaitForSubmit) != 0;
         bool available = (flags & SyncObjWaitOptions.WaitAvailable) != 0;
         var entries = new WaitEntry[syncobjs.Length];
-
-        // Capture every fence first; a missing one without wait-for-submit fails before any wait.
         for (int i = 0; i < syncobjs.Length; i++)
         {
-            entries[i] = new WaitEntry();
+            entries[i] = new WaitEntry(syncobjs[i]!, points[i]);
             if (syncobjs[i]!.TryFindFence(points[i], out Fence? fence))
             {
                 entries[i].Fence = fence;
@@ -503,11 +553,16 @@ public sealed class SyncObj
             }
         }
 
-        // Not disposed: a callback that lost the race with Disarm may still set it after the wait returns.
-        // Without a wait handle ever requested it holds no OS resource, so the GC reclaims it.
-#pragma warning disable CA2000 // see above
-        var gate = new ManualResetEventSlim(false);
-#pragma warning restore CA2000
+        return entries;
+    }
+
+    /// <summary>The wait loop, shared by the blocking and the asynchronous wait (the gate decides which).</summary>
+    private static async ValueTask<SyncObjWaitResult> WaitCoreAsync(WaitEntry[] entries, long timeoutAbsNs, SyncObjWaitOptions flags, WaitGate gate, CancellationToken cancellationToken)
+    {
+        bool waitAll = (flags & SyncObjWaitOptions.WaitAll) != 0;
+        bool forSubmit = (flags & SyncObjWaitOptions.WaitForSubmit) != 0;
+        bool available = (flags & SyncObjWaitOptions.WaitAvailable) != 0;
+        int firstSignaled = -1;
         try
         {
             bool firstPass = true;
@@ -520,7 +575,7 @@ public sealed class SyncObj
                     WaitEntry e = entries[i];
                     if (e.Fence is null && (forSubmit || available))
                     {
-                        e.Resolve(syncobjs[i]!, points[i], gate);
+                        e.Resolve(gate);
                     }
 
                     if (e.Fence is null || !(available || e.IsComplete(gate)))
@@ -530,8 +585,7 @@ public sealed class SyncObj
 
                     if (!waitAll)
                     {
-                        firstSignaled = i;
-                        return true;
+                        return new SyncObjWaitResult(true, i);
                     }
 
                     if (firstPass && firstSignaled < 0)
@@ -545,22 +599,22 @@ public sealed class SyncObj
                 firstPass = false;
                 if (complete == entries.Length)
                 {
-                    return true;
+                    return new SyncObjWaitResult(true, firstSignaled);
                 }
 
                 TimeSpan remaining = RemainingUntil(timeoutAbsNs);
                 if (remaining == TimeSpan.Zero)
                 {
-                    return false;
+                    return new SyncObjWaitResult(false, firstSignaled);
                 }
 
                 try
                 {
-                    gate.Wait(remaining, cancellationToken);
+                    await gate.WaitAsync(remaining, cancellationToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (AllComplete(entries, waitAll, available, ref firstSignaled))
                 {
-                    return true; // the condition was met before the cancellation was seen
+                    return new SyncObjWaitResult(true, firstSignaled); // the condition was met before the cancellation was seen
                 }
             }
         }
@@ -771,17 +825,16 @@ public sealed class SyncObj
     }
 
     /// <summary>One syncobj of a wait: the captured fence and its two callback nodes.</summary>
-    private sealed class WaitEntry
+    private sealed class WaitEntry(SyncObj syncobj, ulong point)
     {
-        private GateCallback? _fenceNode;
+        private WaitGateCallback? _fenceNode;
         private SubmitWaiter? _submit;
-        private SyncObj? _syncobj;
 
         /// <summary>The captured fence; written only by the waiting thread.</summary>
         public Fence? Fence;
 
         /// <summary>True when the fence has signalled; otherwise makes sure a callback will open the gate.</summary>
-        public bool IsComplete(ManualResetEventSlim gate)
+        public bool IsComplete(WaitGate gate)
         {
             Fence fence = Fence!;
             if (fence.Poll())
@@ -791,7 +844,7 @@ public sealed class SyncObj
 
             if (_fenceNode is null)
             {
-                _fenceNode = new GateCallback(gate);
+                _fenceNode = new WaitGateCallback(gate);
                 if (!fence.AddCallback(_fenceNode))
                 {
                     return true; // signalled in between
@@ -802,11 +855,10 @@ public sealed class SyncObj
         }
 
         /// <summary>Captures the point's fence, registering a submit waiter the first time it is missing.</summary>
-        public void Resolve(SyncObj syncobj, ulong point, ManualResetEventSlim gate)
+        public void Resolve(WaitGate gate)
         {
             if (_submit is null)
             {
-                _syncobj = syncobj;
                 _submit = syncobj.AddSubmitWaiter(point, gate.Set);
             }
 
@@ -831,14 +883,9 @@ public sealed class SyncObj
 
             if (_submit is not null)
             {
-                _syncobj!.RemoveSubmitWaiter(_submit);
+                syncobj.RemoveSubmitWaiter(_submit);
             }
         }
     }
 
-    /// <summary>Opens the wait's gate when the fence it is queued on signals.</summary>
-    private sealed class GateCallback(ManualResetEventSlim gate) : FenceCallback
-    {
-        protected internal override void Invoke(Fence fence) => gate.Set();
-    }
 }

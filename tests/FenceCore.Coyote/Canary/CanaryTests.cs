@@ -98,6 +98,17 @@ public sealed class CanaryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void WaitGateResetAfterTheCheck_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () => FenceCore.Coyote.SyncFiles.WaitGateScenario.Run(resetBeforeCheck: false),
+            CoyoteHarness.DefaultIterations, configure: null, nameof(WaitGateResetAfterTheCheck_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded lost wake-up in the wait gate.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("eadlock", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
+    [Fact]
     public void BrokenRemoveWithoutCas_TraceReplaysTheSameBug()
     {
         CoyoteHarness.Outcome found = CoyoteHarness.Explore(output, RemoveRacesSignal, CoyoteHarness.DefaultIterations,

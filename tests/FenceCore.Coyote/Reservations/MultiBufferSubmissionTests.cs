@@ -67,7 +67,7 @@ public sealed class MultiBufferSubmissionTests(ITestOutputHelper output)
 
         foreach (Reservation r in job.Objects)
         {
-            ctx.AddFence(r, job.Fence, FenceUsage.Write, FenceUsages.UsageRw(write: true), job.Dependencies);
+            ctx.AddFence(r, job.Fence, FenceUsage.Write, FenceUsages.WaitLevelFor(write: true), job.Dependencies);
         }
 
         foreach (Reservation r in job.Objects)
@@ -82,7 +82,7 @@ public sealed class MultiBufferSubmissionTests(ITestOutputHelper output)
     private static void SubmitLockFree(Job job)
     {
         Specification.Assert(job.Objects.Length == 1, "a lock-free writer touches one object");
-        job.Objects[0].AddFenceWithDependencies(job.Fence, FenceUsage.Write, FenceUsages.UsageRw(write: true), job.Dependencies);
+        job.Objects[0].AddFenceWithDependencies(job.Fence, FenceUsage.Write, FenceUsages.WaitLevelFor(write: true), job.Dependencies);
     }
 
     /// <summary>No fence signals in these scenarios, so every job that shares an object with another must

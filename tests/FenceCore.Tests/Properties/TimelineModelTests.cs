@@ -59,7 +59,7 @@ public class TimelineModelTests
                             int upTo = points.FindIndex(x => x.Point >= p);
                             bool done = points.Take(upTo + 1).All(x => x.Fence.IsSignaled);
                             Assert.Equal(done, f!.IsSignaled);
-                            Assert.Equal(done, SyncObj.Wait([syncobj], [p], TimeSpan.Zero, SyncObjWaitOptions.None, out _));
+                            Assert.Equal(done, SyncObj.Wait([syncobj], [p], TimeSpan.Zero, SyncObjWaitOptions.WaitAny, out _));
                             if (op.Kind == 3)
                             {
                                 var binary = new SyncObj();

@@ -161,7 +161,7 @@ public class TimelineGuaranteeTests
         {
             try
             {
-                result = SyncObj.Wait([syncobj], [0ul], Long, SyncObjWaitOptions.None, out _, cts.Token);
+                result = SyncObj.Wait([syncobj], [0ul], Long, SyncObjWaitOptions.WaitAny, out _, cts.Token);
             }
             catch (OperationCanceledException ex)
             {

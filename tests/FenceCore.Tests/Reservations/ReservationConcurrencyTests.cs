@@ -225,7 +225,7 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
                 FenceUsage usage = write ? FenceUsage.Write : FenceUsage.Read;
                 if (set.Length == 1)
                 {
-                    set[0].AddFenceWithDependencies(fence, usage, FenceUsages.UsageRw(write), deps);
+                    set[0].AddFenceWithDependencies(fence, usage, FenceUsages.WaitLevelFor(write), deps);
                 }
                 else
                 {
@@ -233,7 +233,7 @@ public class ReservationConcurrencyTests(ITestOutputHelper output)
                     ctx.LockAll(set);
                     foreach (Reservation obj in set)
                     {
-                        ctx.AddFence(obj, fence, usage, FenceUsages.UsageRw(write), deps);
+                        ctx.AddFence(obj, fence, usage, FenceUsages.WaitLevelFor(write), deps);
                     }
 
                     ctx.UnlockAll();

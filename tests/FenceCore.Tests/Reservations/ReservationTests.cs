@@ -36,10 +36,10 @@ public class ReservationTests
     }
 
     [Fact]
-    public void UsageRw_WriterWaitsForReadersReaderForWriters()
+    public void WaitLevelFor_WriterWaitsForReadersReaderForWriters()
     {
-        Assert.Equal(FenceUsage.Read, FenceUsages.UsageRw(write: true));
-        Assert.Equal(FenceUsage.Write, FenceUsages.UsageRw(write: false));
+        Assert.Equal(FenceUsage.Read, FenceUsages.WaitLevelFor(write: true));
+        Assert.Equal(FenceUsage.Write, FenceUsages.WaitLevelFor(write: false));
     }
 
     [Fact]

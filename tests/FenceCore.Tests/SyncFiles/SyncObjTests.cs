@@ -145,7 +145,7 @@ public class SyncObjTests
             f.Signal();
         });
 
-        bool done = SyncObj.Wait([s], FenceClock.NowNs + (long)Long.TotalNanoseconds, SyncObjWaitOptions.None, out int first);
+        bool done = SyncObj.Wait([s], FenceClock.NowNs + (long)Long.TotalNanoseconds, SyncObjWaitOptions.WaitAny, out int first);
 
         Assert.True(done);
         Assert.Equal(0, first);
@@ -158,7 +158,7 @@ public class SyncObjTests
 
     [Fact]
     public void BinaryWait_NullFenceWithoutWaitForSubmitIsEinval() =>
-        Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.Wait([new SyncObj()], 0, SyncObjWaitOptions.None, out _)).Errno);
+        Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.Wait([new SyncObj()], 0, SyncObjWaitOptions.WaitAny, out _)).Errno);
 
     // ---------------------------------------------------------------------------------------------
     // Timeline
@@ -290,7 +290,7 @@ public class SyncObjTests
         var s = Timeline(f1, neverSignalled);
         SoonOnAnotherThread(() => f1.Signal());
 
-        bool done = SyncObj.Wait([s], [1ul], Long, SyncObjWaitOptions.None, out _);
+        bool done = SyncObj.Wait([s], [1ul], Long, SyncObjWaitOptions.WaitAny, out _);
 
         Assert.True(done);
         Assert.False(neverSignalled.IsSignaled);
@@ -376,7 +376,7 @@ public class SyncObjTests
         SyncObj[] objs = [Timeline(f0), Timeline(f1), Timeline(f2)];
         SoonOnAnotherThread(() => f2.Signal());
 
-        bool done = SyncObj.Wait(objs, [1ul, 1, 1], Long, SyncObjWaitOptions.None, out int first);
+        bool done = SyncObj.Wait(objs, [1ul, 1, 1], Long, SyncObjWaitOptions.WaitAny, out int first);
 
         Assert.True(done);
         Assert.Equal(2, first);
@@ -418,7 +418,7 @@ public class SyncObjTests
     {
         var s = Timeline(Pending());
 
-        bool ok = SyncObj.Wait([s], [1ul], 1, SyncObjWaitOptions.None, out int first);
+        bool ok = SyncObj.Wait([s], [1ul], 1, SyncObjWaitOptions.WaitAny, out int first);
 
         Assert.False(ok);
         Assert.Equal(-1, first);
@@ -431,7 +431,7 @@ public class SyncObjTests
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(30));
 
         Assert.ThrowsAny<OperationCanceledException>(() =>
-            SyncObj.Wait([s], [1ul], Long, SyncObjWaitOptions.None, out _, cts.Token));
+            SyncObj.Wait([s], [1ul], Long, SyncObjWaitOptions.WaitAny, out _, cts.Token));
     }
 
     [Fact]
@@ -448,7 +448,7 @@ public class SyncObjTests
     {
         var s = Timeline(Pending());
 
-        var ex = Errno(() => SyncObj.Wait([s], [2ul], Long, SyncObjWaitOptions.None, out _));
+        var ex = Errno(() => SyncObj.Wait([s], [2ul], Long, SyncObjWaitOptions.WaitAny, out _));
 
         Assert.Equal(-FenceCore.Errno.EINVAL, ex.Errno);
     }
@@ -474,7 +474,7 @@ public class SyncObjTests
     [Fact]
     public void Wait_PointsOfAnotherLengthIsEinval() =>
         Assert.Equal(-FenceCore.Errno.EINVAL,
-            Errno(() => SyncObj.Wait([new SyncObj(true)], [0ul, 0], 0, SyncObjWaitOptions.None, out _)).Errno);
+            Errno(() => SyncObj.Wait([new SyncObj(true)], [0ul, 0], 0, SyncObjWaitOptions.WaitAny, out _)).Errno);
 
     [Fact]
     public void WaitForSubmit_WaitsForThePointToBeSubmittedAndSignalled()
