@@ -37,6 +37,12 @@ public static class Errno
     public const int EDEADLK = 35;
     /// <summary>No data available.</summary>
     public const int ENODATA = 61;
+    /// <summary>Too many open files (the descriptor table is full).</summary>
+    public const int EMFILE = 24;
+    /// <summary>No space left (an id allocator is exhausted).</summary>
+    public const int ENOSPC = 28;
+    /// <summary>Operation not supported (the driver lacks the feature).</summary>
+    public const int EOPNOTSUPP = 95;
     /// <summary>Timer expired.</summary>
     public const int ETIME = 62;
     /// <summary>Connection timed out: the guilty job of an engine reset.</summary>
@@ -67,6 +73,9 @@ public static class Errno
         ENODEV => "ENODEV",
         EINVAL => "EINVAL",
         ENOTTY => "ENOTTY",
+        EMFILE => "EMFILE",
+        ENOSPC => "ENOSPC",
+        EOPNOTSUPP => "EOPNOTSUPP",
         EDEADLK => "EDEADLK",
         ENODATA => "ENODATA",
         ETIME => "ETIME",

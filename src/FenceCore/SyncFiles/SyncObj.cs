@@ -265,7 +265,7 @@ public sealed class SyncObj
         }
 
         var ready = new FenceSource(FenceContext.Stub, 0);
-        SubmitWaiter waiter = AddSubmitWaiter(point, () => ready.Signal());
+        SubmitWaiter waiter = AddSubmitWaiter(point, _ => ready.Signal());
         try
         {
             if (waiter.Captured is null && !ready.Wait(timeout, cancellationToken) && waiter.Captured is null)
@@ -648,7 +648,7 @@ public sealed class SyncObj
     /// the point findable captures its fence, under the lock, and calls <paramref name="onCaptured"/>
     /// after releasing it. Mirrors <c>drm_syncobj_fence_add_wait</c>.
     /// </summary>
-    internal SubmitWaiter AddSubmitWaiter(ulong point, Action onCaptured)
+    internal SubmitWaiter AddSubmitWaiter(ulong point, Action<SubmitWaiter> onCaptured)
     {
         var waiter = new SubmitWaiter(point, onCaptured);
         lock (_writeLock)
@@ -664,6 +664,36 @@ public sealed class SyncObj
         }
 
         return waiter;
+    }
+
+    /// <summary>
+    /// Registers a one-shot notification of <paramref name="eventFd"/> for <paramref name="point"/>. Mirrors
+    /// <c>drm_syncobj_add_eventfd</c>: once the point is available (a fence is submitted for it) the
+    /// registration is bound to that fence; with <paramref name="available"/> the eventfd is signalled then,
+    /// otherwise when the bound fence signals (at once if it already has). A later replacement of the
+    /// syncobj's fence does not affect a bound registration.
+    /// </summary>
+    internal void AddEventFd(ulong point, bool available, Uapi.EventFd eventFd)
+    {
+        SubmitWaiter waiter = AddSubmitWaiter(point, w => BindEventFd(Volatile.Read(ref w.Captured)!, available, eventFd));
+        if (waiter.Captured is { } now)
+        {
+            BindEventFd(now, available, eventFd); // available at registration: fires during the ioctl when satisfied
+        }
+    }
+
+    private static void BindEventFd(Fence fence, bool available, Uapi.EventFd eventFd)
+    {
+        if (available || !fence.AddCallback(new EventFdCallback(eventFd)))
+        {
+            eventFd.Signal();
+        }
+    }
+
+    /// <summary>Signals an eventfd when the fence it is queued on signals, with or without an error.</summary>
+    private sealed class EventFdCallback(Uapi.EventFd eventFd) : FenceCallback
+    {
+        protected internal override void Invoke(Fence fence) => eventFd.Signal();
     }
 
     /// <summary>Unregisters a waiter (captured or not). Mirrors <c>drm_syncobj_remove_wait</c>.</summary>
@@ -716,7 +746,7 @@ public sealed class SyncObj
 
         foreach (SubmitWaiter w in captured)
         {
-            w.OnCaptured();
+            w.OnCaptured(w);
         }
     }
 
@@ -743,7 +773,7 @@ public sealed class SyncObj
     }
 
     /// <summary>One wait for a point's submission: the point, the fence captured for it, the wake-up.</summary>
-    internal sealed class SubmitWaiter(ulong point, Action onCaptured)
+    internal sealed class SubmitWaiter(ulong point, Action<SubmitWaiter> onCaptured)
     {
         public ulong Point { get; } = point;
 
@@ -751,7 +781,8 @@ public sealed class SyncObj
         /// under the syncobj's lock, with Volatile.Write; read with Volatile.Read after the wake-up.</summary>
         public Fence? Captured;
 
-        public Action OnCaptured { get; } = onCaptured;
+        /// <summary>Called with the waiter once a writer has captured its fence, after the lock is released.</summary>
+        public Action<SubmitWaiter> OnCaptured { get; } = onCaptured;
     }
 
     private static void ThrowNotSubmitted(ulong point) =>
@@ -859,7 +890,7 @@ public sealed class SyncObj
         {
             if (_submit is null)
             {
-                _submit = syncobj.AddSubmitWaiter(point, gate.Set);
+                _submit = syncobj.AddSubmitWaiter(point, _ => gate.Set());
             }
 
             TakeCaptured();

@@ -32,7 +32,7 @@ public sealed class SyncObjTests(ITestOutputHelper output)
     private static Fence WaitForSubmit(SyncObj s, ulong point)
     {
         var woken = new StrongBox<int>();
-        SyncObj.SubmitWaiter waiter = s.AddSubmitWaiter(point, () => Volatile.Write(ref woken.Value, 1));
+        SyncObj.SubmitWaiter waiter = s.AddSubmitWaiter(point, _ => Volatile.Write(ref woken.Value, 1));
         try
         {
             while (Volatile.Read(ref waiter.Captured) is null)
