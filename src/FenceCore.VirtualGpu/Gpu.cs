@@ -317,7 +317,7 @@ public sealed class Gpu : IDisposable
         ValidateDescription(desc);
         if (IsLost)
         {
-            throw new InvalidOperationException("The device is lost (-ENODEV): no job can be submitted.");
+            throw new FenceErrnoException(-Errno.ENODEV, "The device is lost: no job can be submitted");
         }
 
         SchedEntity entity = client.EntityFor(desc.Engine);

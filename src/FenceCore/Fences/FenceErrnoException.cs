@@ -3,14 +3,23 @@ using System.Globalization;
 namespace FenceCore;
 
 /// <summary>
-/// A failure of an ioctl-shaped operation (sync file, syncobj) that carries the Linux errno the kernel
-/// would return, so a simulator can hand it back to its caller verbatim.
+/// An operation the kernel would refuse with an errno because of the state it found (a point not
+/// submitted, a device lost, a handle that names nothing), carrying that errno so a simulator can hand
+/// it back verbatim. It is an <see cref="InvalidOperationException"/>, so code that does not care about
+/// the errno catches it as such.
 /// </summary>
 /// <remarks>
-/// <see cref="Errno"/> is negative, as kernel functions return it (for example <c>-Errno.EINVAL</c>).
-/// The message says which rule the arguments broke. An operation that throws this has changed nothing.
+/// <para>
+/// The one error model of FenceCore: an argument that is wrong whatever the state (a negative timeout, a
+/// null, an unknown flag of an enum) throws an <see cref="ArgumentException"/> (or a subclass) whose
+/// message names the rule; a refusal that depends on the state throws this, with the kernel's errno; the
+/// kernel-shaped surface in <see cref="Uapi"/> returns the errnos instead of throwing. A method that
+/// throws either has changed nothing.
+/// </para>
+/// <para><see cref="Errno"/> is negative, as kernel functions return it (for example <c>-Errno.EINVAL</c>);
+/// the message ends with its name.</para>
 /// </remarks>
-public sealed class FenceErrnoException : Exception
+public sealed class FenceErrnoException : InvalidOperationException
 {
     /// <summary>Creates the exception with -EINVAL and a generic message.</summary>
     public FenceErrnoException()

@@ -44,7 +44,7 @@ public enum DmaBufSync : uint
 /// <para>
 /// CPU access: <c>DMA_BUF_IOCTL_SYNC</c> with START waits, as the kernel's <c>dma_buf_begin_cpu_access</c>
 /// does (<c>dma_resv_wait_timeout</c> on the direction's usage, interruptible, without a timeout), then
-/// brackets the access; END does not wait. <see cref="SyncIoctl"/> is that ioctl; <see cref="BeginCpuAccess"/>
+/// brackets the access; END does not wait. <see cref="Uapi.FileTable.DmaBufSync"/> is that ioctl; <see cref="BeginCpuAccess"/>
 /// and <see cref="EndCpuAccess"/> are the same with a timeout and standard errors.
 /// </para>
 /// </remarks>
@@ -102,7 +102,7 @@ public sealed class DmaBuf
     }
 
     /// <summary>The ioctl-shaped export: 0 and the sync file, or a negative errno and null.</summary>
-    public int ExportSyncFileIoctl(uint flags, out SyncFile? syncFile)
+    internal int ExportSyncFileIoctl(uint flags, out SyncFile? syncFile)
     {
         try
         {
@@ -118,7 +118,7 @@ public sealed class DmaBuf
 
     /// <summary>The ioctl-shaped import: <paramref name="fd"/> may be anything; only a <see cref="SyncFile"/>
     /// is accepted. Returns 0 or a negative errno.</summary>
-    public int ImportSyncFileIoctl(uint flags, object? fd)
+    internal int ImportSyncFileIoctl(uint flags, object? fd)
     {
         try
         {
@@ -197,7 +197,7 @@ public sealed class DmaBuf
     /// ends it without waiting. Returns 0, -EINVAL, or -EINTR when <paramref name="cancellationToken"/>
     /// interrupts the wait (the kernel's -ERESTARTSYS as user space sees it); nothing changes on failure.
     /// </summary>
-    public int SyncIoctl(ulong flags, CancellationToken cancellationToken = default)
+    internal int SyncIoctl(ulong flags, CancellationToken cancellationToken)
     {
         if ((flags & ~(ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)) != 0 || (flags & (ulong)DmaBufSync.ReadWrite) == 0)
         {

@@ -230,7 +230,7 @@ public sealed class SwSyncTimeline : IDisposable
         ArgumentNullException.ThrowIfNull(fence);
         if (fence is not SwSyncFence point || !ReferenceEquals(point.Timeline, this))
         {
-            throw new ArgumentException($"Fence {fence.Context}:{fence.Seqno} is not a point of sw_sync timeline '{Name}' (-EINVAL).", nameof(fence));
+            throw new ArgumentException($"Fence {fence.Context}:{fence.Seqno} is not a point of sw_sync timeline '{Name}'; only its own points have a deadline to report (the kernel answers -EINVAL).", nameof(fence));
         }
 
         long? deadline = fence.Deadline;

@@ -82,7 +82,7 @@ public sealed class SyncFile
     /// <param name="pad">Must be 0.</param>
     /// <exception cref="FenceErrnoException">-EINVAL for non-zero flags or pad; -ENOENT when
     /// <paramref name="fd2"/> is not a sync file.</exception>
-    public SyncFile MergeIoctl(string? name, object? fd2, uint flags = 0, uint pad = 0)
+    internal SyncFile MergeIoctl(string? name, object? fd2, uint flags, uint pad)
     {
         if (flags != 0 || pad != 0)
         {
@@ -106,12 +106,26 @@ public sealed class SyncFile
     /// depends on order: a pending leaf before a failed one gives 0).
     /// </summary>
     /// <param name="fences">The caller's buffer: empty to ask for the count, else at least that long.</param>
-    /// <param name="flags">Must be 0.</param>
-    /// <param name="pad">Must be 0.</param>
     /// <returns>The name, the status and the number of leaves (written entries when filling).</returns>
-    /// <exception cref="FenceErrnoException">-EINVAL for non-zero flags or pad, or a non-empty buffer
-    /// shorter than the number of leaves.</exception>
-    public SyncFileInfo GetInfo(Span<SyncFenceInfo> fences, uint flags = 0, uint pad = 0)
+    /// <exception cref="ArgumentException">A non-empty buffer is shorter than the number of leaves (the
+    /// kernel answers -EINVAL); nothing was written.</exception>
+    public SyncFileInfo GetInfo(Span<SyncFenceInfo> fences)
+    {
+        try
+        {
+            return GetInfoIoctl(fences, 0, 0);
+        }
+        catch (FenceErrnoException ex)
+        {
+            throw new ArgumentException(ex.Message.Replace("SYNC_IOC_FILE_INFO: ", string.Empty, StringComparison.Ordinal), nameof(fences));
+        }
+    }
+
+    /// <summary>The ioctl shape of <see cref="GetInfo(Span{SyncFenceInfo})"/>, with its flags and pad
+    /// (<see cref="Uapi.FileTable"/>).</summary>
+    /// <exception cref="FenceErrnoException">-EINVAL for non-zero flags or pad, or a non-empty buffer shorter
+    /// than the number of leaves.</exception>
+    internal SyncFileInfo GetInfoIoctl(Span<SyncFenceInfo> fences, uint flags, uint pad)
     {
         if (flags != 0 || pad != 0)
         {
@@ -157,20 +171,9 @@ public sealed class SyncFile
         return new SyncFileInfo(Name, status, filled);
     }
 
-    /// <summary>
-    /// <c>SYNC_IOC_SET_DEADLINE</c>: hints that the fence is needed by <paramref name="deadlineNs"/>
-    /// (monotonic ns, <see cref="FenceClock"/>).
-    /// </summary>
-    /// <exception cref="FenceErrnoException">-EINVAL for a non-zero pad.</exception>
-    public void SetDeadline(long deadlineNs, ulong pad = 0)
-    {
-        if (pad != 0)
-        {
-            ThrowHelper.ThrowErrno(-Errno.EINVAL, "SYNC_IOC_SET_DEADLINE: pad must be zero");
-        }
-
-        Fence.SetDeadline(deadlineNs);
-    }
+    /// <summary>Hints that the fence is needed by <paramref name="deadlineNs"/> (monotonic ns). Mirrors
+    /// <c>SYNC_IOC_SET_DEADLINE</c>.</summary>
+    public void SetDeadline(long deadlineNs) => Fence.SetDeadline(deadlineNs);
 
     /// <summary>
     /// poll(): true (EPOLLIN) iff the fence has signalled. The first poll enables signalling on the fence,

@@ -320,8 +320,11 @@ public sealed class SyncObj
     // Ioctl shapes
 
     /// <summary><c>DRM_IOCTL_SYNCOBJ_RESET</c>: sets every fence to null.</summary>
-    /// <exception cref="FenceErrnoException">-EINVAL for no handles or a non-zero pad; -ENOENT for a null element.</exception>
-    public static void Reset(ReadOnlySpan<SyncObj?> syncobjs, uint pad = 0)
+    /// <exception cref="FenceErrnoException">-EINVAL for no handles; -ENOENT for a null element.</exception>
+    public static void Reset(ReadOnlySpan<SyncObj?> syncobjs) => ResetIoctl(syncobjs, 0);
+
+    /// <summary>The ioctl shape of <see cref="Reset(ReadOnlySpan{SyncObj})"/>, with its pad (<see cref="Uapi.DrmFile"/>).</summary>
+    internal static void ResetIoctl(ReadOnlySpan<SyncObj?> syncobjs, uint pad)
     {
         ValidateArray(syncobjs, pad, "SYNCOBJ_RESET");
         foreach (SyncObj? s in syncobjs)
@@ -331,8 +334,11 @@ public sealed class SyncObj
     }
 
     /// <summary><c>DRM_IOCTL_SYNCOBJ_SIGNAL</c>: installs a signalled stub in every syncobj.</summary>
-    /// <exception cref="FenceErrnoException">-EINVAL for no handles or a non-zero pad; -ENOENT for a null element.</exception>
-    public static void Signal(ReadOnlySpan<SyncObj?> syncobjs, uint pad = 0)
+    /// <exception cref="FenceErrnoException">-EINVAL for no handles; -ENOENT for a null element.</exception>
+    public static void Signal(ReadOnlySpan<SyncObj?> syncobjs) => SignalIoctl(syncobjs, 0);
+
+    /// <summary>The ioctl shape of <see cref="Signal(ReadOnlySpan{SyncObj})"/>, with its pad (<see cref="Uapi.DrmFile"/>).</summary>
+    internal static void SignalIoctl(ReadOnlySpan<SyncObj?> syncobjs, uint pad)
     {
         ValidateArray(syncobjs, pad, "SYNCOBJ_SIGNAL");
         foreach (SyncObj? s in syncobjs)
@@ -345,7 +351,11 @@ public sealed class SyncObj
     /// replaces the fence with the stub, any other adds a point completed by the stub).</summary>
     /// <exception cref="FenceErrnoException">-EINVAL for no handles, non-zero flags or a points span of
     /// another length; -ENOENT for a null element.</exception>
-    public static void TimelineSignal(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, uint flags = 0)
+    public static void TimelineSignal(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points) => TimelineSignalIoctl(syncobjs, points, 0);
+
+    /// <summary>The ioctl shape of <see cref="TimelineSignal(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong})"/>, with its
+    /// flags (<see cref="Uapi.DrmFile"/>).</summary>
+    internal static void TimelineSignalIoctl(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, uint flags)
     {
         ValidateArray(syncobjs, flags, "SYNCOBJ_TIMELINE_SIGNAL");
         ValidatePoints(syncobjs, points, "SYNCOBJ_TIMELINE_SIGNAL");
@@ -391,10 +401,13 @@ public sealed class SyncObj
     /// <param name="dstPoint">The destination point (0: binary replace).</param>
     /// <param name="flags">0 or <see cref="SyncObjWaitOptions.WaitForSubmit"/> (wait up to
     /// <see cref="SubmitTimeout"/> for the source point).</param>
-    /// <param name="pad">Must be 0.</param>
-    /// <exception cref="FenceErrnoException">-EINVAL for a non-zero pad, other flags, or a source point not
+    /// <exception cref="FenceErrnoException">-EINVAL for other flags, or a source point not
     /// submitted; -ENOENT for a null syncobj; -ETIME when waiting for submission timed out.</exception>
-    public static void Transfer(SyncObj? src, ulong srcPoint, SyncObj? dst, ulong dstPoint, SyncObjWaitOptions flags = SyncObjWaitOptions.WaitAny, uint pad = 0)
+    public static void Transfer(SyncObj? src, ulong srcPoint, SyncObj? dst, ulong dstPoint, SyncObjWaitOptions flags = SyncObjWaitOptions.WaitAny) =>
+        TransferIoctl(src, srcPoint, dst, dstPoint, flags, 0);
+
+    /// <summary>The ioctl shape of <see cref="Transfer"/>, with its pad (<see cref="Uapi.DrmFile"/>).</summary>
+    internal static void TransferIoctl(SyncObj? src, ulong srcPoint, SyncObj? dst, ulong dstPoint, SyncObjWaitOptions flags, uint pad)
     {
         if (pad != 0 || (flags & ~SyncObjWaitOptions.WaitForSubmit) != 0)
         {

@@ -515,7 +515,7 @@ public sealed class DrmFile
         }
 
         SyncObj?[] syncobjs = Find(handles);
-        return Errnos(() => SyncObj.Reset(syncobjs, pad));
+        return Errnos(() => SyncObj.ResetIoctl(syncobjs, pad));
     }
 
     /// <summary><c>DRM_IOCTL_SYNCOBJ_SIGNAL</c>: gives each handle a signalled stub.</summary>
@@ -529,7 +529,7 @@ public sealed class DrmFile
         }
 
         SyncObj?[] syncobjs = Find(handles);
-        return Errnos(() => SyncObj.Signal(syncobjs, pad));
+        return Errnos(() => SyncObj.SignalIoctl(syncobjs, pad));
     }
 
     /// <summary><c>DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL</c>: adds a signalled point to each handle (0: replaces
@@ -545,7 +545,7 @@ public sealed class DrmFile
 
         SyncObj?[] syncobjs = Find(handles);
         ulong[] copy = points.ToArray();
-        return Errnos(() => SyncObj.TimelineSignal(syncobjs, copy, flags));
+        return Errnos(() => SyncObj.TimelineSignalIoctl(syncobjs, copy, flags));
     }
 
     /// <summary><c>DRM_IOCTL_SYNCOBJ_TRANSFER</c>: copies the fence of a source point to a destination point.</summary>
@@ -560,7 +560,7 @@ public sealed class DrmFile
 
         TryGetSyncObj(srcHandle, out SyncObj? src);
         TryGetSyncObj(dstHandle, out SyncObj? dst);
-        return Errnos(() => SyncObj.Transfer(src, srcPoint, dst, dstPoint, (SyncObjWaitOptions)flags, pad));
+        return Errnos(() => SyncObj.TransferIoctl(src, srcPoint, dst, dstPoint, (SyncObjWaitOptions)flags, pad));
     }
 
     private int WaitCore(ReadOnlySpan<uint> handles, ReadOnlySpan<ulong> points, long timeoutNsec, uint flags, out uint firstSignaled, long deadlineNsec, CancellationToken cancellationToken)

@@ -13,7 +13,7 @@ namespace FenceCore.Uapi;
 /// takes a spinlock too); resolving an fd takes it as well, since a resolve racing a close must see the
 /// file or its absence, never half of the close.
 /// </remarks>
-public sealed class FileTable
+public sealed partial class FileTable
 {
     /// <summary>The first descriptor this table hands out.</summary>
     public const int FirstFd = 3;
@@ -52,6 +52,21 @@ public sealed class FileTable
     {
         ArgumentNullException.ThrowIfNull(file);
         return InstallObject(file);
+    }
+
+    /// <summary>Installs a dma-buf and returns its new descriptor, or -EMFILE when the table is full.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="buffer"/> is null.</exception>
+    public int Install(DmaBuf buffer)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        return InstallObject(buffer);
+    }
+
+    /// <summary>The dma-buf behind <paramref name="fd"/>, if it is one.</summary>
+    public bool TryGetDmaBuf(int fd, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DmaBuf? buffer)
+    {
+        buffer = Resolve(fd) as DmaBuf;
+        return buffer is not null;
     }
 
     /// <summary>Creates an eventfd with the given initial count. Mirrors <c>eventfd(2)</c> without flags.</summary>

@@ -1,3 +1,5 @@
+using FenceCore.Uapi;
+
 namespace FenceCore.Tests.Reliability;
 
 /// <summary>
@@ -187,10 +189,12 @@ public class DmaBufSyncIoctlTests
     public void SyncStart_WaitsForTheWriter_AndEndDoesNotWait()
     {
         var buf = new DmaBuf();
+        var files = new FileTable();
+        int fd = files.Install(buf);
         var writer = new FenceSource(FenceContext.Allocate(), 1);
         buf.Reservation.AddFence(writer, FenceUsage.Write);
         int rc = int.MinValue;
-        var t = new Thread(() => rc = buf.SyncIoctl((ulong)DmaBufSync.Read));
+        var t = new Thread(() => rc = files.DmaBufSync(fd, (ulong)DmaBufSync.Read));
         t.Start();
 
         Assert.False(t.Join(100)); // START for READ waits for the writer (before the fix it returned 0 at once)
@@ -202,7 +206,7 @@ public class DmaBufSyncIoctlTests
 
         var reader = new FenceSource(FenceContext.Allocate(), 1);
         buf.Reservation.AddFence(reader, FenceUsage.Read);
-        Assert.Equal(0, buf.SyncIoctl((ulong)(DmaBufSync.Read | DmaBufSync.End))); // END never waits
+        Assert.Equal(0, files.DmaBufSync(fd, (ulong)(DmaBufSync.Read | DmaBufSync.End))); // END never waits
         Assert.Equal(0, buf.CpuAccessDepth);
     }
 
@@ -212,8 +216,9 @@ public class DmaBufSyncIoctlTests
         var buf = new DmaBuf();
         buf.Reservation.AddFence(new FenceSource(FenceContext.Allocate(), 1), FenceUsage.Kernel); // a move that never ends
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+        var files = new FileTable();
 
-        Assert.Equal(-Errno.EINTR, buf.SyncIoctl((ulong)DmaBufSync.Read, cts.Token));
+        Assert.Equal(-Errno.EINTR, files.DmaBufSync(files.Install(buf), (ulong)DmaBufSync.Read, cts.Token));
         Assert.Equal(0, buf.CpuAccessDepth);
     }
 }

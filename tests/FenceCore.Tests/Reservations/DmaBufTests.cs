@@ -1,3 +1,5 @@
+using FenceCore.Uapi;
+
 namespace FenceCore.Tests.Reservations;
 
 /// <summary>The dma-buf fence surface: export and import of sync files, flag errors, poll, CPU access,
@@ -217,9 +219,13 @@ public class DmaBufTests
         Assert.Equal(0, buf.CpuAccessDepth);
         var ex = Assert.Throws<FenceErrnoException>(() => buf.EndCpuAccess(DmaBufSync.Write));
         Assert.Equal(-Errno.EINVAL, ex.Errno);
-        Assert.Equal(0, new DmaBuf().SyncIoctl((ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)));
-        Assert.Equal(-Errno.EINVAL, new DmaBuf().SyncIoctl(8));
-        Assert.Equal(-Errno.EINVAL, new DmaBuf().SyncIoctl((ulong)DmaBufSync.End));
+        var files = new FileTable();
+        int fd = files.Install(new DmaBuf());
+        Assert.Equal(0, files.DmaBufSync(fd, (ulong)(DmaBufSync.ReadWrite | DmaBufSync.End)));
+        Assert.Equal(-Errno.EINVAL, files.DmaBufSync(fd, 8));
+        Assert.Equal(-Errno.EINVAL, files.DmaBufSync(fd, (ulong)DmaBufSync.End));
+        Assert.Equal(-Errno.ENOTTY, files.DmaBufSync(files.CreateEventFd(), (ulong)DmaBufSync.Read)); // not a dma-buf
+        Assert.Equal(-Errno.EBADF, files.DmaBufSync(fd + 100, (ulong)DmaBufSync.Read));
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using FenceCore.Uapi;
+
 namespace FenceCore.Tests.SyncFiles;
 
 /// <summary>sync_file: names, merge, the two-phase info query, deadline, poll and waiting, bad arguments.</summary>
@@ -78,8 +80,11 @@ public class SyncFileTests
     {
         var f = Pending(seqno: 3);
 
-        var merged = new SyncFile(f).MergeIoctl("", new SyncFile(f));
+        var files = new FileTable();
+        var data = new SyncMergeData { Name = "", Fd2 = files.Install(new SyncFile(f)) };
+        Assert.Equal(0, files.SyncMerge(files.Install(new SyncFile(f)), ref data));
 
+        Assert.True(files.TryGetSyncFile(data.Fence, out SyncFile? merged));
         Assert.Equal($"fencecore-unbound{f.Context}-3", merged.Name);
     }
 
@@ -88,24 +93,28 @@ public class SyncFileTests
     [InlineData(0u, 1u)]
     public void MergeIoctl_NonZeroFlagsOrPadIsEinval(uint flags, uint pad)
     {
-        var file = new SyncFile(Pending());
+        var files = new FileTable();
+        int fd = files.Install(new SyncFile(Pending()));
+        var data = new SyncMergeData { Name = "m", Fd2 = files.Install(new SyncFile(Pending())), Flags = flags, Pad = pad };
+        int open = files.Count;
 
-        var ex = Assert.Throws<FenceErrnoException>(() => file.MergeIoctl("m", new SyncFile(Pending()), flags, pad));
-
-        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Equal(-Errno.EINVAL, files.SyncMerge(fd, ref data));
+        Assert.Equal(open, files.Count); // the reserved descriptor was released
     }
 
-    [Theory]
-    [InlineData(null)]
-    [InlineData("not a sync file")]
-    public void MergeIoctl_SecondOperandNotASyncFileIsEnoent(object? fd2)
+    [Fact]
+    public void MergeIoctl_SecondOperandNotASyncFileIsEnoent_AndTheFirstMustBeOne()
     {
-        var file = new SyncFile(Pending());
+        var files = new FileTable();
+        int fd = files.Install(new SyncFile(Pending()));
+        var closed = new SyncMergeData { Name = "m", Fd2 = 77 };
+        var eventFd = new SyncMergeData { Name = "m", Fd2 = files.CreateEventFd() };
+        var ok = new SyncMergeData { Name = "m", Fd2 = fd };
 
-        var ex = Assert.Throws<FenceErrnoException>(() => file.MergeIoctl("m", fd2));
-
-        Assert.Equal(-Errno.ENOENT, ex.Errno);
-        Assert.Contains("not a sync file", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(-Errno.ENOENT, files.SyncMerge(fd, ref closed));
+        Assert.Equal(-Errno.ENOENT, files.SyncMerge(fd, ref eventFd));
+        Assert.Equal(-Errno.EBADF, files.SyncMerge(99, ref ok));
+        Assert.Equal(-Errno.ENOTTY, files.SyncMerge(eventFd.Fd2, ref ok));
     }
 
     [Fact]
@@ -173,13 +182,19 @@ public class SyncFileTests
     }
 
     [Fact]
-    public void Info_BufferTooSmallIsEinval()
+    public void Info_BufferTooSmall_IsAnArgumentError_AndEinvalOnTheUapi()
     {
         var file = new SyncFile(new FenceArray([Pending(), Pending(), Pending()]));
+        var files = new FileTable();
+        var info = new SyncFileInfoData { NumFences = 2 };
+        var buffer = new SyncFenceInfo[2];
 
-        var ex = Assert.Throws<FenceErrnoException>(() => file.GetInfo(new SyncFenceInfo[2]));
+        var ex = Assert.Throws<ArgumentException>(() => file.GetInfo(new SyncFenceInfo[2])); // was FenceErrnoException
 
-        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Equal("fences", ex.ParamName);
+        Assert.Contains("holds 2 entries but the sync file has 3 fences", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(-Errno.EINVAL, files.SyncFileInfo(files.Install(file), ref info, buffer));
+        Assert.Equal(default, buffer[0]);
     }
 
     [Theory]
@@ -187,11 +202,11 @@ public class SyncFileTests
     [InlineData(0u, 1u)]
     public void Info_NonZeroFlagsOrPadIsEinval(uint flags, uint pad)
     {
-        var file = new SyncFile(Pending());
+        var files = new FileTable();
+        var info = new SyncFileInfoData { Flags = flags, Pad = pad };
 
-        var ex = Assert.Throws<FenceErrnoException>(() => file.GetInfo([], flags, pad));
-
-        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Equal(-Errno.EINVAL, files.SyncFileInfo(files.Install(new SyncFile(Pending())), ref info, []));
+        Assert.Null(info.Name);
     }
 
     [Fact]
@@ -221,9 +236,9 @@ public class SyncFileTests
     {
         var f = Pending();
 
-        var ex = Assert.Throws<FenceErrnoException>(() => new SyncFile(f).SetDeadline(9_000, pad: 1));
+        var files = new FileTable();
 
-        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Equal(-Errno.EINVAL, files.SyncSetDeadline(files.Install(new SyncFile(f)), 9_000, pad: 1));
         Assert.Null(f.Deadline);
     }
 

@@ -610,7 +610,11 @@ public class SyncObjTests
         var src = new SyncObj(true);
         var dst = new SyncObj();
 
-        Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.Transfer(src, 0, dst, 0, pad: 1)).Errno);
+        var drm = new FenceCore.Uapi.DrmFile(new FenceCore.Uapi.FileTable());
+        Assert.Equal(0, drm.GetHandle(src, out uint hs));
+        Assert.Equal(0, drm.GetHandle(dst, out uint hd));
+
+        Assert.Equal(-FenceCore.Errno.EINVAL, drm.SyncobjTransfer(hs, 0, hd, 0, 0, pad: 1));
         Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.Transfer(src, 0, dst, 0, SyncObjWaitOptions.WaitAll)).Errno);
         Assert.Null(dst.Fence);
     }
@@ -671,8 +675,10 @@ public class SyncObjTests
     public void Reset_NonZeroPadIsEinvalAndChangesNothing()
     {
         var s = new SyncObj(signaled: true);
+        var drm = new FenceCore.Uapi.DrmFile(new FenceCore.Uapi.FileTable());
+        Assert.Equal(0, drm.GetHandle(s, out uint h));
 
-        Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.Reset([s], pad: 1)).Errno);
+        Assert.Equal(-FenceCore.Errno.EINVAL, drm.SyncobjReset([h], pad: 1));
         Assert.NotNull(s.Fence);
     }
 
@@ -708,7 +714,9 @@ public class SyncObjTests
         Fence? before = s.Fence;
 
         Assert.Equal(-FenceCore.Errno.ENOENT, Errno(() => SyncObj.TimelineSignal([s, null], [2ul, 2])).Errno);
-        Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.TimelineSignal([s], [2ul], flags: 1)).Errno);
+        var drm = new FenceCore.Uapi.DrmFile(new FenceCore.Uapi.FileTable());
+        Assert.Equal(0, drm.GetHandle(s, out uint h));
+        Assert.Equal(-FenceCore.Errno.EINVAL, drm.SyncobjTimelineSignal([h], [2ul], flags: 1));
         Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.TimelineSignal([s], [2ul, 3])).Errno);
         Assert.Same(before, s.Fence);
     }

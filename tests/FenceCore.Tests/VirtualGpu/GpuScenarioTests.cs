@@ -267,7 +267,9 @@ public class GpuScenarioTests
         gpu.LoseDevice();
         gpu.RunUntilIdle();
         Assert.All(new[] { running, queued, other }, j => Assert.Equal(-Errno.ENODEV, j.Finished.Status));
-        var ex = Assert.Throws<InvalidOperationException>(() => c.Submit(Job(EngineKind.Graphics, 1)));
+        var ex = Assert.Throws<FenceErrnoException>(() => c.Submit(Job(EngineKind.Graphics, 1))); // was a bare InvalidOperationException
+        Assert.Equal(-Errno.ENODEV, ex.Errno);
+        Assert.IsAssignableFrom<InvalidOperationException>(ex);
         Assert.Contains("-ENODEV", ex.Message, StringComparison.Ordinal);
     }
 
