@@ -228,6 +228,21 @@ public sealed class Gpu : IDisposable
         });
     }
 
+    /// <summary>
+    /// Opens a bounded feed of this GPU's events, for observers that must not run code on the
+    /// scheduler's paths: read it from any thread, at any pace. A full feed never blocks the GPU; the
+    /// events that did not fit are counted in <see cref="GpuEventFeed.Dropped"/> instead.
+    /// </summary>
+    /// <param name="capacity">How many unread events the feed holds.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is not positive.</exception>
+    public GpuEventFeed OpenEventFeed(int capacity = 4096)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        var stream = new GpuEventFeed(capacity);
+        stream.Subscription = Subscribe(stream.Offer);
+        return stream;
+    }
+
     /// <summary>Subscribes to every GPU fence signal (for checkers; costs a call per fence).</summary>
     public IDisposable SubscribeFenceSignals(Action<GpuFence> handler)
     {
