@@ -47,6 +47,9 @@ public sealed class Gpu : IDisposable
 
     private readonly GpuDispatcher _dispatcher;
     private readonly VirtualDispatcher? _virtual;
+
+    /// <summary>Created on first use; a benign race would only make an equivalent second one.</summary>
+    private TimeProvider? _timeProvider;
     private readonly Engine[] _engines;
     private readonly SchedEntity _kernelEntity;
     private readonly List<GpuClient> _clients = [];
@@ -124,6 +127,13 @@ public sealed class Gpu : IDisposable
 
     /// <summary>The current time in ns: virtual time, or the monotonic clock in threads mode.</summary>
     public long NowNs => _dispatcher.NowNs;
+
+    /// <summary>
+    /// The GPU's clock as a <see cref="System.TimeProvider"/>: in virtual mode, virtual time (timestamps in ns,
+    /// timers that fire when the event loop reaches them), so waits and timeouts given it follow the
+    /// simulation; in threads mode, <see cref="TimeProvider.System"/>.
+    /// </summary>
+    public TimeProvider TimeProvider => _timeProvider ??= _virtual is null ? TimeProvider.System : new GpuTimeProvider(this);
 
     /// <summary>Accesses recorded by the leak detector (storage touched before its move or clear signalled).</summary>
     public long LeakCount => Interlocked.Read(ref _leaks);

@@ -353,6 +353,42 @@ public partial class Fence
         return waiter.Start(timeout, cancellationToken) ? new ValueTask<bool>(true) : new ValueTask<bool>(waiter, waiter.Version);
     }
 
+    /// <summary>
+    /// Waits asynchronously until the fence signals or <paramref name="timeout"/> passes on
+    /// <paramref name="timeProvider"/>'s clock, as <see cref="Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken)"/>
+    /// does: with the virtual GPU's provider (<c>Gpu.TimeProvider</c>) the timeout follows virtual time; with
+    /// a <c>FakeTimeProvider</c> it fires when the test advances the clock.
+    /// </summary>
+    /// <returns>True if signalled; false on timeout.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The shape of Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken), beside the existing WaitAsync pair.")]
+    public ValueTask<bool> WaitAsync(TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        ValidateTimeout(timeout, nameof(timeout));
+        if (Poll())
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        EnableSignaling();
+        if (Poll())
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        if (timeout == TimeSpan.Zero)
+        {
+            return new ValueTask<bool>(false);
+        }
+
+        ThrowIfCancelledAndPending(cancellationToken);
+        var waiter = new AsyncWaiter(this);
+        return waiter.Start(timeout, cancellationToken, timeProvider) ? new ValueTask<bool>(true) : new ValueTask<bool>(waiter, waiter.Version);
+    }
+
     /// <summary>Lets <c>await fence</c> wait for the fence.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2012", Justification = "The awaiter is the single consumer of the ValueTask.")]
     public ValueTaskAwaiter GetAwaiter() => WaitAsync().GetAwaiter();
@@ -466,7 +502,7 @@ public partial class Fence
         private ManualResetValueTaskSourceCore<bool> _core;
         private bool _pooled;
         private CancellationTokenRegistration _registration;
-        private Timer? _timer;
+        private ITimer? _timer;
         private CancellationToken _token;
 
         /// <summary>0 until completed; set once by CAS.</summary>
@@ -495,7 +531,10 @@ public partial class Fence
         }
 
         /// <summary>Registers; returns true if the fence had already signalled (nothing to await).</summary>
-        public bool Start(TimeSpan timeout, CancellationToken token)
+        /// <param name="timeout">How long to wait.</param>
+        /// <param name="token">Cancels the wait.</param>
+        /// <param name="time">The clock the timeout runs on; null for the system's.</param>
+        public bool Start(TimeSpan timeout, CancellationToken token, TimeProvider? time = null)
         {
             if (!_fence.AddCallback(this))
             {
@@ -515,7 +554,9 @@ public partial class Fence
 
             if (timeout != Timeout.InfiniteTimeSpan)
             {
-                _timer = new Timer(static s => ((AsyncWaiter)s!).OnTimedOut(), this, timeout, Timeout.InfiniteTimeSpan);
+                _timer = time is null || time == TimeProvider.System
+                    ? new Timer(static s => ((AsyncWaiter)s!).OnTimedOut(), this, timeout, Timeout.InfiniteTimeSpan)
+                    : time.CreateTimer(static s => ((AsyncWaiter)s!).OnTimedOut(), this, timeout, Timeout.InfiniteTimeSpan);
             }
 
             if (Volatile.Read(ref _completed) != 0)

@@ -53,6 +53,7 @@ public partial class Fence
     private const int Seqno64Bit = (int)FenceOptions.Seqno64 << OptionsShift;
     private const int AsyncCallbacksBit = (int)FenceOptions.RunCallbacksAsynchronously << OptionsShift;
     private const int EnableSignalBit = 64;
+    private const int CustomClockBit = 128;
     private const int RemoveLockBit = 8;
     private const int RemoverSeenBit = 16;
     private const int WalkDoneBit = 32;
@@ -88,7 +89,8 @@ public partial class Fence
     /// <see cref="EnableSignalBit"/> (enable-signalling has been requested), <see cref="RemoveLockBit"/>
     /// (a remover holds the removers' lock), <see cref="RemoverSeenBit"/> (a remover has taken that lock;
     /// sticky), <see cref="WalkDoneBit"/> (the signaller has walked the list; set only when a remover was
-    /// seen), <see cref="AsyncCallbacksBit"/> (immutable: callbacks run on the thread pool). Changed only by
+    /// seen), <see cref="AsyncCallbacksBit"/> (immutable: callbacks run on the thread pool),
+    /// <see cref="CustomClockBit"/> (immutable: the signal time comes from <see cref="ClockNowNs"/>). Changed only by
     /// interlocked operations.
     /// </summary>
     private int _state;
@@ -105,6 +107,14 @@ public partial class Fence
     /// <see cref="FenceOptions"/> value.</exception>
     /// <remarks>Code that only needs a fence it signals itself creates a <see cref="FenceSource"/>.</remarks>
     protected Fence(ulong context, ulong seqno, FenceOptions options = FenceOptions.None)
+        : this(context, seqno, options, customClock: false)
+    {
+    }
+
+    /// <summary>As the protected constructor; with <paramref name="customClock"/> the fence stamps its
+    /// signal with <see cref="ClockNowNs"/> instead of <see cref="FenceClock"/> (a <see cref="FenceTimeline"/>
+    /// with a <see cref="TimeProvider"/>).</summary>
+    private protected Fence(ulong context, ulong seqno, FenceOptions options, bool customClock)
     {
         if ((uint)options > AllOptions)
         {
@@ -113,7 +123,7 @@ public partial class Fence
 
         _context = context;
         _seqno = seqno;
-        _state = (int)options << OptionsShift;
+        _state = ((int)options << OptionsShift) | (customClock ? CustomClockBit : 0);
     }
 
     /// <summary>The fence context (timeline id).</summary>
@@ -351,7 +361,7 @@ public partial class Fence
             _error = error;
         }
 
-        _timestampNs = useTimestamp ? timestampNs : FenceClock.NowNs;
+        _timestampNs = useTimestamp ? timestampNs : (state & CustomClockBit) == 0 ? FenceClock.NowNs : ClockNowNs();
         Exception? hookFailure = null;
         try
         {
@@ -442,6 +452,9 @@ public partial class Fence
     {
         public void Execute() => fence.FinishSignal(head, hookFailure);
     }
+
+    /// <summary>The signal time of a fence created with a custom clock, in ns.</summary>
+    private protected virtual long ClockNowNs() => FenceClock.NowNs;
 
     /// <summary>
     /// Called once on the winning signaller's thread when <see cref="Status"/>'s error and the timestamp

@@ -33,6 +33,12 @@ public class FenceSource : Fence
     {
     }
 
+    /// <summary>For fences whose signal time comes from their own clock (<see cref="Fence.ClockNowNs"/>).</summary>
+    private protected FenceSource(ulong context, ulong seqno, FenceOptions options, bool customClock)
+        : base(context, seqno, options, customClock)
+    {
+    }
+
     /// <summary>The consumer's view: this fence, typed so that it cannot be signalled.</summary>
     public Fence Fence => this;
 

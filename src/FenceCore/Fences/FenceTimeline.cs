@@ -23,6 +23,7 @@ public sealed class FenceTimeline
 {
     private readonly Action<Fence, Exception>? _callbackFailed;
     private readonly FenceOptions _options;
+    private readonly TimeProvider? _time;
 
     /// <summary>The last seqno handed out, 0 before the first. Written only with
     /// <see cref="Interlocked.CompareExchange(ref long, long, long)"/>; read with Volatile.Read.</summary>
@@ -33,9 +34,12 @@ public sealed class FenceTimeline
     /// <param name="options">The options of every fence it creates.</param>
     /// <param name="callbackFailed">Receives each exception a callback of one of its fences throws
     /// (the fence, the exception); null to leave such exceptions unhandled. It must not throw.</param>
+    /// <param name="timeProvider">The clock its fences' signal times come from (converted to ns), so they
+    /// follow a simulator's virtual time or a test's <c>FakeTimeProvider</c>; null for
+    /// <see cref="FenceClock"/>. A caller-given timestamp (<c>SignalWithTimestamp</c>) still wins.</param>
     /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="options"/> has an unknown bit.</exception>
-    public FenceTimeline(string name = "timeline", FenceOptions options = FenceOptions.None, Action<Fence, Exception>? callbackFailed = null)
+    public FenceTimeline(string name = "timeline", FenceOptions options = FenceOptions.None, Action<Fence, Exception>? callbackFailed = null, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         if ((options & ~(FenceOptions.Seqno64 | FenceOptions.RunCallbacksAsynchronously)) != 0)
@@ -46,6 +50,7 @@ public sealed class FenceTimeline
         Name = name;
         _options = options;
         _callbackFailed = callbackFailed;
+        _time = timeProvider;
         Context = FenceContext.Allocate();
     }
 
@@ -54,6 +59,9 @@ public sealed class FenceTimeline
 
     /// <summary>The timeline's name.</summary>
     public string Name { get; }
+
+    /// <summary>The clock of its fences' signal times; null for <see cref="FenceClock"/>.</summary>
+    public TimeProvider? TimeProvider => _time;
 
     /// <summary>The options of the fences it creates.</summary>
     public FenceOptions Options => _options;
@@ -93,13 +101,24 @@ public sealed class FenceTimeline
         }
     }
 
+    /// <summary>A <see cref="TimeProvider"/>'s timestamp in ns.</summary>
+    internal static long ToNs(TimeProvider time)
+    {
+        long ticks = time.GetTimestamp();
+        long frequency = time.TimestampFrequency;
+        return frequency == 1_000_000_000 ? ticks : (long)((Int128)ticks * 1_000_000_000 / frequency);
+    }
+
     /// <summary>For tests of exhaustion: moves the counter as if <paramref name="last"/> had been handed out.</summary>
     internal void SetLastSeqnoForTesting(ulong last) => Volatile.Write(ref _last, (long)last);
 
     /// <summary>A fence of a <see cref="FenceTimeline"/>: its name and its callback-failure policy come from the timeline.</summary>
-    private sealed class TimelineFence(FenceTimeline timeline, ulong seqno) : FenceSource(timeline.Context, seqno, timeline._options)
+    private sealed class TimelineFence(FenceTimeline timeline, ulong seqno)
+        : FenceSource(timeline.Context, seqno, timeline._options, customClock: timeline._time is not null)
     {
         public override string TimelineName => timeline.Name;
+
+        private protected override long ClockNowNs() => ToNs(timeline._time!);
 
         protected override void OnCallbackFailed(Exception exception)
         {

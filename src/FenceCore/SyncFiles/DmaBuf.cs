@@ -88,14 +88,13 @@ public sealed class DmaBuf
     /// all leaves are published in one atomic step, so the import cannot half-fail. A READ import blocks
     /// later writers but not readers; a WRITE import blocks everyone.
     /// </summary>
-    /// <exception cref="FenceErrnoException">-EINVAL: bad flags, or <paramref name="syncFile"/> is null.</exception>
-    public void ImportSyncFile(DmaBufSync flags, SyncFile? syncFile)
+    /// <exception cref="FenceErrnoException">-EINVAL: bad flags.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="syncFile"/> is null (the uAPI answers a
+    /// descriptor that is not a sync file with -EINVAL).</exception>
+    public void ImportSyncFile(DmaBufSync flags, SyncFile syncFile)
     {
+        ArgumentNullException.ThrowIfNull(syncFile);
         ValidateDirection(flags, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE");
-        if (syncFile is null)
-        {
-            ThrowHelper.ThrowErrno(-Errno.EINVAL, "DMA_BUF_IOCTL_IMPORT_SYNC_FILE: the operand is not a sync file");
-        }
 
         FenceUsage usage = (flags & DmaBufSync.Write) != 0 ? FenceUsage.Write : FenceUsage.Read;
         Reservation.AddFences([syncFile.Fence], usage);

@@ -4,7 +4,7 @@ using FenceCore.Internal;
 
 namespace FenceCore;
 
-/// <summary>Flags of <see cref="SyncObj.Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, long, SyncObjWaitOptions, out int, long, CancellationToken)"/>
+/// <summary>Flags of <see cref="SyncObj.WaitIoctl(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, long, SyncObjWaitOptions, out int, long, CancellationToken)"/>
 /// (<c>DRM_SYNCOBJ_WAIT_FLAGS_*</c>, same values).</summary>
 [Flags]
 public enum SyncObjWaitOptions
@@ -151,13 +151,11 @@ public sealed class SyncObj
     /// Takes the fence of <paramref name="file"/>: point 0 replaces the fence, another point adds it as a
     /// timeline point. Mirrors <c>drm_syncobj_import_sync_file_fence</c>.
     /// </summary>
-    /// <exception cref="FenceErrnoException">-EINVAL when <paramref name="file"/> is null (not a sync file).</exception>
-    public void ImportSyncFile(SyncFile? file, ulong point = 0)
+    /// <exception cref="ArgumentNullException"><paramref name="file"/> is null (the uAPI answers a descriptor
+    /// that is not a sync file with -EINVAL).</exception>
+    public void ImportSyncFile(SyncFile file, ulong point = 0)
     {
-        if (file is null)
-        {
-            ThrowHelper.ThrowErrno(-Errno.EINVAL, "import: the descriptor is not a sync file");
-        }
+        ArgumentNullException.ThrowIfNull(file);
 
         if (point == 0)
         {
@@ -436,8 +434,29 @@ public sealed class SyncObj
     /// <c>DRM_IOCTL_SYNCOBJ_WAIT</c>, binary: waits for the current fences (point 0 of each).
     /// <see cref="SyncObjWaitOptions.WaitAvailable"/> is not allowed here, as in the kernel.
     /// </summary>
-    /// <inheritdoc cref="Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, long, SyncObjWaitOptions, out int, long, CancellationToken)"/>
-    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, long timeoutAbsNs, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
+    /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
+    /// <param name="flags">The wait flags.</param>
+    /// <param name="firstSignaled">For a wait-any, the lowest index found complete when the wait ended; for
+    /// wait-all, the lowest index already complete when the wait started; -1 when none (the kernel's ~0).</param>
+    /// <param name="cancellationToken">Interrupts the wait (-ERESTARTSYS).</param>
+    /// <returns>True when the condition was met; false on timeout (-ETIME).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="FenceErrnoException">-EINVAL for unknown flags, a points span of another length, or
+    /// a missing fence or point without wait-for-submit; -ENOENT for a null element.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    /// <param name="timeout">How long to wait: <see cref="TimeSpan.Zero"/> polls once,
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits without limit. (The kernel's absolute
+    /// <c>timeout_nsec</c> lives on <see cref="Uapi.DrmFile"/>.)</param>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The binary and the timeline wait, each with an optional token, as the kernel has two ioctls.")]
+    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, TimeSpan timeout, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
+    {
+        Fence.ValidateTimeout(timeout, nameof(timeout));
+        return WaitIoctl(syncobjs, AbsoluteDeadline(timeout), flags, out firstSignaled, cancellationToken);
+    }
+
+    /// <summary>The kernel-shaped binary wait, with an absolute <see cref="FenceClock"/> timeout in ns
+    /// (<see cref="Uapi.DrmFile.SyncobjWait"/>).</summary>
+    internal static bool WaitIoctl(ReadOnlySpan<SyncObj?> syncobjs, long timeoutAbsNs, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
     {
         if ((flags & SyncObjWaitOptions.WaitAvailable) != 0)
         {
@@ -446,7 +465,7 @@ public sealed class SyncObj
 
         Span<ulong> zeros = syncobjs.Length <= 64 ? stackalloc ulong[syncobjs.Length] : new ulong[syncobjs.Length];
         zeros.Clear();
-        return Wait(syncobjs, zeros, timeoutAbsNs, flags, out firstSignaled, 0, cancellationToken);
+        return WaitIoctl(syncobjs, zeros, timeoutAbsNs, flags, out firstSignaled, 0, cancellationToken);
     }
 
     /// <summary>
@@ -480,7 +499,7 @@ public sealed class SyncObj
     /// <exception cref="FenceErrnoException">-EINVAL for unknown flags, a points span of another length, or
     /// a missing fence or point without wait-for-submit; -ENOENT for a null element.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
-    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, long timeoutAbsNs, SyncObjWaitOptions flags, out int firstSignaled, long deadlineNs = 0, CancellationToken cancellationToken = default)
+    internal static bool WaitIoctl(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, long timeoutAbsNs, SyncObjWaitOptions flags, out int firstSignaled, long deadlineNs = 0, CancellationToken cancellationToken = default)
     {
         firstSignaled = -1;
         if ((flags & ~KnownWaitOptions) != 0)
@@ -640,13 +659,31 @@ public sealed class SyncObj
         }
     }
 
-    /// <summary>As the absolute-time wait, with a relative <paramref name="timeout"/>
-    /// (<see cref="Timeout.InfiniteTimeSpan"/> for none).</summary>
-    /// <inheritdoc cref="Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, long, SyncObjWaitOptions, out int, long, CancellationToken)"/>
+    /// <summary>
+    /// <c>DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT</c>: waits for point <c>points[i]</c> of each syncobj (0: its
+    /// current fence), for all of them with <see cref="SyncObjWaitOptions.WaitAll"/>, else for any one. The
+    /// rules are those of the kernel-shaped wait described on <see cref="SyncObj"/>'s wait members; with
+    /// <see cref="SyncObjWaitOptions.WaitDeadline"/> the hint set is "now" (an absolute deadline is a
+    /// uAPI matter: <see cref="Uapi.DrmFile.SyncobjTimelineWait"/>).
+    /// </summary>
+    /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
+    /// <param name="flags">The wait flags.</param>
+    /// <param name="firstSignaled">For a wait-any, the lowest index found complete when the wait ended; for
+    /// wait-all, the lowest index already complete when the wait started; -1 when none (the kernel's ~0).</param>
+    /// <param name="cancellationToken">Interrupts the wait (-ERESTARTSYS).</param>
+    /// <returns>True when the condition was met; false on timeout (-ETIME).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="FenceErrnoException">-EINVAL for unknown flags, a points span of another length, or
+    /// a missing fence or point without wait-for-submit; -ENOENT for a null element.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    /// <param name="timeout">How long to wait: <see cref="TimeSpan.Zero"/> polls once,
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits without limit. (The kernel's absolute
+    /// <c>timeout_nsec</c> lives on <see cref="Uapi.DrmFile"/>.)</param>
+    /// <param name="points">One point per syncobj.</param>
     public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
-        return Wait(syncobjs, points, AbsoluteDeadline(timeout), flags, out firstSignaled, 0, cancellationToken);
+        return WaitIoctl(syncobjs, points, AbsoluteDeadline(timeout), flags, out firstSignaled, 0, cancellationToken);
     }
 
     /// <inheritdoc/>

@@ -569,7 +569,7 @@ public sealed class DrmFile
         SyncObj?[] syncobjs = Find(handles);
         try
         {
-            bool done = SyncObj.Wait(syncobjs, points, timeoutNsec, (SyncObjWaitOptions)flags, out int first, deadlineNsec, cancellationToken);
+            bool done = SyncObj.WaitIoctl(syncobjs, points, timeoutNsec, (SyncObjWaitOptions)flags, out int first, deadlineNsec, cancellationToken);
             firstSignaled = first < 0 ? uint.MaxValue : (uint)first;
             return done ? 0 : -Errno.ETIME;
         }

@@ -187,10 +187,11 @@ public class DmaBufTests
     public void Import_OfSomethingThatIsNotASyncFile_IsEINVAL()
     {
         var buf = new DmaBuf();
-        Assert.Equal(-Errno.EINVAL, buf.ImportSyncFileIoctl((uint)DmaBufSync.Read, null));
-        Assert.Equal(-Errno.EINVAL, buf.ImportSyncFileIoctl((uint)DmaBufSync.Read, new DmaBuf()));
-        var ex = Assert.Throws<FenceErrnoException>(() => buf.ImportSyncFile(DmaBufSync.Read, null));
-        Assert.Contains("not a sync file", ex.Message, StringComparison.Ordinal);
+        var files = new FenceCore.Uapi.FileTable();
+        int fd = files.Install(buf);
+        Assert.Equal(-Errno.EINVAL, files.DmaBufImportSyncFile(fd, (uint)DmaBufSync.Read, 999));
+        Assert.Equal(-Errno.EINVAL, files.DmaBufImportSyncFile(fd, (uint)DmaBufSync.Read, files.Install(new DmaBuf())));
+        Assert.Throws<ArgumentNullException>(() => buf.ImportSyncFile(DmaBufSync.Read, null!)); // was FenceErrnoException(-EINVAL)
         Assert.Equal(0, buf.Reservation.Count);
     }
 

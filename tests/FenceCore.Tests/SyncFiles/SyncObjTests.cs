@@ -127,9 +127,13 @@ public class SyncObjTests
         var f = Pending();
         s.Replace(f);
 
-        var ex = Errno(() => s.ImportSyncFile(null));
+        Assert.Throws<ArgumentNullException>(() => s.ImportSyncFile(null!)); // was FenceErrnoException(-EINVAL)
+        var files = new FenceCore.Uapi.FileTable();
+        var drm = new FenceCore.Uapi.DrmFile(files);
+        Assert.Equal(0, drm.GetHandle(s, out uint h));
+        var import = new FenceCore.Uapi.DrmSyncobjHandle { Handle = h, Fd = files.CreateEventFd(), Flags = FenceCore.Uapi.DrmSyncobjFlags.ImportSyncFile };
 
-        Assert.Equal(-FenceCore.Errno.EINVAL, ex.Errno);
+        Assert.Equal(-FenceCore.Errno.EINVAL, drm.SyncobjFdToHandle(ref import)); // the uAPI keeps the kernel's errno
         Assert.Same(f, s.Fence);
     }
 
@@ -145,7 +149,7 @@ public class SyncObjTests
             f.Signal();
         });
 
-        bool done = SyncObj.Wait([s], FenceClock.NowNs + (long)Long.TotalNanoseconds, SyncObjWaitOptions.WaitAny, out int first);
+        bool done = SyncObj.Wait([s], Long, SyncObjWaitOptions.WaitAny, out int first);
 
         Assert.True(done);
         Assert.Equal(0, first);
@@ -154,11 +158,11 @@ public class SyncObjTests
     [Fact]
     public void BinaryWait_WaitAvailableIsEinval() =>
         Assert.Equal(-FenceCore.Errno.EINVAL,
-            Errno(() => SyncObj.Wait([new SyncObj(signaled: true)], 0, SyncObjWaitOptions.WaitAvailable, out _)).Errno);
+            Errno(() => SyncObj.Wait([new SyncObj(signaled: true)], TimeSpan.Zero, SyncObjWaitOptions.WaitAvailable, out _)).Errno);
 
     [Fact]
     public void BinaryWait_NullFenceWithoutWaitForSubmitIsEinval() =>
-        Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.Wait([new SyncObj()], 0, SyncObjWaitOptions.WaitAny, out _)).Errno);
+        Assert.Equal(-FenceCore.Errno.EINVAL, Errno(() => SyncObj.Wait([new SyncObj()], TimeSpan.Zero, SyncObjWaitOptions.WaitAny, out _)).Errno);
 
     // ---------------------------------------------------------------------------------------------
     // Timeline
@@ -418,7 +422,7 @@ public class SyncObjTests
     {
         var s = Timeline(Pending());
 
-        bool ok = SyncObj.Wait([s], [1ul], 1, SyncObjWaitOptions.WaitAny, out int first);
+        bool ok = SyncObj.Wait([s], [1ul], TimeSpan.Zero, SyncObjWaitOptions.WaitAny, out int first);
 
         Assert.False(ok);
         Assert.Equal(-1, first);
@@ -437,7 +441,7 @@ public class SyncObjTests
     [Fact]
     public void Wait_ZeroHandlesIsAllowedAndReturnsAtOnce()
     {
-        bool ok = SyncObj.Wait([], [], 0, SyncObjWaitOptions.WaitAll, out int first);
+        bool ok = SyncObj.Wait([], [], TimeSpan.Zero, SyncObjWaitOptions.WaitAll, out int first);
 
         Assert.True(ok);
         Assert.Equal(-1, first);
@@ -459,9 +463,10 @@ public class SyncObjTests
         var f = new Fences.TestFences.HookedFence(FenceContext.Allocate(), 1);
         var s = Timeline(f);
 
-        var ex = Errno(() => SyncObj.Wait([s, null], [1ul, 1], 0, SyncObjWaitOptions.WaitDeadline, out _, deadlineNs: 5));
+        var drm = new FenceCore.Uapi.DrmFile(new FenceCore.Uapi.FileTable());
+        Assert.Equal(0, drm.GetHandle(s, out uint h));
 
-        Assert.Equal(-FenceCore.Errno.ENOENT, ex.Errno);
+        Assert.Equal(-FenceCore.Errno.ENOENT, drm.SyncobjTimelineWait([h, 0], [1ul, 1], 0, FenceCore.Uapi.DrmSyncobjFlags.WaitDeadline, out _, deadlineNsec: 5));
         Assert.Null(f.Deadline);
         Assert.False(f.IsSignalingEnabled);
     }
@@ -469,12 +474,12 @@ public class SyncObjTests
     [Fact]
     public void Wait_UnknownFlagIsEinval() =>
         Assert.Equal(-FenceCore.Errno.EINVAL,
-            Errno(() => SyncObj.Wait([new SyncObj(true)], [0ul], 0, (SyncObjWaitOptions)0x100, out _)).Errno);
+            Errno(() => SyncObj.Wait([new SyncObj(true)], [0ul], TimeSpan.Zero, (SyncObjWaitOptions)0x100, out _)).Errno);
 
     [Fact]
     public void Wait_PointsOfAnotherLengthIsEinval() =>
         Assert.Equal(-FenceCore.Errno.EINVAL,
-            Errno(() => SyncObj.Wait([new SyncObj(true)], [0ul, 0], 0, SyncObjWaitOptions.WaitAny, out _)).Errno);
+            Errno(() => SyncObj.Wait([new SyncObj(true)], [0ul, 0], TimeSpan.Zero, SyncObjWaitOptions.WaitAny, out _)).Errno);
 
     [Fact]
     public void WaitForSubmit_WaitsForThePointToBeSubmittedAndSignalled()
@@ -501,7 +506,7 @@ public class SyncObjTests
         var s = new SyncObj();
         SoonOnAnotherThread(s.Signal);
 
-        bool done = SyncObj.Wait([s], FenceClock.NowNs + (long)Long.TotalNanoseconds, SyncObjWaitOptions.WaitForSubmit, out _);
+        bool done = SyncObj.Wait([s], Long, SyncObjWaitOptions.WaitForSubmit, out _);
 
         Assert.True(done);
     }
@@ -536,7 +541,10 @@ public class SyncObjTests
         var f = new Fences.TestFences.HookedFence(FenceContext.Allocate(), 1);
         var s = Timeline(f);
 
-        SyncObj.Wait([s], [1ul], 0, SyncObjWaitOptions.WaitDeadline, out _, deadlineNs: 4242);
+        var drm = new FenceCore.Uapi.DrmFile(new FenceCore.Uapi.FileTable());
+        Assert.Equal(0, drm.GetHandle(s, out uint h));
+
+        Assert.Equal(-FenceCore.Errno.ETIME, drm.SyncobjTimelineWait([h], [1ul], 0, FenceCore.Uapi.DrmSyncobjFlags.WaitDeadline, out _, deadlineNsec: 4242));
 
         Assert.Equal(4242, f.Deadline);
     }

@@ -1,0 +1,97 @@
+using FenceCore.VirtualGpu;
+using Microsoft.Extensions.Time.Testing;
+
+namespace FenceCore.Tests.Fences;
+
+/// <summary>Clocks and timers from a <see cref="TimeProvider"/> (issue 13's one model of time).</summary>
+public class TimeProviderTests
+{
+    [Fact]
+    public async Task WaitAsync_OnAFakeClock_TimesOutOnlyWhenTheClockPassesTheTimeout()
+    {
+        var time = new FakeTimeProvider();
+        var f = new FenceSource(FenceContext.Allocate(), 1);
+
+        ValueTask<bool> wait = f.WaitAsync(TimeSpan.FromSeconds(5), time);
+        time.Advance(TimeSpan.FromSeconds(4));
+        bool before = wait.IsCompleted;
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.False(before); // 4 s of fake time: still waiting, however long the test really took
+        Assert.False(await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, f.LinkedCallbackCellsForTesting()); // the timed-out wait removed its callback
+    }
+
+    [Fact]
+    public async Task WaitAsync_OnAFakeClock_SignalBeforeTheTimeoutWins()
+    {
+        var time = new FakeTimeProvider();
+        var f = new FenceSource(FenceContext.Allocate(), 1);
+
+        ValueTask<bool> wait = f.WaitAsync(TimeSpan.FromSeconds(5), time);
+        f.Signal();
+        time.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.True(await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Throws<ArgumentNullException>(() => f.WaitAsync(TimeSpan.FromSeconds(1), null!));
+    }
+
+    [Fact]
+    public void Timeline_StampsItsFencesWithItsClock_ACallersTimestampStillWins()
+    {
+        var time = new FakeTimeProvider();
+        time.Advance(TimeSpan.FromMilliseconds(3));
+        var timeline = new FenceTimeline("fake", timeProvider: time);
+        FenceSource a = timeline.CreateFence(), b = timeline.CreateFence();
+
+        a.Signal();
+        time.Advance(TimeSpan.FromMilliseconds(2));
+        b.SignalWithTimestamp(42);
+
+        Assert.Same(time, timeline.TimeProvider);
+        Assert.Equal(FenceTimeline.ToNs(time) - 2_000_000, a.TimestampNs);
+        Assert.Equal(42, b.TimestampNs);
+    }
+
+    [Fact]
+    public async Task VirtualGpu_TimeProvider_IsVirtualTime_AndATimeoutFollowsTheEventLoop()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Virtual });
+        TimeProvider time = gpu.TimeProvider;
+        var f = new FenceSource(FenceContext.Allocate(), 1);
+
+        ValueTask<bool> wait = f.WaitAsync(TimeSpan.FromMilliseconds(2), time);
+        gpu.RunFor(1_999_000);
+        bool beforeDue = wait.IsCompleted;
+        gpu.RunFor(1_000);
+
+        Assert.Equal(1_000_000_000, time.TimestampFrequency);
+        Assert.Equal(gpu.NowNs, time.GetTimestamp());
+        Assert.False(beforeDue);
+        Assert.False(await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public void VirtualGpu_Timer_ChangeAndDispose_AndPeriodic()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Virtual });
+        var fired = new List<long>();
+        ITimer periodic = gpu.TimeProvider.CreateTimer(_ => fired.Add(gpu.NowNs), null, TimeSpan.FromMicroseconds(10), TimeSpan.FromMicroseconds(10));
+        ITimer cancelled = gpu.TimeProvider.CreateTimer(_ => fired.Add(-1), null, TimeSpan.FromMicroseconds(5), Timeout.InfiniteTimeSpan);
+        cancelled.Dispose();
+
+        gpu.RunFor(35_000);
+        periodic.Dispose();
+        gpu.RunFor(100_000);
+
+        Assert.Equal([10_000L, 20_000, 30_000], fired);
+        Assert.False(cancelled.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan));
+    }
+
+    [Fact]
+    public void ThreadsModeGpu_UsesTheSystemClock()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Threads });
+        Assert.Same(TimeProvider.System, gpu.TimeProvider);
+    }
+}
