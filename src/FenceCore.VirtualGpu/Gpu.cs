@@ -126,6 +126,10 @@ public sealed class Gpu : IDisposable
     }
 
     /// <summary>The current time in ns: virtual time, or the monotonic clock in threads mode.</summary>
+    /// <remarks>The simulator's times and durations (<see cref="NowNs"/>, <see cref="RunFor"/>,
+    /// <see cref="JobDescription.DurationNs"/>) stay in whole ns on purpose: a <see cref="TimeSpan"/> counts
+    /// 100 ns ticks, coarser than the jobs and moves it schedules. For waits and timeouts that must follow
+    /// this clock, use <see cref="TimeProvider"/>.</remarks>
     public long NowNs => _dispatcher.NowNs;
 
     /// <summary>
@@ -280,6 +284,11 @@ public sealed class Gpu : IDisposable
         ArgumentNullException.ThrowIfNull(action);
         _dispatcher.PostAt(timeNs, static a => ((Action)a!)(), action);
     }
+
+    /// <summary>Virtual mode: schedules from any thread (the time provider's timers, which async
+    /// continuations create on the thread pool); the loop picks it up before its next event.</summary>
+    internal void ScheduleFromAnyThread(long timeNs, Action action) =>
+        RequireVirtual().PostAtFromAnyThread(timeNs, static a => ((Action)a!)(), action);
 
     /// <summary>Virtual mode: runs every event up to <paramref name="timeNs"/> and sets the clock there.</summary>
     public void RunUntil(long timeNs) => RequireVirtual().RunUntil(timeNs);

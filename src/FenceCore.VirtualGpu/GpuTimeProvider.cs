@@ -6,8 +6,9 @@ namespace FenceCore.VirtualGpu;
 /// timer fires when the GPU's event loop reaches its due time, so a wait's timeout given this provider
 /// (for example <c>Fence.WaitAsync(timeout, gpu.TimeProvider)</c>) follows virtual time.
 /// </summary>
-/// <remarks>Like the rest of the virtual mode, it is single-threaded: timers are created, changed and
-/// fire on the thread that runs the GPU's loop (or between runs).</remarks>
+/// <remarks>Timers may be created, changed and disposed on any thread (an async wait's continuation runs
+/// on the thread pool and may arm the next timer); they fire on the thread that runs the GPU's loop,
+/// which picks up a timer armed elsewhere before its next event.</remarks>
 internal sealed class GpuTimeProvider(Gpu gpu) : TimeProvider
 {
     /// <summary>The wall-clock time that virtual time 0 stands for.</summary>
@@ -31,19 +32,24 @@ internal sealed class GpuTimeProvider(Gpu gpu) : TimeProvider
     /// generation is stale (the timer was changed or disposed since) does nothing.</summary>
     private sealed class VirtualTimer(Gpu gpu, TimerCallback callback, object? state) : ITimer
     {
+        /// <summary>Bumped by each change and by dispose (Interlocked); a firing of another generation is stale.</summary>
         private long _generation;
+
+        /// <summary>The period in ns, or -1. Written before the generation bump that publishes it.</summary>
         private long _periodNs = -1;
-        private bool _disposed;
+
+        /// <summary>Set once by dispose; read with Volatile.Read.</summary>
+        private int _disposed;
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
-            if (_disposed)
+            if (Volatile.Read(ref _disposed) != 0)
             {
                 return false;
             }
 
-            long generation = ++_generation;
-            _periodNs = period == Timeout.InfiniteTimeSpan || period == TimeSpan.Zero ? -1 : period.Ticks * 100;
+            Volatile.Write(ref _periodNs, period == Timeout.InfiniteTimeSpan || period == TimeSpan.Zero ? -1 : period.Ticks * 100);
+            long generation = Interlocked.Increment(ref _generation);
             if (dueTime != Timeout.InfiniteTimeSpan)
             {
                 Arm(gpu.NowNs + (dueTime.Ticks * 100), generation);
@@ -54,8 +60,8 @@ internal sealed class GpuTimeProvider(Gpu gpu) : TimeProvider
 
         public void Dispose()
         {
-            _disposed = true;
-            _generation++;
+            Volatile.Write(ref _disposed, 1);
+            Interlocked.Increment(ref _generation);
         }
 
         public ValueTask DisposeAsync()
@@ -64,16 +70,17 @@ internal sealed class GpuTimeProvider(Gpu gpu) : TimeProvider
             return default;
         }
 
-        private void Arm(long atNs, long generation) => gpu.Schedule(atNs, () =>
+        private void Arm(long atNs, long generation) => gpu.ScheduleFromAnyThread(atNs, () =>
         {
-            if (_disposed || generation != _generation)
+            if (Volatile.Read(ref _disposed) != 0 || generation != Interlocked.Read(ref _generation))
             {
                 return;
             }
 
-            if (_periodNs > 0)
+            long period = Volatile.Read(ref _periodNs);
+            if (period > 0)
             {
-                Arm(gpu.NowNs + _periodNs, generation);
+                Arm(gpu.NowNs + period, generation);
             }
 
             callback(state);

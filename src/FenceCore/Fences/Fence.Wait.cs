@@ -194,7 +194,33 @@ public partial class Fence
 
         return cancellationToken.IsCancellationRequested
             ? ValueTask.FromCanceled<int>(cancellationToken)
-            : WaitAnySlowAsync(set, timeout, cancellationToken);
+            : WaitAnySlowAsync(set, timeout, null, cancellationToken);
+    }
+
+    /// <summary>As <see cref="WaitAnyAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>, with the
+    /// timeout measured on <paramref name="timeProvider"/>'s clock and timers.</summary>
+    /// <param name="fences">The fences; copied when the call starts.</param>
+    /// <param name="timeout">How long to wait on that clock.</param>
+    /// <param name="timeProvider">The clock (the virtual GPU's <c>Gpu.TimeProvider</c>, a test's <c>FakeTimeProvider</c>).</param>
+    /// <param name="cancellationToken">Interrupts the wait.</param>
+    /// <returns>The lowest index among those signalled when the wait ends, or -1 on timeout.</returns>
+    /// <exception cref="ArgumentNullException">The list, an element or <paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentException">The set is empty.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The shape of Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public static ValueTask<int> WaitAnyAsync(IReadOnlyList<Fence> fences, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        Fence[] set = CopySet(fences, nameof(fences));
+        ValidateTimeout(timeout, nameof(timeout));
+        int first = FirstSignaled(set);
+        if (first >= 0 || timeout == TimeSpan.Zero)
+        {
+            return new ValueTask<int>(first);
+        }
+
+        return cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<int>(cancellationToken)
+            : WaitAnySlowAsync(set, timeout, timeProvider, cancellationToken);
     }
 
     /// <summary>Waits asynchronously, without a timeout, until any of <paramref name="fences"/> signals.</summary>
@@ -230,7 +256,7 @@ public partial class Fence
     public static async ValueTask WaitAllAsync(IReadOnlyList<Fence> fences, CancellationToken cancellationToken = default) =>
         await WaitAllAsync(fences, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
 
-    private static async ValueTask<int> WaitAnySlowAsync(Fence[] fences, TimeSpan timeout, CancellationToken cancellationToken)
+    private static async ValueTask<int> WaitAnySlowAsync(Fence[] fences, TimeSpan timeout, TimeProvider? time, CancellationToken cancellationToken)
     {
         var gate = new WaitGate(blocking: false);
         var nodes = new WaitGateCallback?[fences.Length];
@@ -247,7 +273,7 @@ public partial class Fence
                 nodes[i] = node;
             }
 
-            long start = FenceClock.NowNs;
+            WaitDeadline deadline = time is null ? WaitDeadline.AtNs(AbsoluteNs(timeout)) : WaitDeadline.After(timeout, time);
             while (true)
             {
                 gate.Reset(); // before the check: a signal after it leaves the gate set
@@ -257,7 +283,7 @@ public partial class Fence
                     return first;
                 }
 
-                TimeSpan remaining = Remaining(timeout, start);
+                TimeSpan remaining = deadline.Remaining();
                 if (remaining == TimeSpan.Zero)
                 {
                     return -1;
@@ -265,7 +291,7 @@ public partial class Fence
 
                 try
                 {
-                    await gate.WaitAsync(remaining, cancellationToken).ConfigureAwait(false);
+                    await gate.WaitAsync(remaining, cancellationToken, time).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (FirstSignaled(fences) >= 0)
                 {
@@ -285,6 +311,37 @@ public partial class Fence
         }
     }
 
+    /// <summary>As <see cref="WaitAllAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>, with the
+    /// timeout measured on <paramref name="timeProvider"/>'s clock and timers.</summary>
+    /// <param name="fences">The fences; copied when the call starts.</param>
+    /// <param name="timeout">How long to wait on that clock, shared across the fences.</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="cancellationToken">Interrupts the wait.</param>
+    /// <returns>True when all signalled; false on timeout.</returns>
+    /// <exception cref="ArgumentNullException">The list, an element or <paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentException">The set is empty.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The shape of Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public static ValueTask<bool> WaitAllAsync(IReadOnlyList<Fence> fences, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        Fence[] set = CopySet(fences, nameof(fences));
+        ValidateTimeout(timeout, nameof(timeout));
+        return WaitAllOnClockAsync(set, WaitDeadline.After(timeout, timeProvider), timeProvider, cancellationToken);
+    }
+
+    private static async ValueTask<bool> WaitAllOnClockAsync(Fence[] set, WaitDeadline deadline, TimeProvider timeProvider, CancellationToken cancellationToken)
+    {
+        foreach (Fence fence in set)
+        {
+            if (!fence.Poll() && !await fence.WaitAsync(deadline.Remaining(), timeProvider, cancellationToken).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static async ValueTask<bool> WaitAllSlowAsync(Fence[] fences, int from, TimeSpan timeout, CancellationToken cancellationToken)
     {
         long start = FenceClock.NowNs;
@@ -298,6 +355,12 @@ public partial class Fence
 
         return true;
     }
+
+    /// <summary>The absolute <see cref="FenceClock"/> time <paramref name="timeout"/> from now; <see cref="long.MaxValue"/> for none.</summary>
+    internal static long AbsoluteNs(TimeSpan timeout) =>
+        timeout == Timeout.InfiniteTimeSpan || timeout.Ticks > (long.MaxValue - FenceClock.NowNs) / 100
+            ? long.MaxValue
+            : FenceClock.NowNs + (timeout.Ticks * 100);
 
     private static Fence[] CopySet(IReadOnlyList<Fence> fences, string paramName)
     {

@@ -65,22 +65,50 @@ internal sealed class WaitGate
     /// <summary>Waits until set or until <paramref name="timeout"/> passes, blocking or not as the gate
     /// was created. Returns false on timeout.</summary>
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
-    public async ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <remarks>The asynchronous form's timeout runs on <paramref name="time"/>'s timers when given.</remarks>
+    public async ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken, TimeProvider? time = null)
     {
         if (_event is not null)
         {
             return _event.Wait(timeout, cancellationToken);
         }
 
+        Task task = Volatile.Read(ref _source)!.Task;
+        if (time is not null)
+        {
+            return await WaitOnClockAsync(task, timeout, time, cancellationToken).ConfigureAwait(false);
+        }
+
         try
         {
-            await Volatile.Read(ref _source)!.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            await task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (TimeoutException)
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="task"/> with a timeout on <paramref name="time"/>'s timers. Not
+    /// <see cref="Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken)"/>: that one counts whole
+    /// milliseconds, so a sub-millisecond timeout (the virtual GPU's microseconds) times out at once, and
+    /// a loop that waits for what is left would spin without time ever advancing (found by
+    /// <c>TimeProviderTests.SyncObjAndReservationWaits_OnTheVirtualGpusClock_FollowVirtualTime</c>).
+    /// </summary>
+    private static async Task<bool> WaitOnClockAsync(Task task, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+
+        var timedOut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using ITimer timer = time.CreateTimer(static s => ((TaskCompletionSource)s!).TrySetResult(), timedOut, timeout, Timeout.InfiniteTimeSpan);
+        Task first = await Task.WhenAny(task, timedOut.Task).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return first == task;
     }
 }
 

@@ -476,6 +476,34 @@ public sealed class Reservation
         }
     }
 
+    /// <summary>As <see cref="WaitAsync(FenceUsage, TimeSpan, CancellationToken)"/>, with the timeout measured on
+    /// <paramref name="timeProvider"/>'s clock and timers (the virtual GPU's <c>Gpu.TimeProvider</c>, a test's
+    /// <c>FakeTimeProvider</c>).</summary>
+    /// <returns>True if all signalled; false on timeout.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The shape of Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public ValueTask<bool> WaitAsync(FenceUsage usage, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        Fence.ValidateTimeout(timeout, nameof(timeout));
+        ReservationEntry[] snapshot = Volatile.Read(ref _entries);
+        var pending = new List<Fence>();
+        foreach (ReservationEntry e in snapshot)
+        {
+            if (e.Usage <= usage && !e.Fence.Poll())
+            {
+                pending.Add(e.Fence);
+            }
+        }
+
+        if (pending.Count == 0)
+        {
+            return new ValueTask<bool>(true);
+        }
+
+        return timeout == TimeSpan.Zero ? new ValueTask<bool>(false) : Fence.WaitAllAsync(pending, timeout, timeProvider, cancellationToken);
+    }
+
     private static async ValueTask<bool> WaitSlowAsync(ReservationEntry[] snapshot, int from, FenceUsage usage, TimeSpan timeout, CancellationToken cancellationToken)
     {
         long start = FenceClock.NowNs;

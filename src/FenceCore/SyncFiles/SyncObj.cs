@@ -26,7 +26,7 @@ public enum SyncObjWaitOptions
     WaitDeadline = 8,
 }
 
-/// <summary>The result of <see cref="SyncObj.WaitAsync"/>: what the blocking wait returns and reports.</summary>
+/// <summary>The result of <c>SyncObj.WaitAsync</c>: what the blocking wait returns and reports.</summary>
 /// <param name="Signaled">True when the condition was met; false when the wait timed out (-ETIME).</param>
 /// <param name="FirstSignaled">For a wait-any, the lowest index found complete when the wait ended; for
 /// wait-all, the lowest index already complete when it started; -1 when none (the kernel's ~0).</param>
@@ -515,7 +515,7 @@ public sealed class SyncObj
         }
 
         WaitEntry[] entries = Capture(syncobjs, points, flags, deadlineNs);
-        ValueTask<SyncObjWaitResult> wait = WaitCoreAsync(entries, timeoutAbsNs, flags, new WaitGate(blocking: true), cancellationToken);
+        ValueTask<SyncObjWaitResult> wait = WaitCoreAsync(entries, WaitDeadline.AtNs(timeoutAbsNs), flags, new WaitGate(blocking: true), cancellationToken);
         Debug.Assert(wait.IsCompleted, "a blocking gate completes the wait synchronously");
         SyncObjWaitResult result = wait.GetAwaiter().GetResult();
         firstSignaled = result.FirstSignaled;
@@ -537,10 +537,36 @@ public sealed class SyncObj
     /// blocking wait reports them.</returns>
     /// <exception cref="FenceErrnoException">As the blocking wait, thrown before anything is waited for.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "With and without a TimeProvider, as Task.WaitAsync.")]
     public static ValueTask<SyncObjWaitResult> WaitAsync(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, SyncObjWaitOptions flags, CancellationToken cancellationToken = default)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
-        long timeoutAbsNs = AbsoluteDeadline(timeout);
+        return WaitAsyncCore(syncobjs, points, WaitDeadline.AtNs(AbsoluteDeadline(timeout)), flags, cancellationToken);
+    }
+
+    /// <summary>As <see cref="WaitAsync(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, TimeSpan, SyncObjWaitOptions, CancellationToken)"/>,
+    /// with the timeout measured on <paramref name="timeProvider"/>'s clock and its timers (the virtual GPU's
+    /// <c>Gpu.TimeProvider</c>, a test's <c>FakeTimeProvider</c>).</summary>
+    /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
+    /// <param name="points">One point per syncobj (0: its current fence).</param>
+    /// <param name="timeout">How long to wait on that clock.</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="flags">The wait flags.</param>
+    /// <param name="cancellationToken">Interrupts the wait (-ERESTARTSYS).</param>
+    /// <returns>Whether the condition was met (false: timed out) and the first signalled index.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="FenceErrnoException">As the blocking wait, thrown before anything is waited for.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "With and without a TimeProvider, as Task.WaitAsync.")]
+    public static ValueTask<SyncObjWaitResult> WaitAsync(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, TimeProvider timeProvider, SyncObjWaitOptions flags, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        Fence.ValidateTimeout(timeout, nameof(timeout));
+        return WaitAsyncCore(syncobjs, points, WaitDeadline.After(timeout, timeProvider), flags, cancellationToken);
+    }
+
+    private static ValueTask<SyncObjWaitResult> WaitAsyncCore(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, WaitDeadline deadline, SyncObjWaitOptions flags, CancellationToken cancellationToken)
+    {
         if ((flags & ~KnownWaitOptions) != 0)
         {
             ThrowHelper.ThrowErrno(-Errno.EINVAL, "SYNCOBJ_WAIT: unknown flags");
@@ -554,7 +580,7 @@ public sealed class SyncObj
         }
 
         WaitEntry[] entries = Capture(syncobjs, points, flags, 0);
-        return WaitCoreAsync(entries, timeoutAbsNs, flags, new WaitGate(blocking: false), cancellationToken);
+        return WaitCoreAsync(entries, deadline, flags, new WaitGate(blocking: false), cancellationToken);
     }
 
     /// <summary>Captures every fence first; a missing one without wait-for-submit fails before any wait.</summary>
@@ -589,7 +615,7 @@ public sealed class SyncObj
     }
 
     /// <summary>The wait loop, shared by the blocking and the asynchronous wait (the gate decides which).</summary>
-    private static async ValueTask<SyncObjWaitResult> WaitCoreAsync(WaitEntry[] entries, long timeoutAbsNs, SyncObjWaitOptions flags, WaitGate gate, CancellationToken cancellationToken)
+    private static async ValueTask<SyncObjWaitResult> WaitCoreAsync(WaitEntry[] entries, WaitDeadline deadline, SyncObjWaitOptions flags, WaitGate gate, CancellationToken cancellationToken)
     {
         bool waitAll = (flags & SyncObjWaitOptions.WaitAll) != 0;
         bool forSubmit = (flags & SyncObjWaitOptions.WaitForSubmit) != 0;
@@ -634,7 +660,7 @@ public sealed class SyncObj
                     return new SyncObjWaitResult(true, firstSignaled);
                 }
 
-                TimeSpan remaining = RemainingUntil(timeoutAbsNs);
+                TimeSpan remaining = deadline.Remaining();
                 if (remaining == TimeSpan.Zero)
                 {
                     return new SyncObjWaitResult(false, firstSignaled);
@@ -642,7 +668,7 @@ public sealed class SyncObj
 
                 try
                 {
-                    await gate.WaitAsync(remaining, cancellationToken).ConfigureAwait(false);
+                    await gate.WaitAsync(remaining, cancellationToken, deadline.Time).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (AllComplete(entries, waitAll, available, ref firstSignaled))
                 {
@@ -885,24 +911,6 @@ public sealed class SyncObj
 
         long ns = timeout.Ticks > (long.MaxValue - FenceClock.NowNs) / 100 ? long.MaxValue : FenceClock.NowNs + (timeout.Ticks * 100);
         return ns;
-    }
-
-    private static TimeSpan RemainingUntil(long deadlineAbsNs)
-    {
-        if (deadlineAbsNs == long.MaxValue)
-        {
-            return Timeout.InfiniteTimeSpan;
-        }
-
-        long left = deadlineAbsNs - FenceClock.NowNs;
-        if (left <= 0)
-        {
-            return TimeSpan.Zero;
-        }
-
-        // Round up so a wait never ends just before its deadline; cap at the largest timeout a wait takes.
-        long ms = Math.Min((left + 999_999) / 1_000_000, int.MaxValue - 1);
-        return TimeSpan.FromMilliseconds(ms);
     }
 
     /// <summary>One syncobj of a wait: the captured fence and its two callback nodes.</summary>

@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace FenceCore.Coyote.SyncFiles;
 
 /// <summary>
-/// The asynchronous wake-up gate (Internal/WaitGate) of <see cref="SyncObj.WaitAsync"/> and
+/// The asynchronous wake-up gate (Internal/WaitGate) of <c>SyncObj.WaitAsync</c> and
 /// <see cref="Fence.WaitAnyAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>: the waiter resets
 /// the gate (a fresh completion source) before it checks its condition, callbacks and submit waiters set
 /// whichever source they read. Invariant: no wake-up is lost, so every wait whose condition becomes true

@@ -94,4 +94,47 @@ public class TimeProviderTests
         using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Threads });
         Assert.Same(TimeProvider.System, gpu.TimeProvider);
     }
+
+    [Fact]
+    public async Task WaitAnyAndWaitAll_OnAFakeClock_TimeOutWithTheClock()
+    {
+        var time = new FakeTimeProvider();
+        FenceSource a = new(FenceContext.Allocate(), 1), b = new(FenceContext.Allocate(), 1);
+
+        ValueTask<int> any = Fence.WaitAnyAsync([a, b], TimeSpan.FromSeconds(2), time);
+        ValueTask<bool> all = Fence.WaitAllAsync([a, b], TimeSpan.FromSeconds(3), time);
+        time.Advance(TimeSpan.FromSeconds(1));
+        bool anyEarly = any.IsCompleted;
+        time.Advance(TimeSpan.FromSeconds(1));
+        int index = await any.AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        a.Signal();
+        bool allEarly = all.IsCompleted;
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.False(anyEarly);
+        Assert.Equal(-1, index);
+        Assert.False(allEarly);
+        Assert.False(await all.AsTask().WaitAsync(TimeSpan.FromSeconds(10))); // b never signalled within 3 s of fake time
+        Assert.Throws<ArgumentNullException>(() => Fence.WaitAnyAsync([a], TimeSpan.FromSeconds(1), null!));
+    }
+
+    [Fact]
+    public async Task SyncObjAndReservationWaits_OnTheVirtualGpusClock_FollowVirtualTime()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Virtual });
+        var syncobj = new SyncObj();
+        var resv = new Reservation();
+        resv.AddFence(new FenceSource(FenceContext.Allocate(), 1), FenceUsage.Write);
+
+        ValueTask<SyncObjWaitResult> submit = SyncObj.WaitAsync([syncobj], [1], TimeSpan.FromMicroseconds(50), gpu.TimeProvider, SyncObjWaitOptions.WaitForSubmit);
+        ValueTask<bool> busy = resv.WaitAsync(FenceUsage.Read, TimeSpan.FromMicroseconds(80), gpu.TimeProvider);
+        gpu.RunFor(49_000);
+        bool early = submit.IsCompleted || busy.IsCompleted;
+        gpu.RunFor(40_000);
+
+        Assert.False(early);
+        Assert.Equal(new SyncObjWaitResult(false, -1), await submit.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(await busy.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, syncobj.SubmitWaiterCountForTesting());
+    }
 }
