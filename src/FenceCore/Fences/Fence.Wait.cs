@@ -182,20 +182,8 @@ public partial class Fence
     /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled before any fence signalled.</exception>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
-    public static ValueTask<int> WaitAnyAsync(IReadOnlyList<Fence> fences, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        Fence[] set = CopySet(fences, nameof(fences));
-        ValidateTimeout(timeout, nameof(timeout));
-        int first = FirstSignaled(set);
-        if (first >= 0 || timeout == TimeSpan.Zero)
-        {
-            return new ValueTask<int>(first);
-        }
-
-        return cancellationToken.IsCancellationRequested
-            ? ValueTask.FromCanceled<int>(cancellationToken)
-            : WaitAnySlowAsync(set, timeout, null, cancellationToken);
-    }
+    public static ValueTask<int> WaitAnyAsync(IReadOnlyList<Fence> fences, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        WaitAnyOn(fences, timeout, null, cancellationToken);
 
     /// <summary>As <see cref="WaitAnyAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>, with the
     /// timeout measured on <paramref name="timeProvider"/>'s clock and timers.</summary>
@@ -210,6 +198,12 @@ public partial class Fence
     public static ValueTask<int> WaitAnyAsync(IReadOnlyList<Fence> fences, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(timeProvider);
+        return WaitAnyOn(fences, timeout, timeProvider, cancellationToken);
+    }
+
+    /// <summary>The checks and the fast path of both wait-any forms; <paramref name="time"/> null: the system clock.</summary>
+    private static ValueTask<int> WaitAnyOn(IReadOnlyList<Fence> fences, TimeSpan timeout, TimeProvider? time, CancellationToken cancellationToken)
+    {
         Fence[] set = CopySet(fences, nameof(fences));
         ValidateTimeout(timeout, nameof(timeout));
         int first = FirstSignaled(set);
@@ -220,7 +214,7 @@ public partial class Fence
 
         return cancellationToken.IsCancellationRequested
             ? ValueTask.FromCanceled<int>(cancellationToken)
-            : WaitAnySlowAsync(set, timeout, timeProvider, cancellationToken);
+            : WaitAnySlowAsync(set, timeout, time, cancellationToken);
     }
 
     /// <summary>Waits asynchronously, without a timeout, until any of <paramref name="fences"/> signals.</summary>
