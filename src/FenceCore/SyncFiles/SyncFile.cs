@@ -140,6 +140,7 @@ public sealed class SyncFile
 
         if (fences.IsEmpty)
         {
+            Fence.Poll(); // dma_fence_get_status polls first
             return new SyncFileInfo(Name, Fence.Status, count);
         }
 
@@ -158,6 +159,7 @@ public sealed class SyncFile
                 break; // leaves only disappear between the passes, so this cannot happen; stay in bounds anyway
             }
 
+            leaf.Poll(); // as dma_fence_get_status does for each leaf
             int leafStatus = leaf.Status;
             fences[filled++] = new SyncFenceInfo(
                 Truncate(leaf.TimelineName),

@@ -118,6 +118,24 @@ public class SyncFileTests
     }
 
     [Fact]
+    public void Info_PollsAsDmaFenceGetStatusDoes_AnArrayOfSignalledLeavesReportsSignalled()
+    {
+        FenceSource a = Pending(), b = Pending();
+        var hardware = new Fences.TestFences.HookedFence(FenceContext.Allocate(), 1) { HardwareDone = true };
+        a.Signal();
+        b.Signal();
+        var file = new SyncFile(new FenceArray([a, b])); // never enabled: only a poll can see it is done
+        var withHardware = new SyncFile(new FenceArray([hardware]));
+        var entries = new SyncFenceInfo[1];
+
+        SyncFileInfo count = file.GetInfo([]);
+        withHardware.GetInfo(entries);
+
+        Assert.Equal(1, count.Status); // 0 when the status was read without polling (issue 13's plain reads)
+        Assert.Equal(1, entries[0].Status); // the leaf is polled too
+    }
+
+    [Fact]
     public void Info_CountOnlyReturnsLeafCountAndWholeFenceStatus()
     {
         FenceSource f1 = Pending(), f2 = Pending(), f3 = Pending();
