@@ -9,9 +9,10 @@ namespace FenceCore;
 /// <para>
 /// The source is its own fence: <see cref="Fence"/> returns this object typed as the consumer's view, so
 /// creating a signallable fence is one allocation of 64 bytes, as a plain fence is. A consumer that
-/// casts the view back to <see cref="FenceSource"/> breaks the contract on purpose; nothing in FenceCore
-/// hands out a source as a <see cref="FenceCore.Fence"/> (the virtual GPU's, sw_sync's and the
-/// containers' fences are not sources, and only their owners can signal them).
+/// casts the view back to <see cref="FenceSource"/> breaks the contract on purpose. The only sources
+/// FenceCore hands out as a <see cref="FenceCore.Fence"/> are the signalled stubs, which cannot signal
+/// again; the virtual GPU's, sw_sync's and the containers' fences are not sources, and only their owners
+/// can signal them.
 /// </para>
 /// <para>
 /// Callbacks that throw are handled by <see cref="Fence.OnCallbackFailed"/>: by default they are
