@@ -351,10 +351,13 @@ public partial class Fence
     }
 
     /// <summary>The absolute <see cref="FenceClock"/> time <paramref name="timeout"/> from now; <see cref="long.MaxValue"/> for none.</summary>
-    internal static long AbsoluteNs(TimeSpan timeout) =>
-        timeout == Timeout.InfiniteTimeSpan || timeout.Ticks > (long.MaxValue - FenceClock.NowNs) / 100
+    internal static long AbsoluteNs(TimeSpan timeout)
+    {
+        long now = FenceClock.NowNs;
+        return timeout == Timeout.InfiniteTimeSpan || timeout.Ticks > (long.MaxValue - now) / 100
             ? long.MaxValue
-            : FenceClock.NowNs + (timeout.Ticks * 100);
+            : now + (timeout.Ticks * 100);
+    }
 
     private static Fence[] CopySet(IReadOnlyList<Fence> fences, string paramName)
     {
@@ -386,7 +389,11 @@ public partial class Fence
 
     /// <summary>Waits asynchronously until the fence signals or the timeout expires.</summary>
     /// <returns>True if signalled; false on timeout.</returns>
-    public ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    public ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        WaitOnAsync(timeout, null, cancellationToken);
+
+    /// <summary>The timed asynchronous wait of both forms; <paramref name="time"/> null: the system's timers.</summary>
+    private ValueTask<bool> WaitOnAsync(TimeSpan timeout, TimeProvider? time, CancellationToken cancellationToken)
     {
         ValidateTimeout(timeout, nameof(timeout));
         if (Poll())
@@ -407,7 +414,7 @@ public partial class Fence
 
         ThrowIfCancelledAndPending(cancellationToken);
         var waiter = new AsyncWaiter(this);
-        return waiter.Start(timeout, cancellationToken) ? new ValueTask<bool>(true) : new ValueTask<bool>(waiter, waiter.Version);
+        return waiter.Start(timeout, cancellationToken, time) ? new ValueTask<bool>(true) : new ValueTask<bool>(waiter, waiter.Version);
     }
 
     /// <summary>
@@ -424,26 +431,7 @@ public partial class Fence
     public ValueTask<bool> WaitAsync(TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(timeProvider);
-        ValidateTimeout(timeout, nameof(timeout));
-        if (Poll())
-        {
-            return new ValueTask<bool>(true);
-        }
-
-        EnableSignaling();
-        if (Poll())
-        {
-            return new ValueTask<bool>(true);
-        }
-
-        if (timeout == TimeSpan.Zero)
-        {
-            return new ValueTask<bool>(false);
-        }
-
-        ThrowIfCancelledAndPending(cancellationToken);
-        var waiter = new AsyncWaiter(this);
-        return waiter.Start(timeout, cancellationToken, timeProvider) ? new ValueTask<bool>(true) : new ValueTask<bool>(waiter, waiter.Version);
+        return WaitOnAsync(timeout, timeProvider, cancellationToken);
     }
 
     /// <summary>Lets <c>await fence</c> wait for the fence.</summary>

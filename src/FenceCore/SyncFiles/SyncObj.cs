@@ -451,7 +451,7 @@ public sealed class SyncObj
     public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, TimeSpan timeout, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
-        return WaitIoctl(syncobjs, AbsoluteDeadline(timeout), flags, out firstSignaled, cancellationToken);
+        return WaitIoctl(syncobjs, Fence.AbsoluteNs(timeout), flags, out firstSignaled, cancellationToken);
     }
 
     /// <summary>The kernel-shaped binary wait, with an absolute <see cref="FenceClock"/> timeout in ns
@@ -541,7 +541,7 @@ public sealed class SyncObj
     public static ValueTask<SyncObjWaitResult> WaitAsync(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, SyncObjWaitOptions flags, CancellationToken cancellationToken = default)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
-        return WaitAsyncCore(syncobjs, points, WaitDeadline.AtNs(AbsoluteDeadline(timeout)), flags, cancellationToken);
+        return WaitAsyncCore(syncobjs, points, WaitDeadline.AtNs(Fence.AbsoluteNs(timeout)), flags, cancellationToken);
     }
 
     /// <summary>As <see cref="WaitAsync(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, TimeSpan, SyncObjWaitOptions, CancellationToken)"/>,
@@ -709,7 +709,7 @@ public sealed class SyncObj
     public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
-        return WaitIoctl(syncobjs, points, AbsoluteDeadline(timeout), flags, out firstSignaled, 0, cancellationToken);
+        return WaitIoctl(syncobjs, points, Fence.AbsoluteNs(timeout), flags, out firstSignaled, 0, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -900,17 +900,6 @@ public sealed class SyncObj
             ThrowHelper.ThrowErrno(-Errno.EINVAL, string.Create(CultureInfo.InvariantCulture,
                 $"{ioctl}: {syncobjs.Length} handles but {points.Length} points"));
         }
-    }
-
-    private static long AbsoluteDeadline(TimeSpan timeout)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan)
-        {
-            return long.MaxValue;
-        }
-
-        long ns = timeout.Ticks > (long.MaxValue - FenceClock.NowNs) / 100 ? long.MaxValue : FenceClock.NowNs + (timeout.Ticks * 100);
-        return ns;
     }
 
     /// <summary>One syncobj of a wait: the captured fence and its two callback nodes.</summary>

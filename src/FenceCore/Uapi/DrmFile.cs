@@ -438,23 +438,15 @@ public sealed class DrmFile
             return -Errno.EOPNOTSUPP;
         }
 
-        if ((flags & ~DrmSyncobjFlags.QueryLastSubmitted) != 0 || handles.IsEmpty || points.Length != handles.Length)
+        try
         {
-            return -Errno.EINVAL;
+            SyncObj.Query(Find(handles), points, (SyncObjQueryOptions)flags); // checks every handle before writing
+            return 0;
         }
-
-        SyncObj[]? syncobjs = Lookup(handles);
-        if (syncobjs is null)
+        catch (FenceErrnoException ex)
         {
-            return -Errno.ENOENT;
+            return ex.Errno;
         }
-
-        for (int i = 0; i < syncobjs.Length; i++)
-        {
-            points[i] = syncobjs[i].QueryPoint(lastSubmitted: (flags & DrmSyncobjFlags.QueryLastSubmitted) != 0);
-        }
-
-        return 0;
     }
 
     /// <summary><c>DRM_IOCTL_SYNCOBJ_WAIT</c>: waits for the current fence of each handle, all of them with
@@ -604,23 +596,6 @@ public sealed class DrmFile
         for (int i = 0; i < handles.Length; i++)
         {
             TryGetSyncObj(handles[i], out syncobjs[i]);
-        }
-
-        return syncobjs;
-    }
-
-    /// <summary>Every handle's syncobj, or null when one is unknown.</summary>
-    private SyncObj[]? Lookup(ReadOnlySpan<uint> handles)
-    {
-        var syncobjs = new SyncObj[handles.Length];
-        for (int i = 0; i < handles.Length; i++)
-        {
-            if (!TryGetSyncObj(handles[i], out SyncObj? s))
-            {
-                return null;
-            }
-
-            syncobjs[i] = s;
         }
 
         return syncobjs;
