@@ -10,10 +10,10 @@ namespace FenceCore.Stress;
 internal sealed class Workload
 {
     private const long Us = 1_000;
-    private readonly Options _o;
+    private readonly StressSettings _o;
     private readonly Gpu _gpu;
     private readonly InvariantChecker? _checker;
-    private readonly TraceRecorder? _trace;
+    private readonly PerfettoTrace? _trace;
     private readonly Random _rng;
     private readonly object _rngGate = new(); // threads mode: clients share the seeded generator
     private readonly GpuBuffer[] _buffers;
@@ -22,13 +22,12 @@ internal sealed class Workload
     private readonly Dictionary<GpuClient, ClientState> _byClient = [];
     private readonly ulong _foreignContext = FenceContext.Allocate();
     private readonly List<(GpuBuffer Buffer, Fence Fence, long MaxJob)> _exports = [];
-    private readonly long[] _latencies;
     private long _latencyCount;
     private long _submitted;
     private volatile bool _stop;
     private ulong _foreignSeqno;
 
-    public Workload(Options o, Gpu gpu, InvariantChecker? checker, TraceRecorder? trace)
+    public Workload(StressSettings o, Gpu gpu, InvariantChecker? checker, PerfettoTrace? trace)
     {
         _o = o;
         _gpu = gpu;
@@ -47,7 +46,6 @@ internal sealed class Workload
             _clients[i] = NewClientState(i, explicitSync: i >= o.Clients - explicitClients);
         }
 
-        _latencies = new long[(int)Math.Min(o.Jobs + 1024, 8_000_000)];
         gpu.Subscribe(OnEvent);
     }
 
@@ -62,8 +60,6 @@ internal sealed class Workload
     public long CpuAccesses;
     public long SyncObjQueries;
     public bool Stopped => _stop;
-
-    public ReadOnlySpan<long> Latencies => _latencies.AsSpan(0, (int)Math.Min(_latencyCount, _latencies.Length));
 
     public void Stop() => _stop = true;
 
@@ -178,6 +174,7 @@ internal sealed class Workload
         {
             Interlocked.Increment(ref Kills);
             _gpu.Kill(cs.Client);
+            _trace?.ClientKilled(cs.Client, _gpu.NowNs);
             ClientState replacement = NewClientState(cs.Index, cs.Explicit);
             Volatile.Write(ref _clients[cs.Index], replacement);
             if (_o.Mode == GpuTimeMode.Virtual)
@@ -268,17 +265,12 @@ internal sealed class Workload
             return;
         }
 
-        _trace?.Record(job);
         if (job.IsKernelJob)
         {
             return;
         }
 
         long slot = Interlocked.Increment(ref _latencyCount) - 1;
-        if (slot < _latencies.Length)
-        {
-            _latencies[slot] = e.TimeNs - job.SubmitNs;
-        }
 
         ClientState? cs;
         lock (_byClient)

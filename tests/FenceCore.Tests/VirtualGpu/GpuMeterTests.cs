@@ -100,4 +100,38 @@ public sealed class GpuMeterTests
         listener.Start();
         return names;
     }
+
+    /// <summary>The README lists the meter's instruments (issue 16); the list must be the meter's, name and unit.</summary>
+    [Fact]
+    public void ReadmeInstrumentTable_IsTheMetersInstruments()
+    {
+        string? dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "FenceCore.sln")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        Assert.NotNull(dir);
+        string readme = File.ReadAllText(Path.Combine(dir, "README.md"));
+        int start = readme.IndexOf("<!-- meter-instruments:start -->", StringComparison.Ordinal);
+        int end = readme.IndexOf("<!-- meter-instruments:end -->", StringComparison.Ordinal);
+        Assert.True(start >= 0 && end > start, "README.md has no meter-instruments table");
+        var documented = System.Text.RegularExpressions.Regex.Matches(readme[start..end], @"^\| `(vgpu\.[a-z.]+)` \| `([^`]+)` \|", System.Text.RegularExpressions.RegexOptions.Multiline)
+            .Select(m => $"{m.Groups[1].Value} {m.Groups[2].Value}").Order(StringComparer.Ordinal).ToArray();
+
+        using var factory = new TestMeterFactory();
+        using var gpu = new Gpu(new GpuConfig { MeterFactory = factory });
+        var published = new List<string>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, _) =>
+        {
+            if (factory.Created.Contains(instrument.Meter))
+            {
+                published.Add($"{instrument.Name} {instrument.Unit}");
+            }
+        };
+        listener.Start();
+        Assert.Equal(Gpu.MeterName, Assert.Single(factory.Created).Name);
+        Assert.Equal(documented, published.Order(StringComparer.Ordinal).ToArray());
+    }
 }

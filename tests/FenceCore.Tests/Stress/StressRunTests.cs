@@ -1,24 +1,15 @@
 using System.Text.Json;
 
-namespace FenceCore.Tests.VirtualGpu;
+namespace FenceCore.Tests.Stress;
 
 /// <summary>Short runs of the stress runner (the main command) inside the test suite.</summary>
+[Collection("stress runner")]
 public class StressRunTests
 {
     private static (int ExitCode, JsonElement Report) Run(params string[] args)
     {
-        string json = Path.Combine(Path.GetTempPath(), $"fencecore-stress-{Guid.NewGuid():N}.json");
-        try
-        {
-            System.Reflection.MethodInfo entry = typeof(FenceCore.Stress.Invariant).Assembly.EntryPoint!;
-            int code = (int)entry.Invoke(null, [(string[])[.. args, "--quiet", "--json", json]])!;
-            using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(json));
-            return (code, doc.RootElement.Clone());
-        }
-        finally
-        {
-            File.Delete(json);
-        }
+        (int code, JsonElement report, _) = StressRunner.Run([.. args, "--quiet"]);
+        return (code, report);
     }
 
     private static long Violations(JsonElement report, string invariant) =>
@@ -84,6 +75,7 @@ public class StressRunTests
     [Theory]
     [InlineData("--json")]
     [InlineData("--trace")]
+    [InlineData("--html")]
     public void OutputPathInAFolderThatDoesNotExist_IsUsageError_BeforeTheRun(string option)
     {
         System.Reflection.MethodInfo entry = typeof(FenceCore.Stress.Invariant).Assembly.EntryPoint!;

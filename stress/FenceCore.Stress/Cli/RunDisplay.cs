@@ -1,0 +1,170 @@
+using System.Globalization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace FenceCore.Stress;
+
+/// <summary>One reading of a run in progress, for the live display and the plain progress lines.</summary>
+internal readonly record struct ProgressReading(TimeSpan Wall, long ClientJobs, long TargetJobs, long Moves, double GpuSeconds, int Resets, long Leaks, long Violations);
+
+/// <summary>
+/// The runner's terminal output on Spectre.Console: a live progress bar with rate and ETA on a terminal;
+/// plain lines, one every 5 seconds, when the output is redirected, <c>CI=true</c> or <c>--quiet</c> (quiet
+/// prints none); then the summary tables and the latency bar chart.
+/// </summary>
+internal sealed class RunDisplay
+{
+    private const double PlainLineSeconds = 5;
+    private readonly IAnsiConsole _console;
+    private readonly bool _quiet;
+    private double _nextPlainLine = PlainLineSeconds;
+    private ProgressTask? _task;
+    private long _lastLineJobs;      // timer thread only
+    private double _lastLineSeconds; // timer thread only
+
+    public RunDisplay(bool quiet)
+    {
+        _quiet = quiet;
+        Live = !quiet && !System.Console.IsOutputRedirected && !string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+        _console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(System.Console.Out),
+            Ansi = Live ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = Live ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = Live ? InteractionSupport.Yes : InteractionSupport.No,
+        });
+        if (!Live)
+        {
+            _console.Profile.Width = 120; // redirected: wide enough for the tables, whatever the pipe says
+        }
+    }
+
+    /// <summary>True when progress is drawn live (a terminal, not CI, not quiet).</summary>
+    public bool Live { get; }
+
+    /// <summary>A plain line, never wrapped (a replay command must stay one line to copy). Not called while
+    /// the live progress is drawn.</summary>
+    public static void Line(string text) => System.Console.Out.WriteLine(text);
+
+    /// <summary>Runs <paramref name="body"/> with the live progress bar on a terminal, or directly.</summary>
+    public void Run(long targetJobs, Action body)
+    {
+        if (!Live)
+        {
+            body();
+            return;
+        }
+
+        _console.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RateColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                _task = ctx.AddTask("jobs", maxValue: targetJobs);
+                body();
+                _task.Value = _task.MaxValue;
+                _task.StopTask();
+            });
+    }
+
+    /// <summary>Called about twice a second from the run's timer thread.</summary>
+    public void Update(ProgressReading r)
+    {
+        if (_quiet)
+        {
+            return;
+        }
+
+        if (Live)
+        {
+            if (_task is { } task)
+            {
+                task.Value = Math.Min(r.ClientJobs, r.TargetJobs);
+                task.Description = string.Create(CultureInfo.InvariantCulture,
+                    $"jobs {r.ClientJobs:N0} (+{r.Moves:N0} moves)  gpu {r.GpuSeconds:F3}s  resets {r.Resets}  leaks {r.Leaks}  violations {r.Violations}");
+            }
+
+            return;
+        }
+
+        double t = r.Wall.TotalSeconds;
+        if (t >= _nextPlainLine)
+        {
+            _nextPlainLine += PlainLineSeconds;
+            double rate = (r.ClientJobs - _lastLineJobs) / Math.Max(1e-9, t - _lastLineSeconds);
+            _lastLineJobs = r.ClientJobs;
+            _lastLineSeconds = t;
+            string eta = rate > 0 && r.ClientJobs < r.TargetJobs ? TimeSpan.FromSeconds(Math.Ceiling((r.TargetJobs - r.ClientJobs) / rate)).ToString("c", CultureInfo.InvariantCulture) : "-";
+            Line(string.Create(CultureInfo.InvariantCulture,
+                $"[{t,6:F1}s] jobs {r.ClientJobs,11:N0} / {r.TargetJobs:N0} (+{r.Moves:N0} moves)  {rate,9:N0} jobs/s  eta {eta}  gpu time {r.GpuSeconds,8:F3}s  resets {r.Resets,4}  leaks {r.Leaks}  violations {r.Violations}"));
+        }
+    }
+
+    /// <summary>The summary: figures, faults, latency chart and the invariants.</summary>
+    public void Summary(StressReport report)
+    {
+        var figures = new Table().Border(TableBorder.Rounded).Title("[bold]run[/]").AddColumn("").AddColumn(new TableColumn("").RightAligned());
+        void Row(string name, string value) => figures.AddRow(Markup.Escape(name), Markup.Escape(value));
+        ReportCounts c = report.Counts;
+        ReportThroughput t = report.Throughput;
+        Row("jobs completed", string.Create(CultureInfo.InvariantCulture, $"{c.JobsCompleted:N0} ({c.ClientJobs:N0} from clients, {c.KernelJobs:N0} moves/clears/evictions)"));
+        Row("wall time", string.Create(CultureInfo.InvariantCulture, $"{t.WallSeconds:F1} s"));
+        Row("GPU time", string.Create(CultureInfo.InvariantCulture, $"{t.GpuSeconds:F3} s ({report.Config.Mode})"));
+        Row("throughput", string.Create(CultureInfo.InvariantCulture, $"{t.JobsPerSecond:N0} jobs/s, {t.FencesPerSecond:N0} fences/s"));
+        Row("latency submit→finished", string.Create(CultureInfo.InvariantCulture, $"p50 {report.Latency.P50:F1} µs  p99 {report.Latency.P99:F1} µs  max {report.Latency.Max:F1} µs"));
+        Row("faults", string.Create(CultureInfo.InvariantCulture, $"{c.HangsInjected} hangs → {c.EngineResets} resets, {c.ClientsKilled} kills, {c.ForeignDependencies} foreign fences, {c.DependencyTimeouts} dependency timeouts"));
+        Row("memory", string.Create(CultureInfo.InvariantCulture, $"device peak {report.Memory.DevicePeakBytes >> 20} / {report.Memory.DeviceCapacityBytes >> 20} MiB, {c.Evictions:N0} evictions; {report.Memory.ManagedAllocatedBytesPerJob:N0} B allocated per job"));
+        Row("digest", $"{report.Digest} (seed {report.Seed})");
+        _console.Write(figures);
+
+        if (report.Latency.Distribution.Count > 0)
+        {
+            _console.Write(LatencyChart(report.Latency));
+        }
+
+        if (report.Invariants.Count > 0)
+        {
+            var invariants = new Table().Border(TableBorder.Rounded).Title("[bold]invariants[/]")
+                .AddColumn("invariant").AddColumn(new TableColumn("checks").RightAligned()).AddColumn(new TableColumn("violations").RightAligned());
+            foreach (ReportInvariant i in report.Invariants)
+            {
+                invariants.AddRow(new Markup(Markup.Escape(i.Name)), new Markup(i.Checks.ToString("N0", CultureInfo.InvariantCulture)),
+                    new Markup(i.Violations == 0 ? "0" : $"[red]{i.Violations.ToString("N0", CultureInfo.InvariantCulture)}[/]"));
+            }
+
+            _console.Write(invariants);
+        }
+    }
+
+    /// <summary>The latency distribution as bars, one per power of two of microseconds that holds samples.</summary>
+    private static BarChart LatencyChart(ReportLatency latency)
+    {
+        var bars = new SortedDictionary<int, long>();
+        foreach (ReportBucket b in latency.Distribution)
+        {
+            int exponent = (int)Math.Ceiling(Math.Log2(Math.Max(b.UpToMicroseconds, 1e-3)) - 1e-9);
+            bars.TryGetValue(exponent, out long sum);
+            bars[exponent] = sum + b.Count;
+        }
+
+        var chart = new BarChart().Width(100).Label(string.Create(CultureInfo.InvariantCulture, $"[bold]latency submit→finished ({latency.Clock} clock, {latency.Samples:N0} jobs)[/]"));
+        foreach ((int exponent, long count) in bars)
+        {
+            double upTo = Math.Pow(2, exponent);
+            string label = upTo >= 1000
+                ? string.Create(CultureInfo.InvariantCulture, $"≤ {upTo / 1000:0.#} ms")
+                : string.Create(CultureInfo.InvariantCulture, $"≤ {upTo:0.###} µs");
+            chart.AddItem(label, count, Color.SteelBlue);
+        }
+
+        return chart;
+    }
+
+    /// <summary>Jobs per second, from the task's own speed estimate.</summary>
+    private sealed class RateColumn : ProgressColumn
+    {
+        public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
+            new Text(task.Speed is double speed ? string.Create(CultureInfo.InvariantCulture, $"{speed,9:N0} jobs/s") : "        - jobs/s");
+    }
+}
