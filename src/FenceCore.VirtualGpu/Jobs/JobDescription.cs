@@ -1,0 +1,48 @@
+namespace FenceCore.VirtualGpu;
+
+/// <summary>A point on a syncobj: point 0 means the binary payload.</summary>
+/// <param name="SyncObj">The syncobj.</param>
+/// <param name="Point">The timeline point, or 0.</param>
+public readonly record struct SyncObjPoint(SyncObj SyncObj, ulong Point);
+
+/// <summary>What a job does to one buffer.</summary>
+/// <param name="Buffer">The buffer.</param>
+/// <param name="Write">True for a write, false for a read.</param>
+public readonly record struct BufferAccess(GpuBuffer Buffer, bool Write);
+
+/// <summary>A job to submit. Mirrors what a command submission ioctl carries.</summary>
+public sealed class JobDescription
+{
+    /// <summary>The engine kind; the client's entity for that kind load-balances over its engines.</summary>
+    public EngineKind Engine { get; init; } = EngineKind.Graphics;
+
+    /// <summary>Buffers read and written (implicit sync).</summary>
+    public IReadOnlyList<BufferAccess> Buffers { get; init; } = [];
+
+    /// <summary>Explicit dependencies: fences (containers are unwrapped), e.g. from a sync file or a syncobj point.</summary>
+    public IReadOnlyList<Fence> Dependencies { get; init; } = [];
+
+    /// <summary>Explicit dependencies given as sync files (their fences, unwrapped).</summary>
+    public IReadOnlyList<SyncFile> SyncFiles { get; init; } = [];
+
+    /// <summary>Explicit dependencies on syncobj points (point 0: the binary syncobj's current fence). Every
+    /// point must already be submitted, as for a kernel submission without WAIT_FOR_SUBMIT; otherwise the
+    /// submission fails with -EINVAL before anything happens.</summary>
+    public IReadOnlyList<SyncObjPoint> SyncObjWaits { get; init; } = [];
+
+    /// <summary>Syncobj points the job's finished fence is installed at once it is armed (point 0 replaces a
+    /// binary syncobj's fence; other points add a timeline point), as a submission's out-syncobjs.</summary>
+    public IReadOnlyList<SyncObjPoint> SyncObjSignals { get; init; } = [];
+
+    /// <summary>Execution time once the job reaches the front of its ring (virtual mode).</summary>
+    public long DurationNs { get; init; } = 10_000;
+
+    /// <summary>Fault injection: the job never completes on its own; the engine timeout must reset it.</summary>
+    public bool Hang { get; init; }
+
+    /// <summary>Ring credits the job takes (clamped to the engine's limit so it can always run).</summary>
+    public int Credits { get; init; } = 1;
+
+    /// <summary>Free-form label for traces.</summary>
+    public string? Label { get; init; }
+}

@@ -1,0 +1,278 @@
+namespace FenceCore.VirtualGpu;
+
+/// <summary>
+/// The scheduler of every engine (the kernel's <c>sched_main.c</c>): a job whose dependencies have signalled
+/// becomes ready on its engine; the engine's step starts ready jobs while its ring has credits; the ring
+/// completes in order, and completions drain one thread at a time so fences signal in seqno order. Also
+/// the engine timeout (TDR: the guilty job ends with -ETIMEDOUT, the innocent ones on its ring with
+/// -ECANCELED), the dependency timeout (-ETIME, without running), kills (-ESRCH) and device loss (-ENODEV).
+/// </summary>
+/// <remarks>Owns no lock: it takes the engine's <see cref="Engine.Gate"/> for the ring and ready queue and the
+/// entity's <see cref="SchedEntity.Gate"/> for its queue, one at a time, and signals no fence under either.</remarks>
+internal sealed class GpuScheduler(Gpu gpu)
+{
+    private readonly Gpu _gpu = gpu;
+    private readonly long _engineTimeoutNs = (long)gpu.Config.EngineTimeout.TotalNanoseconds;
+    private readonly long _dependencyTimeoutNs = (long)gpu.Config.DependencyTimeout.TotalNanoseconds;
+
+    internal void BeginDependencyWait(GpuJob job)
+    {
+        if (job.EffectiveDependencies.Count > 0)
+        {
+            _gpu.Metrics.DependencyWaits.Add(1);
+        }
+
+        job.Waiter ??= new DependencyWaiter(_gpu, job);
+        job.Waiter.Begin();
+    }
+
+    internal void ArmDependencyTimeout(DependencyWaiter waiter) =>
+        _gpu.Dispatcher.PostAt(_gpu.NowNs + _dependencyTimeoutNs, static s => ((DependencyWaiter)s!).Gpu.Scheduler.OnDependencyTimeout((DependencyWaiter)s!), waiter);
+
+    internal void JobDependenciesMet(GpuJob job) => _gpu.Dispatcher.Post(static s => ((GpuJob)s!).Engine.Owner!.Scheduler.OnJobReady((GpuJob)s!), job);
+
+    internal void OnDependencyTimeout(DependencyWaiter waiter)
+    {
+        GpuJob? job = waiter.TryAbandon();
+        if (job is null)
+        {
+            return; // the dependencies signalled, or the job was killed, first
+        }
+
+        if (Interlocked.CompareExchange(ref job.Phase, 2, 0) != 0)
+        {
+            return;
+        }
+
+        _gpu.Metrics.DependencyTimeouts.Add(1);
+        _gpu.Hub.Raise(new GpuEvent(GpuEventKind.DependencyTimeout, _gpu.NowNs, job, job.Engine, -Errno.ETIME));
+        FailJob(job, -Errno.ETIME);
+        AdvanceEntity(job);
+    }
+
+    internal void OnJobReady(GpuJob job)
+    {
+        Engine engine = job.Engine;
+        lock (engine.Gate)
+        {
+            SchedEntity entity = job.Entity;
+            long vruntime = Math.Max(entity.VRuntime, engine.MinVRuntime);
+            entity.VRuntime = vruntime;
+            engine.Ready.Enqueue(job, ReadyKey.For(entity, vruntime, engine.ReadySeq++));
+        }
+
+        Kick(engine);
+    }
+
+    /// <summary>The scheduler's main step: start ready jobs while the ring has credits.</summary>
+    private void Kick(Engine engine)
+    {
+        while (true)
+        {
+            GpuJob? job;
+            long start;
+            bool hang;
+            lock (engine.Gate)
+            {
+                if (_gpu.IsLost || !engine.Ready.TryPeek(out job, out ReadyKey key))
+                {
+                    return;
+                }
+
+                if (Volatile.Read(ref job.Phase) != 0)
+                {
+                    engine.Ready.Dequeue(); // failed while ready (killed, timed out, device lost)
+                    continue;
+                }
+
+                if (engine.CreditsInUse + job.Credits > engine.Config.CreditLimit)
+                {
+                    return; // ring full: credit_limit
+                }
+
+                if (Interlocked.CompareExchange(ref job.Phase, 1, 0) != 0)
+                {
+                    engine.Ready.Dequeue();
+                    continue;
+                }
+
+                engine.Ready.Dequeue();
+                engine.MinVRuntime = Math.Max(engine.MinVRuntime, key.VRuntime);
+                job.Entity.VRuntime = key.VRuntime + ReadyKey.Charge(job.Entity.Priority, job.Description.DurationNs);
+                engine.CreditsInUse += job.Credits;
+                engine.Ring.Add(job);
+                job.State = GpuJobState.Running;
+                hang = job.Description.Hang;
+                long duration = _gpu.Config.Mode == GpuTimeMode.Virtual ? job.Description.DurationNs : 0;
+                start = Math.Max(_gpu.NowNs, engine.LastEndNs);
+                job.StartNs = start;
+                if (hang)
+                {
+                    engine.LastEndNs = long.MaxValue / 4; // the ring stalls behind a hung job
+                }
+                else
+                {
+                    job.EndNs = start + duration;
+                    engine.LastEndNs = job.EndNs;
+                }
+
+                job.Hardware = new GpuFence(_gpu, engine.RingContext, ++engine.NextRingSeqno, GpuFenceKind.Hardware, job, engine.RingTimeline);
+            }
+
+            _gpu.Leaks.CheckStorage(job, start);
+            _gpu.Fences.SignalAfter(job.PreviousScheduled, job.Scheduled, 0, job: null);
+            _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobStarted, _gpu.NowNs, job, engine, 0));
+            AdvanceEntity(job);
+
+            if (start >= long.MaxValue / 8)
+            {
+                continue; // stalled behind a hung job: the reset that clears the hang cancels it too
+            }
+
+            if (hang || job.Description.DurationNs >= _engineTimeoutNs)
+            {
+                // TDR: armed from when the job starts executing.
+                _gpu.Dispatcher.PostAt(start + _engineTimeoutNs, static s => ((GpuJob)s!).Engine.Owner!.Scheduler.OnEngineTimeout((GpuJob)s!), job);
+            }
+
+            if (!hang)
+            {
+                _gpu.Dispatcher.PostAt(job.EndNs, static s => ((GpuJob)s!).Engine.Owner!.Scheduler.OnHardwareDone((GpuJob)s!), job);
+            }
+        }
+    }
+
+    internal void AdvanceEntity(GpuJob job)
+    {
+        SchedEntity entity = job.Entity;
+        GpuJob? next = null;
+        lock (entity.Gate)
+        {
+            if (entity.Queue.TryPeek(out GpuJob? head) && ReferenceEquals(head, job))
+            {
+                entity.Queue.Dequeue();
+                entity.Queue.TryPeek(out next);
+            }
+        }
+
+        if (next is not null)
+        {
+            BeginDependencyWait(next);
+        }
+    }
+
+    internal void OnHardwareDone(GpuJob job)
+    {
+        job.HardwareDone = true;
+        DrainCompleted(job.Engine);
+    }
+
+    internal void OnEngineTimeout(GpuJob job)
+    {
+        Engine engine = job.Engine;
+        lock (engine.Gate)
+        {
+            if (job.State != GpuJobState.Running || job.HardwareDone || !engine.Ring.Contains(job))
+            {
+                return; // finished in time, or already reset
+            }
+
+            // Reset: the head is guilty, everything else on the ring is an innocent casualty.
+            for (int i = 0; i < engine.Ring.Count; i++)
+            {
+                GpuJob j = engine.Ring[i];
+                j.PendingError = i == 0 ? -Errno.ETIMEDOUT : -Errno.ECANCELED;
+                j.HardwareDone = true;
+            }
+
+            engine.LastEndNs = _gpu.NowNs;
+            engine.Resets++;
+        }
+
+        _gpu.Metrics.EngineResets.Add(1);
+        _gpu.Hub.Raise(new GpuEvent(GpuEventKind.EngineReset, _gpu.NowNs, job, engine, -Errno.ETIMEDOUT));
+        DrainCompleted(engine);
+    }
+
+    /// <summary>Moves finished ring jobs to the completion queue in ring order and signals them, one
+    /// drainer at a time, so ring and entity fences signal in seqno order on any number of workers.</summary>
+    internal void DrainCompleted(Engine engine)
+    {
+        lock (engine.Gate)
+        {
+            while (engine.Ring.Count > 0 && engine.Ring[0].HardwareDone)
+            {
+                GpuJob j = engine.Ring[0];
+                engine.Ring.RemoveAt(0);
+                engine.CreditsInUse -= j.Credits;
+                engine.Completed.Enqueue(j);
+            }
+        }
+
+        engine.Drainer.Drain(engine, static e => e.Owner!.Scheduler.SignalNextCompleted(e), static e =>
+        {
+            lock (e.Gate)
+            {
+                return e.Completed.Count > 0;
+            }
+        });
+
+        Kick(engine);
+    }
+
+    /// <summary>Signals the oldest completed job of the engine; false when none is left. Runs under the engine's
+    /// <see cref="Engine.Drainer"/>, so one thread at a time, in ring order.</summary>
+    internal bool SignalNextCompleted(Engine engine)
+    {
+        GpuJob? j;
+        lock (engine.Gate)
+        {
+            if (!engine.Completed.TryDequeue(out j))
+            {
+                return false;
+            }
+        }
+
+        int error = j.PendingError;
+        j.State = GpuJobState.Done;
+        Interlocked.Decrement(ref engine.Score);
+
+        // Consumers' exceptions are caught where they are thrown (GpuFence.OnCallbackFailed, Raise):
+        // nothing a callback or subscriber does comes back here.
+        j.Hardware!.SignalAt(error, _gpu.NowNs);
+        _gpu.Fences.SignalAfter(j.PreviousFinished, j.Finished, error, j);
+        return true;
+    }
+
+    /// <summary>
+    /// Ends a job that never ran with <paramref name="error"/>. Like every scheduled and finished fence,
+    /// they signal only after the entity's previous ones (<see cref="SchedFences.SignalAfter"/>).
+    /// </summary>
+    internal void FailJob(GpuJob job, int error)
+    {
+        job.State = GpuJobState.Done;
+        Interlocked.Decrement(ref job.Engine.Score);
+        _gpu.Fences.SignalAfter(job.PreviousScheduled, job.Scheduled, error, job: null);
+        _gpu.Fences.SignalAfter(job.PreviousFinished, job.Finished, error, job);
+    }
+
+    internal void FailQueue(SchedEntity entity, int error, bool markKilled)
+    {
+        GpuJob[] queued;
+        lock (entity.Gate)
+        {
+            entity.Killed |= markKilled;
+            queued = [.. entity.Queue];
+            entity.Queue.Clear();
+        }
+
+        foreach (GpuJob job in queued)
+        {
+            job.Waiter?.TryAbandon(); // also unlinks it from the fence it waits on
+            if (Interlocked.CompareExchange(ref job.Phase, 2, 0) == 0)
+            {
+                FailJob(job, error);
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+namespace FenceCore.VirtualGpu;
+
+/// <summary>
+/// The submit pipeline (a command submission ioctl with <c>drm_exec</c>-style locking): checks the job,
+/// places and pins its buffers, arms it on its entity (engine, seqno, scheduled and finished fences), does
+/// implicit sync and adds the explicit dependencies, pushes it, and starts its dependency wait when it is
+/// the entity's head. The memory manager's kernel jobs go through the same arm and push steps.
+/// </summary>
+/// <remarks>Owns no lock: arming and pushing happen under the entity's <see cref="SchedEntity.Gate"/>,
+/// placement under the memory manager's. <see cref="_nextJobId"/> is taken with Interlocked.</remarks>
+internal sealed class SubmitPipeline(Gpu gpu)
+{
+    private readonly Gpu _gpu = gpu;
+
+    /// <summary>The last job id handed out: Interlocked increments, read with Interlocked.Read.</summary>
+    private long _nextJobId;
+
+    public long JobsSubmitted => Interlocked.Read(ref _nextJobId);
+
+    /// <summary>
+    /// Submits a job: places its buffers (moves and clears on a copy engine add KERNEL fences), arms it on
+    /// its entity, does implicit sync (reads its dependencies and adds its finished fence on every buffer
+    /// as one step, under a wait-die acquire context when it touches several), and pushes it.
+    /// </summary>
+    /// <exception cref="FenceErrnoException">The device is lost (-ENODEV), or a syncobj wait names a point
+    /// not yet submitted (-EINVAL).</exception>
+    public GpuJob Submit(GpuClient client, JobDescription desc)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(desc);
+        if (!ReferenceEquals(client.Gpu, _gpu))
+        {
+            throw new ArgumentException("The client belongs to another GPU.", nameof(client));
+        }
+
+        ValidateDescription(desc);
+        if (_gpu.IsLost)
+        {
+            throw new FenceErrnoException(-Errno.ENODEV, "The device is lost: no job can be submitted");
+        }
+
+        SchedEntity entity = client.EntityFor(desc.Engine);
+        Fence[] syncObjDeps = ResolveSyncObjWaits(desc.SyncObjWaits); // fails before any side effect
+        BufferAccess[] accesses = Deduplicate(desc.Buffers);
+
+        // 1. Memory: make every buffer resident and pin it until its fence is in place.
+        Fence?[] storage = _gpu.Memory.PinResident(accesses);
+
+        // One failure path from here on: whatever throws after the job is armed fails the job with
+        // -ECANCELED (its fences signal, so no reservation keeps an unsignalled fence) and unpins.
+        GpuJob? armed = null;
+        bool isHead;
+        try
+        {
+            lock (entity.Gate)
+            {
+                // 2. Arm: pick the engine (load balancing only when idle), take the next seqno, create fences.
+                armed = Arm(client, entity, desc);
+                armed.StorageFences = storage;
+                armed.Accesses = accesses;
+
+                // 3. Implicit sync, then the explicit dependencies.
+                var deps = new List<Fence>();
+                ImplicitSync.Apply(_gpu.Config.InjectSkipKernelFences, client, armed, accesses, deps);
+                _gpu.AfterArmForTesting?.Invoke(armed); // the job's fence is now in its buffers' reservations
+                armed.ImplicitDependencyCount = deps.Count;
+                AddExplicit(desc.Dependencies, deps);
+                foreach (SyncFile file in desc.SyncFiles)
+                {
+                    AddExplicit([file.Fence], deps);
+                }
+
+                AddExplicit(syncObjDeps, deps);
+                armed.SubmittedDependencies = deps;
+                armed.EffectiveDependencies = DependencyRules.Normalize(armed, deps);
+
+                // 4. Push.
+                isHead = Push(entity, armed);
+            }
+        }
+        catch (Exception)
+        {
+            if (armed is not null && Interlocked.CompareExchange(ref armed.Phase, 2, 0) == 0)
+            {
+                _gpu.Scheduler.FailJob(armed, -Errno.ECANCELED);
+            }
+
+            _gpu.Memory.Unpin(accesses);
+            throw;
+        }
+
+        GpuJob job = armed;
+        _gpu.Memory.Unpin(accesses);
+
+        foreach (SyncObjPoint signal in desc.SyncObjSignals)
+        {
+            if (signal.Point == 0)
+            {
+                signal.SyncObj.Replace(job.Finished);
+            }
+            else
+            {
+                signal.SyncObj.AddPoint(signal.Point, job.Finished);
+            }
+        }
+
+        _gpu.Metrics.JobsSubmitted.Add(1);
+        Announce(job, isHead, buffer: null);
+        return job;
+    }
+
+    /// <summary>Queues an armed job on its entity, under the entity's gate; returns true when it is the
+    /// head (its dependency wait starts now). An entity killed meanwhile takes no job: it is marked failed
+    /// and <see cref="Announce"/> fails it.</summary>
+    private static bool Push(SchedEntity entity, GpuJob job)
+    {
+        if (entity.Killed)
+        {
+            job.Phase = 2;
+            return false;
+        }
+
+        entity.Queue.Enqueue(job);
+        return entity.Queue.Count == 1;
+    }
+
+    /// <summary>After the push, outside every lock: the submitted event, then the job's dependency wait if
+    /// it is its entity's head, or its failure if its entity was killed meanwhile (by a kill, -ESRCH, or by
+    /// device loss, -ENODEV, which sets the lost flag first).</summary>
+    private void Announce(GpuJob job, bool isHead, GpuBuffer? buffer)
+    {
+        _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobSubmitted, _gpu.NowNs, job, job.Engine, 0, buffer));
+        if (job.Phase == 2)
+        {
+            _gpu.Scheduler.FailJob(job, _gpu.IsLost ? -Errno.ENODEV : -Errno.ESRCH);
+        }
+        else if (isHead)
+        {
+            _gpu.Scheduler.BeginDependencyWait(job);
+        }
+    }
+
+    private static void ValidateDescription(JobDescription desc)
+    {
+        if (desc.DurationNs < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(desc), desc.DurationNs, "A job's duration must not be negative.");
+        }
+
+        if (desc.Credits < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(desc), desc.Credits, "A job takes at least one credit.");
+        }
+
+        for (int i = 0; i < desc.Buffers.Count; i++)
+        {
+            if (desc.Buffers[i].Buffer is null)
+            {
+                throw new ArgumentException($"Buffer access {i} has no buffer.", nameof(desc));
+            }
+        }
+
+        for (int i = 0; i < desc.SyncFiles.Count; i++)
+        {
+            if (desc.SyncFiles[i] is null)
+            {
+                throw new ArgumentException($"Sync file {i} is null.", nameof(desc));
+            }
+        }
+
+        for (int i = 0; i < desc.SyncObjSignals.Count; i++)
+        {
+            if (desc.SyncObjSignals[i].SyncObj is null)
+            {
+                throw new ArgumentException($"Syncobj signal {i} has no syncobj.", nameof(desc));
+            }
+        }
+
+        for (int i = 0; i < desc.Dependencies.Count; i++)
+        {
+            if (desc.Dependencies[i] is null)
+            {
+                throw new ArgumentException($"Dependency {i} is null.", nameof(desc));
+            }
+        }
+    }
+
+    private static Fence[] ResolveSyncObjWaits(IReadOnlyList<SyncObjPoint> waits)
+    {
+        if (waits.Count == 0)
+        {
+            return [];
+        }
+
+        var fences = new Fence[waits.Count];
+        for (int i = 0; i < waits.Count; i++)
+        {
+            SyncObjPoint w = waits[i];
+            if (w.SyncObj is null || !w.SyncObj.TryFindFence(w.Point, out Fence? f))
+            {
+                throw new FenceErrnoException(-Errno.EINVAL, $"Syncobj wait {i} (point {w.Point}) has not been submitted; a submission cannot wait for a future point");
+            }
+
+            fences[i] = f!;
+        }
+
+        return fences;
+    }
+
+    private static BufferAccess[] Deduplicate(IReadOnlyList<BufferAccess> buffers)
+    {
+        if (buffers.Count == 0)
+        {
+            return [];
+        }
+
+        var result = new BufferAccess[buffers.Count];
+        int n = 0;
+        foreach (BufferAccess a in buffers)
+        {
+            int at = 0;
+            while (at < n && !ReferenceEquals(result[at].Buffer, a.Buffer))
+            {
+                at++;
+            }
+
+            if (at == n)
+            {
+                result[n++] = a;
+            }
+            else if (a.Write)
+            {
+                result[at] = a; // a write dominates a read of the same buffer
+            }
+        }
+
+        return n == result.Length ? result : result[..n];
+    }
+
+    private GpuJob Arm(GpuClient? client, SchedEntity entity, JobDescription desc)
+    {
+        if (entity.Queue.Count == 0 && (entity.LastFinished is null || entity.LastFinished.IsSignaled))
+        {
+            entity.CurrentEngine = PickBest(entity.Engines); // drm_sched_pick_best, only when idle
+        }
+
+        long id = Interlocked.Increment(ref _nextJobId);
+        var job = new GpuJob(id, client!, entity, desc)
+        {
+            IsKernelJob = client is null,
+            SubmitNs = _gpu.NowNs,
+            Engine = entity.CurrentEngine,
+            Credits = Math.Min(desc.Credits, entity.CurrentEngine.Config.CreditLimit),
+        };
+        ulong seqno = ++entity.NextSeqno;
+        job.Scheduled = new GpuFence(_gpu, entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job, entity.ScheduledTimeline);
+        job.Finished = new GpuFence(_gpu, entity.FinishedContext, seqno, GpuFenceKind.Finished, job, entity.FinishedTimeline);
+        job.PreviousFinished = entity.LastFinished;
+        job.PreviousScheduled = entity.LastScheduled;
+        entity.LastFinished = job.Finished;
+        entity.LastScheduled = job.Scheduled;
+        Interlocked.Increment(ref entity.CurrentEngine.Score);
+        return job;
+    }
+
+    private static Engine PickBest(IReadOnlyList<Engine> engines)
+    {
+        Engine best = engines[0];
+        for (int i = 1; i < engines.Count; i++)
+        {
+            if (Volatile.Read(ref engines[i].Score) < Volatile.Read(ref best.Score))
+            {
+                best = engines[i];
+            }
+        }
+
+        return best;
+    }
+
+    private static void AddExplicit(IReadOnlyList<Fence> explicitDeps, List<Fence> deps)
+    {
+        foreach (Fence f in explicitDeps)
+        {
+            foreach (Fence leaf in FenceUnwrap.ForEach(f))
+            {
+                deps.Add(leaf);
+            }
+        }
+    }
+
+    internal GpuJob SubmitKernelJob(GpuBuffer buffer, List<Fence>? extraDeps, string label)
+    {
+        long durationNs = Math.Max(1, buffer.Size / _gpu.Config.CopyBytesPerMicrosecond) * 1000;
+        var desc = new JobDescription { Engine = EngineKind.Copy, DurationNs = durationNs, Label = label };
+        GpuJob job;
+        bool isHead;
+        lock (_gpu.KernelEntity.Gate)
+        {
+            job = Arm(null, _gpu.KernelEntity, desc);
+            var deps = new List<Fence>();
+            if (extraDeps is not null)
+            {
+                deps.AddRange(extraDeps);
+            }
+
+            // A move waits for everything on the buffer, bookkeeping included, and is itself a KERNEL fence.
+            buffer.Reservation.AddFenceWithDependencies(job.Finished, FenceUsage.Kernel, FenceUsage.Bookkeep, deps);
+            job.EffectiveDependencies = DependencyRules.Normalize(job, deps);
+            isHead = Push(_gpu.KernelEntity, job); // killed only by device loss: the move fails, its fence signals
+        }
+
+        _gpu.Metrics.Moves.Add(1);
+        Announce(job, isHead, buffer);
+        return job;
+    }
+}
