@@ -395,7 +395,7 @@ public sealed class Gpu : IDisposable
                 foreach (GpuJob j in engine.Ring)
                 {
                     j.PendingError = -Errno.ENODEV;
-                    j.HardwareDone = true;
+                    j.Move(JobPhase.HardwareDone);
                 }
             }
 

@@ -31,28 +31,46 @@ public sealed class Engine
     /// <summary>The ring's own fence context (hardware fences).</summary>
     public ulong RingContext { get; }
 
-    /// <summary>Guards the fields below: the ring and ready queue of this engine are changed by whichever
-    /// worker runs its scheduler; fences are never signalled under it.</summary>
+    /// <summary>The engine's one lock. Guards the ring, the ready queue, the completed queue and the fields
+    /// marked "under Gate": they are changed by whichever thread runs this engine's scheduler step or drain.
+    /// No fence is signalled and no event is raised under it.</summary>
     internal readonly object Gate = new();
 
+    /// <summary>Jobs on the ring, in ring order (started, not yet drained). Under <see cref="Gate"/>.</summary>
     internal readonly List<GpuJob> Ring = [];
+
+    /// <summary>Jobs whose dependencies have signalled, in <see cref="ReadyKey"/> order. Under <see cref="Gate"/>.</summary>
     internal readonly PriorityQueue<GpuJob, ReadyKey> Ready = new();
+
+    /// <summary>Jobs taken off the ring, waiting for the drainer to signal them in order. Under <see cref="Gate"/>.</summary>
     internal readonly Queue<GpuJob> Completed = new();
+
+    /// <summary>Ties in the ready queue break first come. Under <see cref="Gate"/>.</summary>
     internal long ReadySeq;
 
     /// <summary>The virtual runtime of the job started last: an entity that becomes ready again after being
-    /// idle starts from here, so idling earns it no credit over the entities that kept the engine busy.</summary>
+    /// idle starts from here, so idling earns it no credit over the entities that kept the engine busy.
+    /// Under <see cref="Gate"/>.</summary>
     internal long MinVRuntime;
+
+    /// <summary>Ring credits taken by the jobs on the ring. Under <see cref="Gate"/>.</summary>
     internal int CreditsInUse;
+
+    /// <summary>The last hardware-fence seqno handed out. Under <see cref="Gate"/>.</summary>
     internal ulong NextRingSeqno;
+
+    /// <summary>When the ring's last started job ends (virtual mode), or far in the future behind a hang.
+    /// Under <see cref="Gate"/>.</summary>
     internal long LastEndNs;
-    /// <summary>One thread at a time signals this engine's completed jobs.</summary>
+
+    /// <summary>One thread at a time signals this engine's completed jobs (its own lock-free protocol).</summary>
     internal readonly DrainGate Drainer = new();
 
-    /// <summary>Load score for balancing: jobs queued on the ring and ready.</summary>
+    /// <summary>Load score for balancing: jobs armed on this engine and not yet done. Interlocked increments
+    /// and decrements, read with Volatile.Read (a stale read only makes balancing less even).</summary>
     internal int Score;
 
-    /// <summary>Engine resets so far.</summary>
+    /// <summary>Engine resets so far. Written under <see cref="Gate"/>; a plain read outside it may lag.</summary>
     public int Resets { get; internal set; }
 
     /// <summary>Credits currently in use (for the credit-limit invariant).</summary>

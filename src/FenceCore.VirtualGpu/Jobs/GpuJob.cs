@@ -15,6 +15,43 @@ public enum GpuJobState
     Done,
 }
 
+/// <summary>The phases of <see cref="GpuJob.Phase"/>, and the moves allowed between them.</summary>
+internal static class JobPhase
+{
+    public const int Queued = 0;
+    public const int Started = 1;
+    public const int FailedBeforeStart = 2;
+    public const int HardwareDone = 3;
+    public const int Done = 4;
+
+    public static string Name(int phase) => phase switch
+    {
+        Queued => "queued",
+        Started => "started",
+        FailedBeforeStart => "failed before starting",
+        HardwareDone => "done on the ring",
+        Done => "done",
+        _ => $"phase {phase}",
+    };
+
+    /// <summary>Throws unless from → to is a move of the state machine (HardwareDone → HardwareDone is
+    /// allowed: a reset or device loss may end ring work that had already finished).</summary>
+    public static void Check(GpuJob job, int from, int to)
+    {
+        bool allowed = (from, to) switch
+        {
+            (Queued, Started) or (Queued, FailedBeforeStart) => true,
+            (Started, HardwareDone) or (HardwareDone, HardwareDone) => true,
+            (HardwareDone, Done) or (FailedBeforeStart, Done) => true,
+            _ => false,
+        };
+        if (!allowed)
+        {
+            throw new InvalidOperationException($"Scheduler invariant broken: {job} cannot move from {Name(from)} to {Name(to)}.");
+        }
+    }
+}
+
 /// <summary>A submitted job. Mirrors <c>drm_sched_job</c>.</summary>
 public sealed class GpuJob
 {
@@ -47,7 +84,7 @@ public sealed class GpuJob
     /// <summary>Signalled when the job completes, with its error.</summary>
     public GpuFence Finished { get; internal set; } = null!;
 
-    /// <summary>The ring's hardware fence, once running.</summary>
+    /// <summary>The ring's hardware fence, once running. Written once under the engine's gate.</summary>
     public GpuFence? Hardware { get; internal set; }
 
     /// <summary>The dependencies as submitted: first the implicit ones read from the buffers' reservations
@@ -71,14 +108,21 @@ public sealed class GpuJob
     /// <summary>Submission time.</summary>
     public long SubmitNs { get; internal set; }
 
-    /// <summary>When execution starts on the ring (after the previous ring job), or -1.</summary>
+    /// <summary>When execution starts on the ring (after the previous ring job), or -1. Written once under the
+    /// engine's gate when the job starts.</summary>
     public long StartNs { get; internal set; } = -1;
 
-    /// <summary>When execution ends, or -1.</summary>
+    /// <summary>When execution ends, or -1 (a hung job never ends on its own). Written once under the engine's
+    /// gate when the job starts.</summary>
     public long EndNs { get; internal set; } = -1;
 
-    /// <summary>Current state.</summary>
-    public GpuJobState State { get; internal set; }
+    /// <summary>Current state, read from the job's one state machine (<see cref="Phase"/>).</summary>
+    public GpuJobState State => Volatile.Read(ref Phase) switch
+    {
+        JobPhase.Queued or JobPhase.FailedBeforeStart => GpuJobState.Queued,
+        JobPhase.Started or JobPhase.HardwareDone => GpuJobState.Running,
+        _ => GpuJobState.Done,
+    };
 
     /// <summary>Credits taken on the ring.</summary>
     public int Credits { get; internal set; }
@@ -98,23 +142,65 @@ public sealed class GpuJob
         Waiter = null;
     }
 
-    /// <summary>Set by the completion path before the drain signals the job's fences.</summary>
-    internal bool HardwareDone;
-
+    /// <summary>The error its fences signal with once its ring work is over (0, or -ETIMEDOUT, -ECANCELED,
+    /// -ENODEV from a reset or device loss). Written under the engine's gate with the move to
+    /// <see cref="JobPhase.HardwareDone"/>; read by the drain after it took the job from the ring there.</summary>
     internal int PendingError;
 
-    /// <summary>0 queued, 1 started (took a ring slot), 2 failed before starting. Moved only by CAS from 0,
-    /// so a start and a failure (kill, timeout, device lost) cannot both win.</summary>
+    /// <summary>
+    /// The job's one state (<see cref="JobPhase"/>). Queued moves by CAS to Started (the scheduler took a ring
+    /// slot, under the engine's gate) or to FailedBeforeStart (kill, dependency timeout, device loss, a
+    /// failed submission), so a start and a failure cannot both win; Started moves to HardwareDone under the
+    /// engine's gate (the ring finished it, or a reset or device loss ended it); HardwareDone and
+    /// FailedBeforeStart move to Done just before the finished fence signals. Every move goes through
+    /// <see cref="TryMove"/> or <see cref="Move"/>, which check that it is one of these. Read with Volatile.Read.
+    /// </summary>
     internal int Phase;
 
+    /// <summary>Moves from <paramref name="from"/> to <paramref name="to"/> by CAS; false when the job was
+    /// not in <paramref name="from"/> (another thread moved it first).</summary>
+    internal bool TryMove(int from, int to)
+    {
+        JobPhase.Check(this, from, to);
+        return Interlocked.CompareExchange(ref Phase, to, from) == from;
+    }
+
+    /// <summary>Moves to <paramref name="to"/>, which must follow the current phase; the caller holds what
+    /// makes the move its alone (the engine's gate, or the job's earlier won CAS).</summary>
+    internal void Move(int to)
+    {
+        int from = Volatile.Read(ref Phase);
+        JobPhase.Check(this, from, to);
+        Volatile.Write(ref Phase, to);
+        AssertInvariants();
+    }
+
+    /// <summary>What must hold in each phase; a broken one is a scheduler bug, so it throws.</summary>
+    internal void AssertInvariants()
+    {
+        int phase = Volatile.Read(ref Phase);
+        bool ok = phase switch
+        {
+            JobPhase.Started or JobPhase.HardwareDone => Hardware is not null && StartNs >= 0,
+            JobPhase.Done => Finished is not null,
+            _ => true,
+        };
+        if (!ok)
+        {
+            throw new InvalidOperationException($"Scheduler invariant broken: {this} is {JobPhase.Name(phase)} with hardware fence {(Hardware is null ? "none" : "set")} and start {StartNs}.");
+        }
+    }
+
     /// <summary>The entity's previous finished fence at arm time: a job failed before running signals
-    /// only after it, so finished fences of an entity always signal in seqno order.</summary>
+    /// only after it, so finished fences of an entity always signal in seqno order. Written at arm time under
+    /// the entity's gate, cleared by <see cref="ReleaseDependencies"/> once the job is done.</summary>
     internal GpuFence? PreviousFinished;
 
     /// <summary>The entity's previous scheduled fence at arm time, for the same ordering of scheduled fences.</summary>
     internal GpuFence? PreviousScheduled;
 
-    /// <summary>The re-armable dependency callback (one node walks all dependencies).</summary>
+    /// <summary>The re-armable dependency callback (one node walks all dependencies). Created by the thread
+    /// that starts the wait (the entity's head is one job at a time); its own fields say how they are used.</summary>
     internal DependencyWaiter? Waiter;
 
     /// <inheritdoc/>

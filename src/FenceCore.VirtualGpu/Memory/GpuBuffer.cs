@@ -33,14 +33,17 @@ public sealed class GpuBuffer
     /// <summary>The buffer's fences.</summary>
     public Reservation Reservation { get; }
 
-    /// <summary>Where the storage is (memory manager's view).</summary>
+    /// <summary>Where the storage is (memory manager's view). Written under the memory manager's lock.</summary>
     public BufferPlacement Placement { get; internal set; } = BufferPlacement.System;
 
-    /// <summary>The KERNEL fence of the move or clear that established the current storage.</summary>
+    /// <summary>The KERNEL fence of the move or clear that established the current storage. Written under
+    /// the memory manager's lock; read lock-free (a reference, published whole).</summary>
     public Fence? StorageFence { get; internal set; }
 
+    /// <summary>Submissions in flight that hold the buffer resident. Under the memory manager's lock.</summary>
     internal int PinCount;
-    internal long LastUse;
+
+    /// <summary>The buffer's node in the memory manager's LRU. Under the memory manager's lock.</summary>
     internal LinkedListNode<GpuBuffer>? LruNode;
 
     /// <inheritdoc/>

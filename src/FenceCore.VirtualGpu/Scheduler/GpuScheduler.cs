@@ -39,7 +39,7 @@ internal sealed class GpuScheduler(Gpu gpu)
             return; // the dependencies signalled, or the job was killed, first
         }
 
-        if (Interlocked.CompareExchange(ref job.Phase, 2, 0) != 0)
+        if (!job.TryMove(JobPhase.Queued, JobPhase.FailedBeforeStart))
         {
             return;
         }
@@ -79,7 +79,7 @@ internal sealed class GpuScheduler(Gpu gpu)
                     return;
                 }
 
-                if (Volatile.Read(ref job.Phase) != 0)
+                if (Volatile.Read(ref job.Phase) != JobPhase.Queued)
                 {
                     engine.Ready.Dequeue(); // failed while ready (killed, timed out, device lost)
                     continue;
@@ -90,7 +90,7 @@ internal sealed class GpuScheduler(Gpu gpu)
                     return; // ring full: credit_limit
                 }
 
-                if (Interlocked.CompareExchange(ref job.Phase, 1, 0) != 0)
+                if (!job.TryMove(JobPhase.Queued, JobPhase.Started))
                 {
                     engine.Ready.Dequeue();
                     continue;
@@ -101,7 +101,6 @@ internal sealed class GpuScheduler(Gpu gpu)
                 job.Entity.VRuntime = key.VRuntime + ReadyKey.Charge(job.Entity.Priority, job.Description.DurationNs);
                 engine.CreditsInUse += job.Credits;
                 engine.Ring.Add(job);
-                job.State = GpuJobState.Running;
                 hang = job.Description.Hang;
                 long duration = _gpu.Config.Mode == GpuTimeMode.Virtual ? job.Description.DurationNs : 0;
                 start = Math.Max(_gpu.NowNs, engine.LastEndNs);
@@ -117,6 +116,7 @@ internal sealed class GpuScheduler(Gpu gpu)
                 }
 
                 job.Hardware = new GpuFence(_gpu, engine.RingContext, ++engine.NextRingSeqno, GpuFenceKind.Hardware, job, engine.RingTimeline);
+                job.AssertInvariants();
             }
 
             _gpu.Leaks.CheckStorage(job, start);
@@ -161,18 +161,14 @@ internal sealed class GpuScheduler(Gpu gpu)
         }
     }
 
-    internal void OnHardwareDone(GpuJob job)
-    {
-        job.HardwareDone = true;
-        DrainCompleted(job.Engine);
-    }
+    internal void OnHardwareDone(GpuJob job) => DrainCompleted(job.Engine, finished: job);
 
     internal void OnEngineTimeout(GpuJob job)
     {
         Engine engine = job.Engine;
         lock (engine.Gate)
         {
-            if (job.State != GpuJobState.Running || job.HardwareDone || !engine.Ring.Contains(job))
+            if (Volatile.Read(ref job.Phase) != JobPhase.Started || !engine.Ring.Contains(job))
             {
                 return; // finished in time, or already reset
             }
@@ -182,7 +178,7 @@ internal sealed class GpuScheduler(Gpu gpu)
             {
                 GpuJob j = engine.Ring[i];
                 j.PendingError = i == 0 ? -Errno.ETIMEDOUT : -Errno.ECANCELED;
-                j.HardwareDone = true;
+                j.Move(JobPhase.HardwareDone);
             }
 
             engine.LastEndNs = _gpu.NowNs;
@@ -195,12 +191,19 @@ internal sealed class GpuScheduler(Gpu gpu)
     }
 
     /// <summary>Moves finished ring jobs to the completion queue in ring order and signals them, one
-    /// drainer at a time, so ring and entity fences signal in seqno order on any number of workers.</summary>
-    internal void DrainCompleted(Engine engine)
+    /// drainer at a time, so ring and entity fences signal in seqno order on any number of workers.
+    /// <paramref name="finished"/>, when given, is a job whose ring work just ended: it is marked so under
+    /// the engine's gate, in the same step that looks at the ring.</summary>
+    internal void DrainCompleted(Engine engine, GpuJob? finished = null)
     {
         lock (engine.Gate)
         {
-            while (engine.Ring.Count > 0 && engine.Ring[0].HardwareDone)
+            if (finished is not null && Volatile.Read(ref finished.Phase) == JobPhase.Started)
+            {
+                finished.Move(JobPhase.HardwareDone); // a reset may have ended it first
+            }
+
+            while (engine.Ring.Count > 0 && Volatile.Read(ref engine.Ring[0].Phase) == JobPhase.HardwareDone)
             {
                 GpuJob j = engine.Ring[0];
                 engine.Ring.RemoveAt(0);
@@ -234,7 +237,7 @@ internal sealed class GpuScheduler(Gpu gpu)
         }
 
         int error = j.PendingError;
-        j.State = GpuJobState.Done;
+        j.Move(JobPhase.Done);
         Interlocked.Decrement(ref engine.Score);
 
         // Consumers' exceptions are caught where they are thrown (GpuFence.OnCallbackFailed, Raise):
@@ -250,7 +253,7 @@ internal sealed class GpuScheduler(Gpu gpu)
     /// </summary>
     internal void FailJob(GpuJob job, int error)
     {
-        job.State = GpuJobState.Done;
+        job.Move(JobPhase.Done);
         Interlocked.Decrement(ref job.Engine.Score);
         _gpu.Fences.SignalAfter(job.PreviousScheduled, job.Scheduled, error, job: null);
         _gpu.Fences.SignalAfter(job.PreviousFinished, job.Finished, error, job);
@@ -269,7 +272,7 @@ internal sealed class GpuScheduler(Gpu gpu)
         foreach (GpuJob job in queued)
         {
             job.Waiter?.TryAbandon(); // also unlinks it from the fence it waits on
-            if (Interlocked.CompareExchange(ref job.Phase, 2, 0) == 0)
+            if (job.TryMove(JobPhase.Queued, JobPhase.FailedBeforeStart))
             {
                 FailJob(job, error);
             }

@@ -55,14 +55,28 @@ public sealed class SchedEntity
     /// <summary>Context of its finished fences (<see cref="ScheduledContext"/> + 1, as in the kernel).</summary>
     public ulong FinishedContext { get; }
 
-    /// <summary>Guards the queue and the fields below.</summary>
+    /// <summary>The entity's one lock: guards its queue and the fields marked "under Gate" (arming, pushing,
+    /// advancing the head, killing). No fence is signalled under it.</summary>
     internal readonly object Gate = new();
 
+    /// <summary>Jobs pushed and not yet started or failed, in push order; the head waits for its
+    /// dependencies. Under <see cref="Gate"/>.</summary>
     internal readonly Queue<GpuJob> Queue = new();
+
+    /// <summary>The engine new jobs are armed on; re-picked only when the entity is idle. Under <see cref="Gate"/>.</summary>
     internal Engine CurrentEngine;
+
+    /// <summary>The last seqno handed out on both contexts. Under <see cref="Gate"/>.</summary>
     internal ulong NextSeqno;
+
+    /// <summary>The finished and scheduled fences of the job armed last (each job signals after them).
+    /// Under <see cref="Gate"/>.</summary>
     internal GpuFence? LastFinished;
+
+    /// <inheritdoc cref="LastFinished"/>
     internal GpuFence? LastScheduled;
+
+    /// <summary>Set once by a kill or device loss; a killed entity takes no job. Under <see cref="Gate"/>.</summary>
     internal bool Killed;
 
     /// <summary>Engine time charged so far, scaled by the priority's weight (see <see cref="ReadyKey"/>).

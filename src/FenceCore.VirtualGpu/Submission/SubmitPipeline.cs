@@ -80,7 +80,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
         }
         catch (Exception)
         {
-            if (armed is not null && Interlocked.CompareExchange(ref armed.Phase, 2, 0) == 0)
+            if (armed is not null && armed.TryMove(JobPhase.Queued, JobPhase.FailedBeforeStart))
             {
                 _gpu.Scheduler.FailJob(armed, -Errno.ECANCELED);
             }
@@ -116,7 +116,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
     {
         if (entity.Killed)
         {
-            job.Phase = 2;
+            job.Move(JobPhase.FailedBeforeStart);
             return false;
         }
 
@@ -130,7 +130,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
     private void Announce(GpuJob job, bool isHead, GpuBuffer? buffer)
     {
         _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobSubmitted, _gpu.NowNs, job, job.Engine, 0, buffer));
-        if (job.Phase == 2)
+        if (Volatile.Read(ref job.Phase) == JobPhase.FailedBeforeStart)
         {
             _gpu.Scheduler.FailJob(job, _gpu.IsLost ? -Errno.ENODEV : -Errno.ESRCH);
         }
