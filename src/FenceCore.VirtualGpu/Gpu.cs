@@ -12,7 +12,7 @@ namespace FenceCore.VirtualGpu;
 /// Embedding: build it from a <see cref="GpuConfig"/>, create clients and buffers, submit jobs, and in
 /// <see cref="GpuTimeMode.Virtual"/> advance time with <see cref="RunUntil"/>, <see cref="RunFor"/> or
 /// <see cref="RunUntilIdle"/>. In virtual mode every call must come from the thread that advances time
-/// (inside <see cref="Schedule"/> callbacks or between runs); in <see cref="GpuTimeMode.Threads"/>
+/// (inside <see cref="Schedule(long, Action)"/> callbacks or between runs); in <see cref="GpuTimeMode.Threads"/>
 /// clients may submit from any thread.
 /// </para>
 /// <para>
@@ -256,6 +256,17 @@ public sealed class Gpu : IDisposable
     {
         ArgumentNullException.ThrowIfNull(action);
         _dispatcher.PostAt(timeNs, static a => ((Action)a!)(), action);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> with <paramref name="state"/> at virtual (or monotonic) time
+    /// <paramref name="timeNs"/>: the allocation-free form of <see cref="Schedule(long, Action)"/> for a
+    /// static lambda (the shape of <c>ThreadPool.UnsafeQueueUserWorkItem(callback, state, preferLocal)</c>).
+    /// </summary>
+    public void Schedule(long timeNs, Action<object?> action, object? state)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        _dispatcher.PostAt(timeNs, action, state);
     }
 
     /// <summary>Virtual mode: schedules from any thread (the time provider's timers, which async

@@ -21,6 +21,7 @@ internal sealed class Workload
     private readonly ClientState[] _clients;
     private readonly Dictionary<GpuClient, ClientState> _byClient = [];
     private readonly ulong _foreignContext = FenceContext.Allocate();
+    private readonly HashSet<EngineKind> _engineKinds;
     private readonly List<(GpuBuffer Buffer, Fence Fence, long MaxJob)> _exports = [];
     private long _latencyCount;
     private long _submitted;
@@ -34,6 +35,7 @@ internal sealed class Workload
         _checker = checker;
         _trace = trace;
         _rng = new Random(o.Seed);
+        _engineKinds = [.. gpu.Engines.Select(e => e.Kind)];
         // 64 KiB to 2 MiB each (about 1 MiB on average, capped at a sixteenth of device memory), so the
         // default 96 buffers want more than the default 64 MiB and the memory manager must evict.
         long maxBuffer = Math.Max(64 * 1024, Math.Min(2L << 20, (o.DeviceMemoryMiB << 20) / 16));
@@ -77,7 +79,7 @@ internal sealed class Workload
         for (int k = 0; k < _o.InFlightPerClient; k++)
         {
             long at = _gpu.NowNs + _rng.NextInt64(0, 100 * Us);
-            _gpu.Schedule(at, () => SubmitNext(cs));
+            _gpu.Schedule(at, static s => ((ClientState)s!).Owner.SubmitNext((ClientState)s!), cs);
         }
     }
 
@@ -186,11 +188,26 @@ internal sealed class Workload
         return job;
     }
 
+    /// <summary>True when one of the first <paramref name="count"/> accesses is to <paramref name="buffer"/>
+    /// (a loop, not a predicate: this runs for every buffer of every job).</summary>
+    private static bool Chosen(BufferAccess[] accesses, int count, GpuBuffer buffer)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (ReferenceEquals(accesses[i].Buffer, buffer))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     private JobDescription NextJob(ClientState cs)
     {
         double roll = _rng.NextDouble();
         EngineKind kind = roll < 0.35 ? EngineKind.Graphics : roll < 0.7 ? EngineKind.Compute : roll < 0.8 ? EngineKind.Copy : EngineKind.Video;
-        if (!_gpu.Engines.Any(x => x.Kind == kind))
+        if (!_engineKinds.Contains(kind))
         {
             kind = _gpu.Engines[_rng.Next(_gpu.Engines.Count)].Kind;
         }
@@ -204,23 +221,23 @@ internal sealed class Workload
             {
                 b = _buffers[_rng.Next(_buffers.Length)];
             }
-            while (n <= _buffers.Length && Array.Exists(accesses, a => ReferenceEquals(a.Buffer, b)));
+            while (n <= _buffers.Length && Chosen(accesses, i, b));
 
             accesses[i] = new BufferAccess(b, _rng.NextDouble() < 0.4);
         }
 
-        var deps = new List<Fence>();
+        List<Fence>? deps = null;
         if (_rng.NextDouble() < _o.ForeignRate)
         {
             Interlocked.Increment(ref ForeignDependencies);
-            deps.Add(new FenceSource(_foreignContext, Interlocked.Increment(ref _foreignSeqno), FenceOptions.Seqno64)); // never signals
+            (deps ??= []).Add(new FenceSource(_foreignContext, Interlocked.Increment(ref _foreignSeqno), FenceOptions.Seqno64)); // never signals
         }
 
         if (cs.Explicit && n > 0 && _rng.Next(2) == 0)
         {
             // Explicit sync: wait on a snapshot of the buffer's implicit fences, as Vulkan WSI does.
             GpuBuffer b = accesses[0].Buffer;
-            deps.Add(_dmaBufs[b.Id - _buffers[0].Id].ExportSyncFile(DmaBufSync.Write).Fence);
+            (deps ??= []).Add(_dmaBufs[b.Id - _buffers[0].Id].ExportSyncFile(DmaBufSync.Write).Fence);
         }
 
         bool hang = _rng.NextDouble() < _o.HangRate;
@@ -233,7 +250,7 @@ internal sealed class Workload
         {
             Engine = kind,
             Buffers = accesses,
-            Dependencies = deps,
+            Dependencies = deps ?? (IReadOnlyList<Fence>)[],
             DurationNs = _rng.Next(5, 50) * Us,
             Hang = hang,
             Label = cs.Client.Name,
@@ -312,7 +329,7 @@ internal sealed class Workload
 
         if (_o.Mode == GpuTimeMode.Virtual && !_stop && !cs.Client.Killed)
         {
-            _gpu.Schedule(e.TimeNs + think, () => SubmitNext(cs));
+            _gpu.Schedule(e.TimeNs + think, static s => ((ClientState)s!).Owner.SubmitNext((ClientState)s!), cs);
         }
     }
 
@@ -333,7 +350,7 @@ internal sealed class Workload
     private ClientState NewClientState(int index, bool explicitSync)
     {
         GpuClient client = _gpu.CreateClient($"{(explicitSync ? "vk" : "gl")}{index}.{_gpu.Clients.Count}", (GpuPriority)(index % 3), explicitSync);
-        var cs = new ClientState(index, client, explicitSync);
+        var cs = new ClientState(this, index, client, explicitSync);
         lock (_byClient)
         {
             _byClient[client] = cs;
@@ -342,8 +359,9 @@ internal sealed class Workload
         return cs;
     }
 
-    private sealed class ClientState(int index, GpuClient client, bool explicitSync)
+    private sealed class ClientState(Workload owner, int index, GpuClient client, bool explicitSync)
     {
+        public readonly Workload Owner = owner;
         public readonly int Index = index;
         public readonly GpuClient Client = client;
         public readonly bool Explicit = explicitSync;

@@ -16,7 +16,10 @@ internal static class DependencyRules
             return [];
         }
 
-        var result = new List<Fence>(deps.Count);
+        // PERF: one scratch list per thread (reused, never shared) and one exact array for the job, instead
+        // of a list and its copy per submission.
+        List<Fence> result = t_scratch ??= new List<Fence>(16);
+        result.Clear();
         foreach (Fence dep in deps)
         {
             Fence f = dep;
@@ -50,6 +53,16 @@ internal static class DependencyRules
             }
         }
 
-        return [.. result];
+        if (result.Count == 0)
+        {
+            return [];
+        }
+
+        Fence[] effective = [.. result];
+        result.Clear(); // drop the references: the scratch list must not keep fences alive
+        return effective;
     }
+
+    [ThreadStatic]
+    private static List<Fence>? t_scratch;
 }

@@ -17,26 +17,33 @@ public enum GpuFenceKind
 /// Its timestamp is GPU time: virtual ns in virtual mode, monotonic ns in threads mode.</summary>
 public sealed class GpuFence : Fence
 {
-    private readonly Gpu _gpu;
+    /// <summary>Set once at creation. PERF: the GPU and the timeline's name are reached through the job (its
+    /// engine's owner, its entity's or ring's name), not stored: 16 B less on each of a job's three fences.</summary>
+    private readonly GpuJob _job;
 
-    internal GpuFence(Gpu gpu, ulong context, ulong seqno, GpuFenceKind kind, GpuJob? job, string timeline)
+    internal GpuFence(ulong context, ulong seqno, GpuFenceKind kind, GpuJob job)
         : base(context, seqno)
     {
-        _gpu = gpu;
         Kind = kind;
-        Job = job;
-        Timeline = timeline;
-        CreatedNs = gpu.NowNs;
+        _job = job;
+        CreatedNs = Gpu.NowNs;
     }
+
+    private Gpu Gpu => _job.Engine.Owner!;
 
     /// <summary>What the fence stands for.</summary>
     public GpuFenceKind Kind { get; }
 
-    /// <summary>The job it belongs to, when it is a job's fence.</summary>
-    public GpuJob? Job { get; }
+    /// <summary>The job it belongs to (every GPU fence belongs to one).</summary>
+    public GpuJob? Job => _job;
 
-    /// <summary>The timeline's name, e.g. "client3.gfx.finished" or "copy0.ring".</summary>
-    public string Timeline { get; }
+    /// <summary>The timeline's name, e.g. "client3.graphics.finished" or "copy0.ring".</summary>
+    public string Timeline => Kind switch
+    {
+        GpuFenceKind.Scheduled => _job.Entity.ScheduledTimeline,
+        GpuFenceKind.Finished => _job.Entity.FinishedTimeline,
+        _ => _job.Engine.RingTimeline,
+    };
 
     /// <summary>The virtual (or monotonic) time it was created.</summary>
     public long CreatedNs { get; }
@@ -48,10 +55,10 @@ public sealed class GpuFence : Fence
     public override string TimelineName => Timeline;
 
     /// <inheritdoc/>
-    protected override void OnSignaled() => _gpu.OnFenceSignaled(this);
+    protected override void OnSignaled() => Gpu.OnFenceSignaled(this);
 
     /// <summary>A consumer's callback threw: the GPU counts and reports it; it never reaches the scheduler.</summary>
-    protected override void OnCallbackFailed(Exception exception) => _gpu.ReportConsumerFailure(exception);
+    protected override void OnCallbackFailed(Exception exception) => Gpu.ReportConsumerFailure(exception);
 
     /// <summary>Signals at GPU time; only the GPU, the fence's owner, calls it.</summary>
     internal bool SignalAt(int error, long timestampNs) => SignalWithTimestamp(error, timestampNs);

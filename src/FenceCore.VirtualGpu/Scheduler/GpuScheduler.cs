@@ -115,7 +115,7 @@ internal sealed class GpuScheduler(Gpu gpu)
                     engine.LastEndNs = job.EndNs;
                 }
 
-                job.Hardware = new GpuFence(_gpu, engine.RingContext, ++engine.NextRingSeqno, GpuFenceKind.Hardware, job, engine.RingTimeline);
+                job.Hardware = new GpuFence(engine.RingContext, ++engine.NextRingSeqno, GpuFenceKind.Hardware, job);
                 job.AssertInvariants();
             }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Extensions.ObjectPool;
 
 namespace FenceCore.VirtualGpu;
@@ -36,7 +37,9 @@ internal static class ImplicitSync
             return;
         }
 
-        var objects = new Reservation[accesses.Length];
+        // PERF: the reservations to lock go in a pooled array (LockAll copies what it holds), not a new one
+        // per submission.
+        Reservation[] objects = ArrayPool<Reservation>.Shared.Rent(accesses.Length);
         for (int i = 0; i < accesses.Length; i++)
         {
             objects[i] = accesses[i].Buffer.Reservation;
@@ -46,7 +49,7 @@ internal static class ImplicitSync
         try
         {
             ctx.Renew();
-            ctx.LockAll(objects);
+            ctx.LockAll(objects.AsSpan(0, accesses.Length));
             foreach (BufferAccess a in accesses)
             {
                 (FenceUsage usage, FenceUsage waitFor) = Usages(client, a.Write);
@@ -57,6 +60,7 @@ internal static class ImplicitSync
         {
             ctx.UnlockAll();
             s_acquireContexts.Return(ctx);
+            ArrayPool<Reservation>.Shared.Return(objects, clearArray: true);
         }
     }
 

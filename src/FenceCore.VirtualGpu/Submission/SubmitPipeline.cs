@@ -60,7 +60,9 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 armed.Accesses = accesses;
 
                 // 3. Implicit sync, then the explicit dependencies.
-                var deps = new List<Fence>();
+                // Sized for the usual case (a few implicit fences per buffer, then the explicit ones), so the
+                // list does not grow while implicit sync fills it.
+                var deps = new List<Fence>((accesses.Length * 2) + desc.Dependencies.Count + desc.SyncFiles.Count + syncObjDeps.Length);
                 ImplicitSync.Apply(_gpu.Config.InjectSkipKernelFences, client, armed, accesses, deps);
                 _gpu.AfterArmForTesting?.Invoke(armed); // the job's fence is now in its buffers' reservations
                 armed.ImplicitDependencyCount = deps.Count;
@@ -253,8 +255,8 @@ internal sealed class SubmitPipeline(Gpu gpu)
             Credits = Math.Min(desc.Credits, entity.CurrentEngine.Config.CreditLimit),
         };
         ulong seqno = ++entity.NextSeqno;
-        job.Scheduled = new GpuFence(_gpu, entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job, entity.ScheduledTimeline);
-        job.Finished = new GpuFence(_gpu, entity.FinishedContext, seqno, GpuFenceKind.Finished, job, entity.FinishedTimeline);
+        job.Scheduled = new GpuFence(entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job);
+        job.Finished = new GpuFence(entity.FinishedContext, seqno, GpuFenceKind.Finished, job);
         job.PreviousFinished = entity.LastFinished;
         job.PreviousScheduled = entity.LastScheduled;
         entity.LastFinished = job.Finished;
