@@ -13,7 +13,7 @@ internal sealed class GpuScheduler(Gpu gpu)
 {
     private readonly Gpu _gpu = gpu;
     private readonly long _engineTimeoutNs = (long)gpu.Config.EngineTimeout.TotalNanoseconds;
-    private readonly long _dependencyTimeoutNs = (long)gpu.Config.DependencyTimeout.TotalNanoseconds;
+    private readonly DependencyTimeouts _dependencyTimeouts = new(gpu, (long)gpu.Config.DependencyTimeout.TotalNanoseconds);
 
     internal void BeginDependencyWait(GpuJob job)
     {
@@ -26,8 +26,7 @@ internal sealed class GpuScheduler(Gpu gpu)
         job.Waiter.Begin();
     }
 
-    internal void ArmDependencyTimeout(DependencyWaiter waiter) =>
-        _gpu.Dispatcher.PostAt(_gpu.NowNs + _dependencyTimeoutNs, static s => ((DependencyWaiter)s!).Gpu.Scheduler.OnDependencyTimeout((DependencyWaiter)s!), waiter);
+    internal void ArmDependencyTimeout(DependencyWaiter waiter) => _dependencyTimeouts.Arm(waiter);
 
     internal void JobDependenciesMet(GpuJob job) => _gpu.Dispatcher.Post(static s => ((GpuJob)s!).Engine.Owner!.Scheduler.OnJobReady((GpuJob)s!), job);
 

@@ -67,3 +67,40 @@ public sealed class JobStateMachineTests
         Assert.Contains("invariant broken", ex.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>Issue 14: dependency timeouts are one FIFO with one pending check, not one timed event per
+/// wait; each wait still times out exactly its timeout after it began.</summary>
+public sealed class DependencyTimeoutTests
+{
+    [Fact]
+    public void WaitsBegunAtDifferentTimes_EachTimeOutAtItsOwnDeadline_AndSatisfiedOnesDoNot()
+    {
+        using var gpu = new Gpu(new GpuConfig { DependencyTimeout = TimeSpan.FromMicroseconds(100) });
+        var timedOut = new List<(long Job, long TimeNs)>();
+        gpu.Subscribe(e =>
+        {
+            if (e.Kind == GpuEventKind.DependencyTimeout)
+            {
+                timedOut.Add((e.Job!.Id, e.TimeNs));
+            }
+        });
+
+        var never = new FenceSource(FenceContext.Allocate(), 1);
+        var later = new FenceSource(FenceContext.Allocate(), 1);
+        var jobs = new List<GpuJob>();
+        gpu.Schedule(50_000, () => later.Signal()); // the second wait ends before its deadline (110 us)
+        foreach ((long at, Fence dep) in ((long, Fence)[])[(0, never), (10_000, later), (30_000, never), (30_000, never), (250_000, never)])
+        {
+            gpu.RunUntil(at);
+            jobs.Add(gpu.CreateClient($"c{jobs.Count}").Submit(new JobDescription { Engine = EngineKind.Compute, DurationNs = 1_000, Dependencies = [dep] }));
+        }
+
+        gpu.RunUntilIdle();
+
+        Assert.Equal([(jobs[0].Id, 100_000L), (jobs[2].Id, 130_000L), (jobs[3].Id, 130_000L), (jobs[4].Id, 350_000L)], timedOut);
+        Assert.Equal(-Errno.ETIME, jobs[0].Finished.Error);
+        Assert.Equal(0, jobs[1].Finished.Error);
+        Assert.True(jobs[1].StartNs >= 50_000);
+        Assert.Equal(0, gpu.PendingEvents);
+    }
+}
