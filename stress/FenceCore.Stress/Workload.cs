@@ -15,7 +15,11 @@ internal sealed class Workload
     private readonly InvariantChecker? _checker;
     private readonly PerfettoTrace? _trace;
     private readonly Random _rng;
-    private readonly object _rngGate = new(); // threads mode: clients share the seeded generator
+
+    /// <summary>Threads mode: one generator per thread (client threads and GPU workers), so submissions do
+    /// not serialize on a shared one; virtual mode uses <see cref="_rng"/> alone, on the loop's thread.</summary>
+    [ThreadStatic]
+    private static Random? t_rng;
     private readonly GpuBuffer[] _buffers;
     private readonly DmaBuf[] _dmaBufs;
     private readonly ClientState[] _clients;
@@ -64,6 +68,10 @@ internal sealed class Workload
     public bool Stopped => _stop;
 
     public void Stop() => _stop = true;
+
+    /// <summary>The seeded generator in virtual mode (one thread: the same seed replays the run); in threads
+    /// mode this thread's own, seeded from the seed and the thread (the interleaving varies anyway).</summary>
+    private Random Rng => _o.Mode == GpuTimeMode.Virtual ? _rng : t_rng ??= new Random(HashCode.Combine(_o.Seed, Environment.CurrentManagedThreadId));
 
     /// <summary>Virtual mode: each client's first jobs, staggered over the first 100 µs.</summary>
     public void StartVirtual()
@@ -147,15 +155,13 @@ internal sealed class Workload
         JobDescription desc;
         bool kill;
         (GpuBuffer Buffer, DmaBuf DmaBuf, bool Write)? export = null;
-        lock (_rngGate)
+        Random rng = Rng;
+        desc = NextJob(cs, rng);
+        kill = rng.NextDouble() < _o.KillRate;
+        if (rng.NextDouble() < _o.ExportRate)
         {
-            desc = NextJob(cs);
-            kill = _rng.NextDouble() < _o.KillRate;
-            if (_rng.NextDouble() < _o.ExportRate)
-            {
-                int b = _rng.Next(_buffers.Length);
-                export = (_buffers[b], _dmaBufs[b], _rng.Next(2) == 0);
-            }
+            int b = rng.Next(_buffers.Length);
+            export = (_buffers[b], _dmaBufs[b], rng.Next(2) == 0);
         }
 
         if (export is { } e)
@@ -203,44 +209,44 @@ internal sealed class Workload
         return false;
     }
 
-    private JobDescription NextJob(ClientState cs)
+    private JobDescription NextJob(ClientState cs, Random rng)
     {
-        double roll = _rng.NextDouble();
+        double roll = rng.NextDouble();
         EngineKind kind = roll < 0.35 ? EngineKind.Graphics : roll < 0.7 ? EngineKind.Compute : roll < 0.8 ? EngineKind.Copy : EngineKind.Video;
         if (!_engineKinds.Contains(kind))
         {
-            kind = _gpu.Engines[_rng.Next(_gpu.Engines.Count)].Kind;
+            kind = _gpu.Engines[rng.Next(_gpu.Engines.Count)].Kind;
         }
 
-        int n = _o.MaxBuffersPerJob == 0 ? 0 : _o.FixedBuffersPerJob ? _o.MaxBuffersPerJob : _rng.Next(1, _o.MaxBuffersPerJob + 1);
+        int n = _o.MaxBuffersPerJob == 0 ? 0 : _o.FixedBuffersPerJob ? _o.MaxBuffersPerJob : rng.Next(1, _o.MaxBuffersPerJob + 1);
         var accesses = new BufferAccess[n];
         for (int i = 0; i < n; i++)
         {
             GpuBuffer b;
             do
             {
-                b = _buffers[_rng.Next(_buffers.Length)];
+                b = _buffers[rng.Next(_buffers.Length)];
             }
             while (n <= _buffers.Length && Chosen(accesses, i, b));
 
-            accesses[i] = new BufferAccess(b, _rng.NextDouble() < 0.4);
+            accesses[i] = new BufferAccess(b, rng.NextDouble() < 0.4);
         }
 
         List<Fence>? deps = null;
-        if (_rng.NextDouble() < _o.ForeignRate)
+        if (rng.NextDouble() < _o.ForeignRate)
         {
             Interlocked.Increment(ref ForeignDependencies);
             (deps ??= []).Add(new FenceSource(_foreignContext, Interlocked.Increment(ref _foreignSeqno), FenceOptions.Seqno64)); // never signals
         }
 
-        if (cs.Explicit && n > 0 && _rng.Next(2) == 0)
+        if (cs.Explicit && n > 0 && rng.Next(2) == 0)
         {
             // Explicit sync: wait on a snapshot of the buffer's implicit fences, as Vulkan WSI does.
             GpuBuffer b = accesses[0].Buffer;
             (deps ??= []).Add(_dmaBufs[b.Id - _buffers[0].Id].ExportSyncFile(DmaBufSync.Write).Fence);
         }
 
-        bool hang = _rng.NextDouble() < _o.HangRate;
+        bool hang = rng.NextDouble() < _o.HangRate;
         if (hang)
         {
             Interlocked.Increment(ref Hangs);
@@ -251,7 +257,7 @@ internal sealed class Workload
             Engine = kind,
             Buffers = accesses,
             Dependencies = deps ?? (IReadOnlyList<Fence>)[],
-            DurationNs = _rng.Next(5, 50) * Us,
+            DurationNs = rng.Next(5, 50) * Us,
             Hang = hang,
             Label = cs.Client.Name,
         };
@@ -314,12 +320,10 @@ internal sealed class Workload
         bool cpu;
         int buffer;
         long think;
-        lock (_rngGate)
-        {
-            cpu = _rng.NextDouble() < _o.CpuAccessRate;
-            buffer = _rng.Next(_buffers.Length);
-            think = _rng.NextInt64(0, 20 * Us);
-        }
+        Random rng = Rng;
+        cpu = rng.NextDouble() < _o.CpuAccessRate;
+        buffer = rng.Next(_buffers.Length);
+        think = rng.NextInt64(0, 20 * Us);
 
         if (cpu)
         {
