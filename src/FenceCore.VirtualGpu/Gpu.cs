@@ -289,26 +289,13 @@ public sealed class Gpu : IDisposable
     /// <summary>Threads mode: waits until no work is queued or running, up to <paramref name="timeout"/>.</summary>
     public bool WaitForIdle(TimeSpan timeout)
     {
-        if (_dispatcher is not ThreadedDispatcher threaded)
+        if (_dispatcher is ThreadedDispatcher threaded)
         {
-            RunUntilIdle();
-            return true;
+            return threaded.WaitForIdle(timeout);
         }
 
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        int idleStreak = 0;
-        while (sw.Elapsed < timeout)
-        {
-            idleStreak = threaded.IsIdle ? idleStreak + 1 : 0;
-            if (idleStreak >= 3)
-            {
-                return true;
-            }
-
-            Thread.Sleep(1);
-        }
-
-        return false;
+        RunUntilIdle();
+        return true;
     }
 
     private VirtualDispatcher RequireVirtual() =>
@@ -325,45 +312,6 @@ public sealed class Gpu : IDisposable
     /// <exception cref="FenceErrnoException">The device is lost (-ENODEV), or a syncobj wait names a point
     /// not yet submitted (-EINVAL).</exception>
     public GpuJob Submit(GpuClient client, JobDescription desc) => Submission.Submit(client, desc);
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-    // ----------------------------------------------------------------------------------------------
-    // Memory manager
-
-
-
-    // ----------------------------------------------------------------------------------------------
-    // Scheduling
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
     // ----------------------------------------------------------------------------------------------
     // CPU access, kill, device loss
@@ -385,10 +333,7 @@ public sealed class Gpu : IDisposable
     {
         ArgumentNullException.ThrowIfNull(client);
         client.Killed = true;
-        foreach (SchedEntity entity in client.Entities)
-        {
-            Scheduler.FailQueue(entity, -Errno.ESRCH, markKilled: true);
-        }
+        Scheduler.Kill(client.Entities, -Errno.ESRCH);
     }
 
     /// <summary>Loses the device: every pending job ends with -ENODEV and no job can be submitted.</summary>
@@ -399,32 +344,9 @@ public sealed class Gpu : IDisposable
             return;
         }
 
-        foreach (Engine engine in _engines)
-        {
-            lock (engine.Gate)
-            {
-                foreach (GpuJob j in engine.Ring)
-                {
-                    j.PendingError = -Errno.ENODEV;
-                    j.Move(JobPhase.HardwareDone);
-                }
-            }
-
-            Scheduler.DrainCompleted(engine);
-        }
-
-        foreach (GpuClient client in Clients)
-        {
-            foreach (SchedEntity entity in client.Entities)
-            {
-                Scheduler.FailQueue(entity, -Errno.ENODEV, markKilled: true);
-            }
-        }
-
-        Scheduler.FailQueue(_kernelEntity, -Errno.ENODEV, markKilled: true);
+        Scheduler.EndEverything(-Errno.ENODEV);
         Raise(new GpuEvent(GpuEventKind.DeviceLost, NowNs, null, null, -Errno.ENODEV)); // after every job has ended
     }
-
 
     // ----------------------------------------------------------------------------------------------
     // Events
@@ -447,6 +369,4 @@ public sealed class Gpu : IDisposable
         _dispatcher.Dispose();
         _metrics.Dispose();
     }
-
-
 }

@@ -277,4 +277,43 @@ internal sealed class GpuScheduler(Gpu gpu)
             }
         }
     }
+
+    /// <summary>Kills entities (<c>drm_sched_entity_kill</c>): their queued jobs end with <paramref name="error"/>,
+    /// in order; running jobs finish; later pushes fail at once.</summary>
+    internal void Kill(IEnumerable<SchedEntity> entities, int error)
+    {
+        foreach (SchedEntity entity in entities)
+        {
+            FailQueue(entity, error, markKilled: true);
+        }
+    }
+
+    /// <summary>Device loss: every ring job ends with <paramref name="error"/> (drained in ring order), then
+    /// every queued job of every entity, the memory manager's included.</summary>
+    internal void EndEverything(int error)
+    {
+        foreach (Engine engine in _gpu.Engines)
+        {
+            lock (engine.Gate)
+            {
+                foreach (GpuJob j in engine.Ring)
+                {
+                    j.PendingError = error;
+                    j.Move(JobPhase.HardwareDone);
+                }
+            }
+
+            DrainCompleted(engine);
+        }
+
+        foreach (GpuClient client in _gpu.Clients)
+        {
+            foreach (SchedEntity entity in client.Entities)
+            {
+                FailQueue(entity, error, markKilled: true);
+            }
+        }
+
+        FailQueue(_gpu.KernelEntity, error, markKilled: true);
+    }
 }

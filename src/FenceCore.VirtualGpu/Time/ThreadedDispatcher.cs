@@ -59,6 +59,26 @@ internal sealed class ThreadedDispatcher : GpuDispatcher
         }
     }
 
+    /// <summary>Waits until no work item is queued or running (three looks 1 ms apart in a row), up to
+    /// <paramref name="timeout"/>.</summary>
+    public bool WaitForIdle(TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        int idleStreak = 0;
+        while (sw.Elapsed < timeout)
+        {
+            idleStreak = IsIdle ? idleStreak + 1 : 0;
+            if (idleStreak >= 3)
+            {
+                return true;
+            }
+
+            Thread.Sleep(1);
+        }
+
+        return false;
+    }
+
     public override void Dispose()
     {
         _stopping = true;
