@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 
 namespace FenceCore.VirtualGpu;
@@ -9,7 +8,7 @@ namespace FenceCore.VirtualGpu;
 /// </summary>
 internal sealed class ThreadedDispatcher : GpuDispatcher
 {
-    private readonly BlockingCollection<(Action<object?> Action, object? State)> _work = new(new ConcurrentQueue<(Action<object?>, object?)>());
+    private readonly WorkQueue<(Action<object?> Action, object? State)> _work = new();
     private readonly PriorityQueue<(Action<object?> Action, object? State), long> _timed = new();
     private readonly object _timedGate = new(); // guards _timed; the timer thread waits on it
     private readonly Thread[] _workers;
@@ -40,7 +39,7 @@ internal sealed class ThreadedDispatcher : GpuDispatcher
     {
         if (!_stopping)
         {
-            _work.Add((action, state));
+            _work.Post((action, state));
         }
     }
 
@@ -82,7 +81,7 @@ internal sealed class ThreadedDispatcher : GpuDispatcher
     public override void Dispose()
     {
         _stopping = true;
-        _work.CompleteAdding();
+        _work.Close(_workers.Length);
         lock (_timedGate)
         {
             Monitor.Pulse(_timedGate);
@@ -94,14 +93,19 @@ internal sealed class ThreadedDispatcher : GpuDispatcher
         }
 
         _timer.Join(TimeSpan.FromSeconds(5));
-        _work.Dispose();
+        if (_workers.All(t => !t.IsAlive))
+        {
+            _work.Dispose(); // a worker still inside a work item after 5 s keeps its semaphore
+        }
+
         base.Dispose();
     }
 
     private void WorkerLoop()
     {
-        foreach ((Action<object?> action, object? state) in _work.GetConsumingEnumerable())
+        while (_work.Take(out (Action<object?> Action, object? State) item))
         {
+            (Action<object?> action, object? state) = item;
             Interlocked.Increment(ref _busy);
             try
             {

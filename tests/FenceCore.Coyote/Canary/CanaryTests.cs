@@ -98,6 +98,20 @@ public sealed class CanaryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BrokenWorkQueueWithoutSecondLook_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () =>
+        {
+            var queue = new BrokenWorkQueue();
+            return FenceCore.Coyote.VirtualGpu.WorkQueueTests.Scenario(queue.Post, () => (queue.Take(out int item), item), queue.Close);
+        }, CoyoteHarness.DefaultIterations, configure: null, nameof(BrokenWorkQueueWithoutSecondLook_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded lost wake-up in the run queue.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("eadlock", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
+    [Fact]
     public void WaitGateResetAfterTheCheck_IsCaughtByCoyote()
     {
         CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () => FenceCore.Coyote.SyncFiles.WaitGateScenario.Run(resetBeforeCheck: false),

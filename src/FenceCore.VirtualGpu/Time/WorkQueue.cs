@@ -1,0 +1,101 @@
+namespace FenceCore.VirtualGpu;
+
+/// <summary>
+/// The threads-mode run queue: any thread posts, the GPU's workers take, in FIFO order. A poster wakes a
+/// worker only when one is idle, so a busy GPU pays a short enqueue per work item and no semaphore
+/// operation (the <see cref="System.Collections.Concurrent.BlockingCollection{T}"/> it replaces released
+/// and waited on its semaphore for every item).
+/// </summary>
+/// <remarks>
+/// <para>Locks: the queue itself is guarded by its own lock, held only for one enqueue or one dequeue (a
+/// lock Coyote can interleave at; a lock-free queue would be invisible to it). The sleep and wake-up are
+/// lock-free:</para>
+/// <para>A worker that finds the queue empty first counts itself idle (<see cref="_idle"/>, Interlocked: a
+/// full fence), then looks at the queue once more, and only then sleeps on <see cref="_wake"/>. A poster
+/// enqueues, then reads <see cref="_idle"/>. Either the worker's second look sees the item, or the poster
+/// sees the worker idle and releases it: both cannot miss. A release that finds the worker already awake
+/// leaves a spare count; the next sleep returns at once and looks again, which costs a loop and loses
+/// nothing.</para>
+/// <para>Coyote explores it (<c>WorkQueueTests</c>), with a canary that leaves out the second look.</para>
+/// </remarks>
+internal sealed class WorkQueue<T> : IDisposable
+{
+    private readonly Queue<T> _items = new();
+    private readonly SemaphoreSlim _wake = new(0);
+
+    /// <summary>Workers between their first empty look and waking: Interlocked; read with Volatile.Read.</summary>
+    private int _idle;
+
+    /// <summary>Set once by <see cref="Close"/>; read with Volatile.Read.</summary>
+    private int _closed;
+
+    public int Count
+    {
+        get
+        {
+            lock (_items)
+            {
+                return _items.Count;
+            }
+        }
+    }
+
+    public void Post(T item)
+    {
+        lock (_items)
+        {
+            _items.Enqueue(item);
+        }
+
+        if (Volatile.Read(ref _idle) > 0)
+        {
+            _wake.Release();
+        }
+    }
+
+    /// <summary>Takes the next item, sleeping while there is none; false once closed and empty.</summary>
+    public bool Take(out T item)
+    {
+        while (true)
+        {
+            if (TryDequeue(out item))
+            {
+                return true;
+            }
+
+            Interlocked.Increment(ref _idle);
+            if (TryDequeue(out item))
+            {
+                Interlocked.Decrement(ref _idle);
+                return true;
+            }
+
+            if (Volatile.Read(ref _closed) != 0)
+            {
+                Interlocked.Decrement(ref _idle);
+                return false;
+            }
+
+            _wake.Wait();
+            Interlocked.Decrement(ref _idle);
+        }
+    }
+
+    /// <summary>Wakes every worker for good: each takes what is left, then <see cref="Take"/> returns false.</summary>
+    public void Close(int workers)
+    {
+        Volatile.Write(ref _closed, 1);
+        _wake.Release(workers);
+    }
+
+    /// <summary>Frees the semaphore; only after every worker has left <see cref="Take"/>.</summary>
+    public void Dispose() => _wake.Dispose();
+
+    private bool TryDequeue(out T item)
+    {
+        lock (_items)
+        {
+            return _items.TryDequeue(out item!);
+        }
+    }
+}
