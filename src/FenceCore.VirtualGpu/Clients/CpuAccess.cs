@@ -3,7 +3,8 @@ namespace FenceCore.VirtualGpu;
 /// <summary>
 /// A CPU access: it begins only when nothing its direction must wait for is pending. Fences found
 /// pending are waited for and the reservation is read again, because a move (an eviction and a move
-/// back) may have been added meanwhile; the access happens in the same step as the final check.
+/// back) may have been added meanwhile. The final check and the pin that keeps the buffer in place for the
+/// access are one step under the memory manager's lock.
 /// </summary>
 internal sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, bool write, Action<GpuBuffer>? onAccess) : FenceCallback
 {
@@ -11,20 +12,19 @@ internal sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, bool write, A
 
     public void Run()
     {
-        Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.WaitLevelFor(write));
-        if (wait is not null && wait.AddCallback(this))
+        if (!gpu.Memory.BeginCpuAccess(buffer, write, this, out bool storagePending))
         {
-            return; // still busy: try again when it signals
+            return; // still busy: Invoke runs this again when the fence signals
         }
 
-        if (buffer.StorageFence is { } move && !move.Poll())
-        {
-            gpu.Leaks.RecordLeak(null, buffer);
-        }
-
-        gpu.Hub.Raise(new GpuEvent(GpuEventKind.CpuAccess, gpu.NowNs, null, null, 0, buffer));
         try
         {
+            if (storagePending)
+            {
+                gpu.Leaks.RecordLeak(null, buffer);
+            }
+
+            gpu.Hub.Raise(new GpuEvent(GpuEventKind.CpuAccess, gpu.NowNs, null, null, 0, buffer));
             onAccess?.Invoke(buffer);
         }
 #pragma warning disable CA1031 // the caller's action is a consumer: its exception must not reach the scheduler
@@ -32,6 +32,10 @@ internal sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, bool write, A
 #pragma warning restore CA1031
         {
             gpu.ReportConsumerFailure(ex);
+        }
+        finally
+        {
+            gpu.Memory.EndCpuAccess(buffer); // pinned from the check to the end of the access
         }
     }
 }

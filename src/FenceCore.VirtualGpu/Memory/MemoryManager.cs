@@ -63,6 +63,39 @@ internal sealed class MemoryManager(Gpu gpu)
         return storage;
     }
 
+    /// <summary>
+    /// The start of a CPU access, atomic with placement: under this manager's lock, either registers
+    /// <paramref name="retry"/> on the fence the access must wait for (returns false: still busy), or pins
+    /// the buffer (no eviction can move it while the CPU touches it) and reports whether its storage is
+    /// still being moved or cleared. Before, the wait and the storage were read with no lock, so in threads
+    /// mode an eviction on another worker could start between the two reads.
+    /// </summary>
+    internal bool BeginCpuAccess(GpuBuffer buffer, bool write, FenceCallback retry, out bool storagePending)
+    {
+        lock (_gate)
+        {
+            Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.WaitLevelFor(write));
+            if (wait is not null && wait.AddCallback(retry))
+            {
+                storagePending = false;
+                return false; // still busy: the callback tries again when it signals
+            }
+
+            buffer.PinCount++;
+            storagePending = buffer.StorageFence is { } move && !move.Poll();
+            return true;
+        }
+    }
+
+    /// <summary>The end of a CPU access: the buffer may move again.</summary>
+    internal void EndCpuAccess(GpuBuffer buffer)
+    {
+        lock (_gate)
+        {
+            buffer.PinCount--;
+        }
+    }
+
     internal void Unpin(BufferAccess[] accesses)
     {
         if (accesses.Length > 0)
