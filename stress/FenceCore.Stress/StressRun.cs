@@ -97,8 +97,11 @@ internal static class StressRun
 
         if (trace is not null && o.TracePath is not null)
         {
+            var writing = Stopwatch.StartNew();
             IReadOnlyDictionary<string, long> kinds = trace.Write(o.TracePath);
-            RunDisplay.Line(string.Create(CultureInfo.InvariantCulture, $"trace: {o.TracePath} ({trace.Count:N0} jobs; open in https://ui.perfetto.dev): {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value:N0}"))}"));
+            writing.Stop();
+            RunDisplay.Line(string.Create(CultureInfo.InvariantCulture,
+                $"trace: {o.TracePath} ({trace.Count:N0} jobs, {new FileInfo(o.TracePath).Length:N0} B written in {writing.Elapsed.TotalSeconds:F2} s; open in https://ui.perfetto.dev): {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value:N0}"))}"));
         }
 
         if (broken is not null)
