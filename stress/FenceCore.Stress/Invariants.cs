@@ -272,14 +272,16 @@ internal sealed class InvariantChecker
 
     private void CheckWriter(GpuJob job, GpuJob[] preds, long nowNs)
     {
-        if (job.Phase != 1)
+        // A job that took a ring slot has its hardware fence (whatever its phase now: done, by the time its
+        // completion is checked); one that never did touched nothing.
+        if (job.Hardware is null)
         {
-            return; // never ran: it touched nothing
+            return;
         }
 
         foreach (GpuJob p in preds)
         {
-            if (p.Phase != 1)
+            if (p.Hardware is null)
             {
                 continue;
             }

@@ -30,6 +30,12 @@ public class StressRunTests
 
         JsonElement counts = report.GetProperty("counts");
         Assert.Equal(20000, counts.GetProperty("clientJobs").GetInt64());
+
+        // Checked for real, not vacuously: writer exclusivity is checked at least once per implicit-sync job
+        // that ran (7 in 8 clients here). A checker that skips the jobs it should check (as one did, reading
+        // a job phase that had become "done" by completion time: 36 checks in 5M jobs) fails this.
+        long writerChecks = report.GetProperty("invariants").EnumerateArray().Single(i => i.GetProperty("name").GetString() == "writer-exclusive").GetProperty("checks").GetInt64();
+        Assert.True(writerChecks >= 20000 / 2, $"writer-exclusive was checked {writerChecks} times in 20,000 jobs");
         Assert.True(counts.GetProperty("engineResets").GetInt64() > 0);
         Assert.Equal(counts.GetProperty("jobsSubmitted").GetInt64(), counts.GetProperty("jobsCompleted").GetInt64());
     }
