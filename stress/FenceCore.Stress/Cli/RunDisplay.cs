@@ -104,7 +104,7 @@ internal sealed class RunDisplay
     /// <summary>The summary: figures, faults, latency chart and the invariants.</summary>
     public void Summary(StressReport report)
     {
-        var figures = new Table().Border(TableBorder.Rounded).Title("[bold]run[/]").AddColumn("").AddColumn(new TableColumn("").RightAligned());
+        var figures = new Table().Border(TableBorder.Rounded).Title("[bold]run[/]").HideHeaders().AddColumn("figure").AddColumn(new TableColumn("value").RightAligned());
         void Row(string name, string value) => figures.AddRow(Markup.Escape(name), Markup.Escape(value));
         ReportCounts c = report.Counts;
         ReportThroughput t = report.Throughput;
