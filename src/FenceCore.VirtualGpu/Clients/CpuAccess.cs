@@ -6,13 +6,37 @@ namespace FenceCore.VirtualGpu;
 /// back) may have been added meanwhile. The final check and the pin that keeps the buffer in place for the
 /// access are one step under the memory manager's lock.
 /// </summary>
-internal sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, bool write, Action<GpuBuffer>? onAccess) : FenceCallback
+internal sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, bool write, Action<GpuBuffer>? onAccess) : RearmingCallback
 {
+    /// <summary>True once this attempt's walk has read the buffer's wait fence; used only by the thread
+    /// running the walk (under the memory manager's lock).</summary>
+    private bool _read;
+
     protected override void Invoke(Fence fence) => gpu.Dispatcher.Post(static s => ((CpuAccessCallback)s!).Run(), this);
+
+    /// <summary>Registers this node on the fence the access must wait for, read afresh (a move may have been
+    /// added since the last attempt); false when there is none left to wait for.</summary>
+    public bool WaitForBuffer()
+    {
+        _read = false;
+        return ArmOnNext();
+    }
+
+    /// <summary>The walk of one attempt: the buffer's wait fence, once.</summary>
+    protected override Fence? NextInWalk()
+    {
+        if (_read)
+        {
+            return null;
+        }
+
+        _read = true;
+        return buffer.Reservation.GetSingleton(FenceUsages.WaitLevelFor(write));
+    }
 
     public void Run()
     {
-        if (!gpu.Memory.BeginCpuAccess(buffer, write, this, out bool storagePending))
+        if (!gpu.Memory.BeginCpuAccess(buffer, this, out bool storagePending))
         {
             return; // still busy: Invoke runs this again when the fence signals
         }

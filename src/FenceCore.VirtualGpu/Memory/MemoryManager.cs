@@ -65,17 +65,17 @@ internal sealed class MemoryManager(Gpu gpu)
 
     /// <summary>
     /// The start of a CPU access, atomic with placement: under this manager's lock, either registers
-    /// <paramref name="retry"/> on the fence the access must wait for (returns false: still busy), or pins
+    /// <paramref name="retry"/> on the fence the access must wait for (<see cref="CpuAccessCallback.WaitForBuffer"/>;
+    /// returns false: still busy), or pins
     /// the buffer (no eviction can move it while the CPU touches it) and reports whether its storage is
     /// still being moved or cleared. Before, the wait and the storage were read with no lock, so in threads
     /// mode an eviction on another worker could start between the two reads.
     /// </summary>
-    internal bool BeginCpuAccess(GpuBuffer buffer, bool write, FenceCallback retry, out bool storagePending)
+    internal bool BeginCpuAccess(GpuBuffer buffer, CpuAccessCallback retry, out bool storagePending)
     {
         lock (_gate)
         {
-            Fence? wait = buffer.Reservation.GetSingleton(FenceUsages.WaitLevelFor(write));
-            if (wait is not null && wait.AddCallback(retry))
+            if (retry.WaitForBuffer())
             {
                 storagePending = false;
                 return false; // still busy: the callback tries again when it signals

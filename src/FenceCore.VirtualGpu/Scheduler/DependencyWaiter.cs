@@ -9,20 +9,18 @@ namespace FenceCore.VirtualGpu;
 /// on and drops the waiter's reference to the job, so a foreign fence that never signals holds neither
 /// the node nor the job, its description and its buffers.
 /// </remarks>
-internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
+internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : RearmingCallback
 {
     public const int Waiting = 0;
     public const int Ready = 1;
     public const int Abandoned = 2;
 
-    private int _index;
+    /// <summary>The walk's position in the job's dependencies; used only by the thread running the walk
+    /// (see <see cref="RearmingCallback"/>).</summary>
+    private int _next;
 
     /// <summary>The job, until the wait is abandoned. Written once to null, after the state CAS; read with Volatile.Read.</summary>
     private GpuJob? _job = job;
-
-    /// <summary>The dependency this waiter is queued on, or null. Written by the thread that (re-)arms it,
-    /// before the add; read by <see cref="TryAbandon"/> to unlink it.</summary>
-    private Fence? _armedOn;
 
     /// <summary>Waiting → Ready (all signalled) or Waiting → Abandoned (timeout, kill, device lost), once, by CAS.</summary>
     public int State;
@@ -35,7 +33,7 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
 
     public void Begin()
     {
-        _index = 0;
+        _next = 0;
         Volatile.Write(ref State, Waiting);
         if (!Advance())
         {
@@ -47,34 +45,27 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
     {
         if (Volatile.Read(ref State) == Waiting)
         {
-            _index++;
             Advance();
         }
     }
 
-    /// <summary>Moves to the next unsignalled dependency; returns true if none is left.</summary>
+    protected override Fence? NextInWalk()
+    {
+        IReadOnlyList<Fence> deps = Volatile.Read(ref _job)?.EffectiveDependencies ?? [];
+        return _next < deps.Count ? deps[_next++] : null; // an abandoned wait has nothing left to walk
+    }
+
+    /// <summary>Waits on the next unsignalled dependency; returns true if none is left (the job is ready,
+    /// or the wait was abandoned meanwhile).</summary>
     private bool Advance()
     {
+        if (ArmOnNext())
+        {
+            return false; // re-armed: Invoke continues from here
+        }
+
         GpuJob? job = Volatile.Read(ref _job);
-        if (job is null)
-        {
-            return true; // abandoned meanwhile
-        }
-
-        IReadOnlyList<Fence> deps = job.EffectiveDependencies;
-        while (_index < deps.Count)
-        {
-            Volatile.Write(ref _armedOn, deps[_index]);
-            if (deps[_index].AddCallback(this))
-            {
-                return false; // re-armed: Invoke continues from here
-            }
-
-            _index++;
-        }
-
-        Volatile.Write(ref _armedOn, null);
-        if (Interlocked.CompareExchange(ref State, Ready, Waiting) == Waiting)
+        if (job is not null && Interlocked.CompareExchange(ref State, Ready, Waiting) == Waiting)
         {
             gpu.Scheduler.JobDependenciesMet(job);
         }
@@ -94,8 +85,7 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : FenceCallback
             return null;
         }
 
-        Volatile.Read(ref _armedOn)?.RemoveCallback(this);
-        Volatile.Write(ref _armedOn, null);
+        Unlink();
         Volatile.Write(ref _job, null); // the job, its description and its buffers are no longer reachable from here
         return job;
     }

@@ -263,19 +263,7 @@ public sealed class FenceChain : Fence
 
     /// <summary>Registers the node's callback on the newest unsignalled contained fence; false when every
     /// contained fence has signalled. Iterative: one walk, no recursion per node.</summary>
-    private bool Arm()
-    {
-        ChainCallback callback = _callback!;
-        foreach (Fence node in ForEach(this))
-        {
-            if (Contained(node).AddCallback(callback))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    private bool Arm() => _callback!.ArmFromHead();
 
     /// <summary>The callback ran: its fence signalled. Re-arm on the next pending fence or signal.</summary>
     private void ContainedSignaled()
@@ -313,9 +301,21 @@ public sealed class FenceChain : Fence
 
     private readonly record struct Placement(ulong Context, ulong Seqno, ulong PrevSeqno);
 
-    /// <summary>The node's own callback (the kernel's <c>chain-&gt;cb</c>), re-added from its own Invoke.</summary>
-    private sealed class ChainCallback(FenceChain chain) : FenceCallback
+    /// <summary>The node's own callback (the kernel's <c>chain-&gt;cb</c>), re-added from its own Invoke: each
+    /// arm walks the chain from its head (as <c>dma_fence_chain_enable_signaling</c> does).</summary>
+    private sealed class ChainCallback(FenceChain chain) : RearmingCallback
     {
+        /// <summary>The current walk; used only by the thread arming the node (see <see cref="RearmingCallback"/>).</summary>
+        private Enumerator _walk;
+
+        public bool ArmFromHead()
+        {
+            _walk = ForEach(chain).GetEnumerator();
+            return ArmOnNext();
+        }
+
+        protected override Fence? NextInWalk() => _walk.MoveNext() ? Contained(_walk.Current) : null;
+
         protected internal override void Invoke(Fence fence) => chain.ContainedSignaled();
     }
 
