@@ -31,11 +31,12 @@ internal sealed class MemoryManager(Gpu gpu)
     /// placement that fails unpins what it pinned and throws.</summary>
     public Fence?[] PinResident(BufferAccess[] accesses)
     {
-        var storage = new Fence?[accesses.Length];
         if (accesses.Length == 0)
         {
-            return storage;
+            return [];
         }
+
+        var storage = new Fence?[accesses.Length];
 
         lock (_gate)
         {

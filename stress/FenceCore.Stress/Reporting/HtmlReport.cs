@@ -16,8 +16,9 @@ internal static class HtmlReport
     public static string Render(StressReport report)
     {
         string template = Template();
-        // The serializer's default encoder already escapes <, > and &; "</" cannot end the script early.
-        string json = JsonSerializer.Serialize(report, StressReportJsonContext.Default.StressReport).Replace("</", "<\\/", StringComparison.Ordinal);
+        // The serializer's default encoder escapes <, > and & (as \u003C ...), so no "</script>" can appear
+        // in the JSON and end the page's script early: it goes in as it is.
+        string json = JsonSerializer.Serialize(report, StressReportJsonContext.Default.StressReport);
         int at = template.IndexOf(Placeholder, StringComparison.Ordinal);
         if (at < 0)
         {

@@ -212,8 +212,8 @@ internal sealed class PerfettoTrace
     private TraceModel BuildModel()
     {
         var model = new TraceModel();
-        int engines = model.AddProcess($"virtual GPU ({_gpu.Config.Mode}): engines");
-        int entities = model.AddProcess("scheduler entities");
+        int engines = model.AddProcess($"virtual GPU ({_gpu.Config.Mode}): engines", "engine");
+        int entities = model.AddProcess("scheduler entities", "entity");
         int[] engineTrack = [.. _gpu.Engines.Select(e => model.AddTrack(engines, $"{e.Name} ({RunStatistics.Kind(e.Kind)})"))];
         int[] entityTrack = [0, .. _entityNames.Select(n => model.AddTrack(entities, n))];
         int memory = model.AddCounter(engines, "device memory used", TraceCounterUnit.Bytes);

@@ -41,10 +41,11 @@ internal sealed class TraceModel
 
     private int _nextTrack = 1;
 
-    public int AddProcess(string name)
+    /// <summary>Adds a process; <paramref name="kind"/> names its slices in <see cref="CountByKind"/>.</summary>
+    public int AddProcess(string name, string kind)
     {
         int pid = Processes.Count + 1;
-        Processes.Add(new TraceProcess(pid, name, pid == 1 ? "engine" : "entity"));
+        Processes.Add(new TraceProcess(pid, name, kind));
         return pid;
     }
 
@@ -61,8 +62,6 @@ internal sealed class TraceModel
         CounterTracks.Add(new TraceCounterTrack(id, pid, name, unit));
         return id;
     }
-
-    public TraceTrack Track(int id) => Tracks.First(t => t.Id == id);
 
     /// <summary>Events by kind: slices per process kind, flows per name, counter samples, instants per kind.</summary>
     public SortedDictionary<string, long> CountByKind()
@@ -421,8 +420,6 @@ internal static class ProtoTraceWriter
 
             state.EmitEvent(time);
         }
-
-        state.Flush();
     }
 
     /// <summary>The reused buffers, the interning tables and the output of one trace.</summary>
@@ -498,9 +495,7 @@ internal static class ProtoTraceWriter
             _out.Write(_packet.Span);
         }
 
-        public void Flush() => _out.Flush();
-
-        public void Dispose() => _out.Dispose();
+        public void Dispose() => _out.Dispose(); // flushes
     }
 }
 

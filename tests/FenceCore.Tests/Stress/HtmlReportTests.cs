@@ -95,4 +95,18 @@ public class HtmlReportTests
             File.Delete(page);
         }
     }
+
+    [Fact]
+    public void TextThatLooksLikeMarkup_CannotCloseThePagesScript()
+    {
+        (_, System.Text.Json.JsonElement json, _) = StressRunner.Run("--jobs", "500", "--quiet");
+        FenceCore.Stress.StressReport report = System.Text.Json.JsonSerializer.Deserialize(json.GetRawText(), FenceCore.Stress.StressReportJsonContext.Default.StressReport)!;
+        report = report with { Invariants = [new FenceCore.Stress.ReportInvariant("x", "</script><img src=x onerror=alert(1)>", 1, 1, "</script>")] };
+        string template = FenceCore.Stress.HtmlReport.Render(report with { Invariants = [] });
+        string page = FenceCore.Stress.HtmlReport.Render(report);
+        Assert.DoesNotContain("</script><img", page, StringComparison.Ordinal);
+        Assert.Equal(CountScriptEnds(template), CountScriptEnds(page));
+    }
+
+    private static int CountScriptEnds(string html) => html.Split("</script>").Length - 1;
 }
