@@ -17,7 +17,7 @@ namespace FenceCore;
 /// </list>
 /// A zero timeout never blocks. A wait enables signalling first, as the kernel's does.
 /// </remarks>
-public partial class Fence
+public partial class Fence : IValueTaskSource
 {
     [ThreadStatic]
     private static BlockingWaiter? t_waiter;
@@ -372,10 +372,29 @@ public partial class Fence
         return set;
     }
 
-    /// <summary>Waits asynchronously until the fence signals. Completes synchronously, without allocating,
-    /// when it already has.</summary>
+    /// <summary>Waits asynchronously until the fence signals. Completes synchronously when it already has.</summary>
+    /// <remarks>Without a token nothing is allocated: the value task's source is the fence itself, so it may
+    /// be awaited more than once, and an <c>await</c> that suspends registers a callback node pooled per
+    /// thread. The continuation never runs on the signalling thread. With a token, each wait allocates its
+    /// waiter.</remarks>
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
     public ValueTask WaitAsync(CancellationToken cancellationToken = default)
+    {
+        // PERF: without a token the fence is its own value-task source (see AwaitContinuation): nothing is
+        // allocated, registered or enabled until an awaiter asks to be called back (AsyncWaiterBenchmarks).
+        // Until then the value task is a poll, as dma_fence_is_signaled is; the awaiter's registration is an
+        // add-callback, which enables signalling as dma_fence_add_callback does. The token's path is a
+        // method of its own, so that this one inlines and zeroes no frame.
+        if (cancellationToken.CanBeCanceled)
+        {
+            return WaitCancellableAsync(cancellationToken);
+        }
+
+        return IsSignaled ? default : new ValueTask(this, 0);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ValueTask WaitCancellableAsync(CancellationToken cancellationToken)
     {
         if (Poll())
         {
@@ -383,8 +402,158 @@ public partial class Fence
         }
 
         ThrowIfCancelledAndPending(cancellationToken);
-        AsyncWaiter waiter = cancellationToken.CanBeCanceled ? new AsyncWaiter(this) : AsyncWaiter.Rent(this);
+        var waiter = new AsyncWaiter(this);
         return waiter.Start(Timeout.InfiniteTimeSpan, cancellationToken) ? default : new ValueTask(waiter, waiter.Version);
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // The fence as the source of its own ValueTask (a wait with neither timeout nor token)
+
+    /// <summary>Succeeded once the fence has signalled (with or without an error: a wait reports the signal,
+    /// not its outcome, which <see cref="Status"/> holds), pending before. Polls as <see cref="Poll"/> does.</summary>
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) =>
+        Poll() ? ValueTaskSourceStatus.Succeeded : ValueTaskSourceStatus.Pending;
+
+    /// <summary>Ends the wait. A fence signals once and stays signalled, so the same <see cref="ValueTask"/>
+    /// may be consumed any number of times, unlike a pooled source's.</summary>
+    /// <exception cref="InvalidOperationException">The fence has not signalled: the value task was consumed
+    /// before it completed (block with <see cref="Wait(CancellationToken)"/> instead).</exception>
+    void IValueTaskSource.GetResult(short token)
+    {
+        if (!IsSignaled)
+        {
+            ThrowHelper.ThrowAwaitedBeforeSignal(this);
+        }
+    }
+
+    /// <summary>Runs <paramref name="continuation"/> once the fence has signalled, never on the signalling
+    /// thread nor inline here: on the captured <see cref="SynchronizationContext"/> or <see cref="TaskScheduler"/>
+    /// when the awaiter asks for its scheduling context, otherwise on the thread pool, with the captured
+    /// <see cref="ExecutionContext"/> when asked to flow it.</summary>
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+    {
+        ArgumentNullException.ThrowIfNull(continuation);
+        AwaitContinuation cell = AwaitContinuation.Rent(continuation, state, flags);
+        if (!AddCallback(cell))
+        {
+            cell.Dispatch(); // signalled meanwhile: still asynchronously, as a completed source's OnCompleted does
+        }
+    }
+
+    /// <summary>
+    /// The callback node of one awaiter of a fence, pooled one per thread. Its continuation is dispatched when
+    /// the fence signals, and the node returns to the pool of the thread that runs the continuation just
+    /// before running it, so a continuation that awaits the next fence reuses it (an awaiting loop allocates
+    /// nothing once warm). Nothing else holds it by then: it has no timer and no token to race with, and the
+    /// signaller does not read a cell after invoking it.
+    /// </summary>
+    private sealed class AwaitContinuation : FenceCallback, IThreadPoolWorkItem
+    {
+        [ThreadStatic]
+        private static AwaitContinuation? t_spare;
+
+        private static readonly SendOrPostCallback s_post = static s => ((AwaitContinuation)s!).Run();
+        private static readonly Action<object?> s_start = static s => ((AwaitContinuation)s!).Run();
+        private static readonly ContextCallback s_runInContext = static s =>
+        {
+            var cell = (AwaitContinuation)s!;
+            cell._continuation!(cell._state);
+        };
+
+        private Action<object?>? _continuation;
+        private object? _state;
+        private ExecutionContext? _executionContext;
+
+        /// <summary>The captured <see cref="SynchronizationContext"/> or <see cref="TaskScheduler"/>; null: the thread pool.</summary>
+        private object? _scheduler;
+
+        public static AwaitContinuation Rent(Action<object?> continuation, object? state, ValueTaskSourceOnCompletedFlags flags)
+        {
+            // PERF: one thread-local lookup for the read and the write (each costs a call on Linux).
+            ref AwaitContinuation? spare = ref t_spare;
+            AwaitContinuation? cell = spare;
+            if (cell is null)
+            {
+                cell = new AwaitContinuation();
+            }
+            else
+            {
+                spare = null;
+            }
+
+            cell._continuation = continuation;
+            cell._state = state;
+            if ((flags & ValueTaskSourceOnCompletedFlags.FlowExecutionContext) != 0)
+            {
+                cell._executionContext = ExecutionContext.Capture();
+            }
+
+            if ((flags & ValueTaskSourceOnCompletedFlags.UseSchedulingContext) != 0 && CaptureScheduler() is { } scheduler)
+            {
+                cell._scheduler = scheduler; // released as null, so only a captured one is written
+            }
+
+            return cell;
+        }
+
+        private static object? CaptureScheduler()
+        {
+            SynchronizationContext? context = SynchronizationContext.Current;
+            if (context is not null && context.GetType() != typeof(SynchronizationContext))
+            {
+                return context;
+            }
+
+            TaskScheduler scheduler = TaskScheduler.Current;
+            return scheduler == TaskScheduler.Default ? null : scheduler;
+        }
+
+        protected internal override void Invoke(Fence fence) => Dispatch();
+
+        public void Dispatch()
+        {
+            switch (_scheduler)
+            {
+                case null:
+                    ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                    break;
+                case SynchronizationContext context:
+                    context.Post(s_post, this);
+                    break;
+                default:
+                    _ = Task.Factory.StartNew(s_start, this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, (TaskScheduler)_scheduler);
+                    break;
+            }
+        }
+
+        void IThreadPoolWorkItem.Execute() => Run();
+
+        private void Run()
+        {
+            ExecutionContext? executionContext = _executionContext;
+            if (executionContext is not null)
+            {
+                // The cell is the state of the run, so it returns to the pool only afterwards.
+                ExecutionContext.Run(executionContext, s_runInContext, this);
+                Release();
+                return;
+            }
+
+            Action<object?> continuation = _continuation!;
+            object? state = _state;
+            Release();
+            continuation(state);
+        }
+
+        private void Release()
+        {
+            _continuation = null;
+            _state = null;
+            _executionContext = null;
+            _scheduler = null;
+            ref AwaitContinuation? spare = ref t_spare;
+            spare ??= this;
+        }
     }
 
     /// <summary>Waits asynchronously until the fence signals or the timeout expires.</summary>
@@ -530,22 +699,15 @@ public partial class Fence
     /// Continuations run asynchronously, never on the signalling thread.
     /// </summary>
     /// <remarks>
-    /// A wait with neither timeout nor cancellation (<c>await fence</c>, <see cref="WaitAsync(CancellationToken)"/>
-    /// without a token) is pooled: one waiter per thread is kept, and its <see cref="GetResult(short)"/>
-    /// returns it, so such waits allocate nothing once warm. Only those: a timer or token callback can
-    /// still be running after the wait completed, and must never find the waiter reused for another fence.
-    /// A second <c>await</c> of the same <see cref="ValueTask"/> fails on the version check, as for any
-    /// pooled value-task source.
+    /// Only waits with a timeout or a token use it, one per wait and never pooled: a timer or token callback
+    /// can still be running after the wait completed, and must never find the waiter reused for another
+    /// fence. A wait with neither is the fence's own value task (<see cref="AwaitContinuation"/>).
     /// </remarks>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The timer is disposed when the wait completes, by whichever path completes it.")]
     private sealed class AsyncWaiter : FenceCallback, IValueTaskSource<bool>, IValueTaskSource
     {
-        [ThreadStatic]
-        private static AsyncWaiter? t_spare;
-
-        private Fence _fence;
+        private readonly Fence _fence;
         private ManualResetValueTaskSourceCore<bool> _core;
-        private bool _pooled;
         private CancellationTokenRegistration _registration;
         private ITimer? _timer;
         private CancellationToken _token;
@@ -561,20 +723,6 @@ public partial class Fence
 
         public short Version => _core.Version;
 
-        /// <summary>A waiter for a wait with no timeout and no token, from this thread's spare if it has one.</summary>
-        public static AsyncWaiter Rent(Fence fence)
-        {
-            AsyncWaiter? waiter = t_spare;
-            if (waiter is null)
-            {
-                return new AsyncWaiter(fence) { _pooled = true };
-            }
-
-            t_spare = null;
-            waiter._fence = fence;
-            return waiter;
-        }
-
         /// <summary>Registers; returns true if the fence had already signalled (nothing to await).</summary>
         /// <param name="timeout">How long to wait.</param>
         /// <param name="token">Cancels the wait.</param>
@@ -583,11 +731,6 @@ public partial class Fence
         {
             if (!_fence.AddCallback(this))
             {
-                if (_pooled)
-                {
-                    Recycle(); // never handed out
-                }
-
                 return true;
             }
 
@@ -634,12 +777,6 @@ public partial class Fence
 
         private void Complete(bool result, Exception? error)
         {
-            if (_pooled)
-            {
-                _core.SetResult(result); // no timer, no token: the signal is the only way to complete
-                return;
-            }
-
             if (Interlocked.CompareExchange(ref _completed, 1, 0) != 0)
             {
                 return;
@@ -657,28 +794,9 @@ public partial class Fence
             }
         }
 
-        public bool GetResult(short token)
-        {
-            bool result = _core.GetResult(token); // throws for a stale token before anything is reset
-            if (_pooled)
-            {
-                Recycle();
-            }
-
-            return result;
-        }
+        public bool GetResult(short token) => _core.GetResult(token);
 
         void IValueTaskSource.GetResult(short token) => GetResult(token);
-
-        /// <summary>Makes a completed, consumed pooled waiter this thread's spare. Its node is free (it ran),
-        /// and with no timer and no token nothing else can still reach it.</summary>
-        private void Recycle()
-        {
-            _fence = null!;
-            _completed = 0;
-            _core.Reset();
-            t_spare ??= this;
-        }
 
         public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
 

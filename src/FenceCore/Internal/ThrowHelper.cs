@@ -42,6 +42,11 @@ internal static partial class ThrowHelper
             $"Fence {fence.Context}:{fence.Seqno} has no timestamp yet: a timestamp exists only once the fence has signalled.");
 
     [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ThrowAwaitedBeforeSignal(Fence fence) =>
+        throw new InvalidOperationException(
+            $"The wait for fence {fence.Context}:{fence.Seqno} was consumed before the fence signalled: await it, or block with Fence.Wait.");
+
+    [DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
     public static void ThrowEmptyFenceSet(string paramName) =>
         throw new ArgumentException("At least one fence is required (the kernel answers -EINVAL for an empty set).", paramName);
 

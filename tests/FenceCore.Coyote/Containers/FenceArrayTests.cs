@@ -109,6 +109,24 @@ public sealed class FenceArrayTests(ITestOutputHelper output)
     public void SignalOnAny_MembersSignalAgainstEnable_SignalsOnceWithAMemberError() =>
         CoyoteHarness.Check(output, () => SignalMembersAgainstEnable(signalOnAny: true));
 
+    /// <summary>The canary's race (<c>CanaryTests.BrokenAllOfWalkAdvancingAfterRegistration_IsCaughtByCoyote</c>)
+    /// on the real walk: the first member signals while enabling registers the walk on it.</summary>
+    [Fact]
+    public void SignalOnAll_FirstMemberSignalsWhileTheWalkRegisters_TheArrayWaitsForEveryMember() =>
+        CoyoteHarness.Check(output, async () =>
+        {
+            FenceSource[] members = Members(3);
+            var array = new FenceArray(members, FenceContext.Allocate(), 1, signalOnAny: false);
+            Task enable = Task.Run(array.EnableSignaling);
+            Task s0 = Task.Run(() => members[0].Signal());
+            await enable;
+            await s0;
+            members[1].Signal();
+            Specification.Assert(!array.IsSignaled, "the array signalled while member 2 was pending");
+            members[2].Signal();
+            Specification.Assert(array.IsSignaled && array.PendingCount == 0, "every member signalled but the array did not");
+        });
+
     private static async Task PollAgainstEnableAndSignal(bool signalOnAny)
     {
         FenceSource[] members = Members(2);

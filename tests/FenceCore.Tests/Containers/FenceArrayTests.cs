@@ -79,6 +79,66 @@ public class FenceArrayTests
     }
 
     [Fact]
+    public void All_TheFirstFailureInSignalOrderWins_NotTheLowestIndex_AndTiesGoToTheLowerIndex()
+    {
+        FenceSource a = Mock(), b = Mock(), c = Mock(), d = Mock();
+        var array = MockArray(a, b, c, d);
+        array.EnableSignaling();
+
+        // The walk waits on a; c and b fail before a signals, c first: c's error is the array's.
+        c.SignalWithTimestamp(-Errno.ETIMEDOUT, 100);
+        b.SignalWithTimestamp(-Errno.EIO, 200);
+        a.SignalWithTimestamp(300);
+        Assert.False(array.IsSignaled);
+        d.SignalWithTimestamp(400);
+
+        Assert.Equal(-Errno.ETIMEDOUT, array.Error);
+        Assert.Equal(400, array.TimestampNs); // the latest member's time
+
+        FenceSource e = Mock(), f = Mock();
+        var tie = MockArray(e, f);
+        tie.EnableSignaling();
+        f.SignalWithTimestamp(-Errno.EIO, 50);
+        e.SignalWithTimestamp(-Errno.ECANCELED, 50);
+        Assert.Equal(-Errno.ECANCELED, tie.Error);
+    }
+
+    [Fact]
+    public void All_MembersSignallingInReverseOrder_SignalTheArrayOnlyWithTheLastOne()
+    {
+        FenceSource[] members = [Mock(), Mock(), Mock(), Mock()];
+        var array = MockArray(members);
+        array.EnableSignaling();
+        for (int i = members.Length - 1; i > 0; i--)
+        {
+            members[i].SignalWithTimestamp(10 - i);
+            Assert.False(array.IsSignaled);
+        }
+
+        members[0].SignalWithTimestamp(10);
+        Assert.True(array.IsSignaled);
+        Assert.Equal(0, array.PendingCount);
+    }
+
+    [Fact]
+    public void All_WaitsWithOneCallbackNode_WhateverTheMemberCount()
+    {
+        // Before the walk: one 48-byte node per member. Now one node for the array, registered on one
+        // member at a time.
+        FenceSource[] members = [Mock(), Mock(), Mock(), Mock(), Mock(), Mock(), Mock(), Mock()];
+        var array = MockArray(members);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        array.EnableSignaling();
+        long enableBytes = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(1, members[0].LinkedCallbackCellsForTesting());
+        Assert.All(members[1..], m => Assert.Equal(0, m.LinkedCallbackCellsForTesting()));
+        members[0].SignalWithTimestamp(1);
+        Assert.Equal(1, members[1].LinkedCallbackCellsForTesting());
+        Assert.True(enableBytes is > 0 and <= 48, $"enable allocated {enableBytes} B");
+    }
+
+    [Fact]
     public void NoMemberErrorGivesStatusOne()
     {
         FenceSource a = Mock(), b = Mock();

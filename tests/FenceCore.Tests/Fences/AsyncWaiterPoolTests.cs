@@ -2,14 +2,38 @@ using System.Runtime.CompilerServices;
 
 namespace FenceCore.Tests.Fences;
 
-/// <summary>Issue 12: an <c>await</c> of a pending fence allocates nothing once warm (the waiter is pooled
-/// per thread), and pooling never lets one wait see another's result.</summary>
+/// <summary>Issue 12: a wait with neither timeout nor token is the fence's own value task, so starting it
+/// allocates nothing; an <c>await</c> that suspends registers a node pooled per thread, so an awaiting loop
+/// allocates nothing once warm; the continuation runs where the awaiter asked, never on the signaller.</summary>
 public sealed class AsyncWaiterPoolTests
 {
     private static readonly ulong s_context = FenceContext.Allocate();
     private static ulong s_seqno;
 
     private static FenceSource Pending() => new(s_context, Interlocked.Increment(ref s_seqno));
+
+    /// <summary>A context that keeps what is posted to it, so a test runs the continuation itself, on its own
+    /// thread, with no thread pool in between.</summary>
+    private sealed class CapturingContext : SynchronizationContext
+    {
+        public SendOrPostCallback? Posted;
+        public object? PostedState;
+        public int Posts;
+
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            Posted = d;
+            PostedState = state;
+            Posts++;
+        }
+
+        public void RunPosted()
+        {
+            SendOrPostCallback d = Posted ?? throw new InvalidOperationException("nothing was posted");
+            Posted = null;
+            d(PostedState);
+        }
+    }
 
     private static void WaitSignalConsume(FenceSource fence)
     {
@@ -20,7 +44,7 @@ public sealed class AsyncWaiterPoolTests
     }
 
     [Fact]
-    public void WaitAsyncWithoutTokenOrTimeout_AllocatesNothingBeyondTheFence_OnceWarm()
+    public void WaitAsyncWithoutTokenOrTimeout_AllocatesNothingBeyondTheFence()
     {
         var fences = new FenceSource[1000];
         for (int i = 0; i < fences.Length; i++)
@@ -28,7 +52,7 @@ public sealed class AsyncWaiterPoolTests
             fences[i] = Pending();
         }
 
-        WaitSignalConsume(Pending()); // warm: the first wait on a thread creates its spare waiter
+        WaitSignalConsume(Pending()); // JIT
         long before = GC.GetAllocatedBytesForCurrentThread();
         foreach (FenceSource f in fences)
         {
@@ -36,24 +60,150 @@ public sealed class AsyncWaiterPoolTests
         }
 
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated); // before pooling: 120 B per wait
+        Assert.Equal(0, allocated); // before pooling: 120 B per wait; with a pooled waiter: 0 B once warm
     }
 
     [Fact]
-    public void AwaitingTheSameValueTaskTwice_FailsOnTheVersionCheck_AndTheNextWaitIsUnaffected()
+    public void AwaitThatSuspends_OnASynchronizationContext_AllocatesNothingOnceWarm_AndRunsThroughThePost()
     {
-        FenceSource first = Pending();
-        ValueTask wait = first.WaitAsync();
-        first.Signal();
-        wait.GetAwaiter().GetResult();
+        var context = new CapturingContext();
+        SynchronizationContext? previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            int ran = 0;
+            Action continuation = () => ran++;
+            void Cycle()
+            {
+                FenceSource fence = Pending();
+                ValueTaskAwaiter awaiter = fence.WaitAsync().GetAwaiter();
+                awaiter.UnsafeOnCompleted(continuation);
+                Assert.Null(context.Posted); // registered, not run
+                fence.Signal();
+                Assert.NotNull(context.Posted); // dispatched through the captured context, not inline
+                context.RunPosted();
+                awaiter.GetResult();
+            }
 
-        // The waiter now serves the next wait: the stale ValueTask must not see it.
-        FenceSource second = Pending();
-        ValueTask next = second.WaitAsync();
-        Assert.Throws<InvalidOperationException>(() => wait.GetAwaiter().GetResult());
-        Assert.False(next.IsCompleted);
-        second.Signal();
-        Assert.True(next.IsCompletedSuccessfully);
+            Cycle(); // warm: the first suspension on a thread creates its node
+            var fences = new FenceSource[1000];
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < fences.Length; i++)
+            {
+                Cycle();
+            }
+
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.Equal(1001, ran);
+            Assert.Equal(1001, context.Posts);
+            Assert.Equal(1000 * 64, allocated); // the fences alone, 64 B each
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+    }
+
+    [Fact]
+    public void ConsumingTheSameValueTaskTwice_Succeeds_ButConsumingItBeforeTheSignalThrows()
+    {
+        FenceSource fence = Pending();
+        ValueTask wait = fence.WaitAsync();
+        var early = Assert.Throws<InvalidOperationException>(() => wait.GetAwaiter().GetResult());
+        Assert.Contains("consumed before the fence signalled", early.Message, StringComparison.Ordinal);
+
+        fence.Signal();
+        wait.GetAwaiter().GetResult();
+        wait.GetAwaiter().GetResult(); // a fence stays signalled: no version to go stale
+        Assert.True(wait.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public void AwaitOnALazilyEnabledFence_EnablesSignallingWhenItSuspends_NotWhenTheWaitIsCreated()
+    {
+        var fence = new TestFences.HookedFence(FenceContext.Allocate(), 1);
+        ValueTask wait = fence.WaitAsync();
+        Assert.Equal(0, fence.EnableCalls); // a value task not yet awaited is a poll
+
+        fence.HardwareDone = true;
+        Assert.True(wait.IsCompleted); // the poll reaches the implementation's PollSignaled
+        Assert.True(fence.IsSignaled);
+
+        var pending = new TestFences.HookedFence(FenceContext.Allocate(), 1);
+        Task t = pending.WaitAsync().AsTask(); // AsTask registers a continuation
+        Assert.Equal(1, pending.EnableCalls);
+        Assert.False(t.IsCompleted);
+        pending.Signal();
+        Assert.True(t.Wait(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task OnCompleted_FlowsTheExecutionContext_ToTheContinuation()
+    {
+        var local = new AsyncLocal<string>();
+        FenceSource fence = Pending();
+        var seen = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        local.Value = "awaiter's";
+        fence.WaitAsync().GetAwaiter().OnCompleted(() => seen.SetResult(local.Value));
+        local.Value = "changed after the registration";
+
+        Thread signaller = new(() =>
+        {
+            local.Value = "signaller's";
+            fence.Signal();
+        });
+        signaller.Start();
+        signaller.Join();
+
+        // Neither the signaller's value nor the later change: the context captured at the registration.
+        Assert.Equal("awaiter's", await seen.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task Await_UnderACustomTaskScheduler_ResumesOnThatScheduler()
+    {
+        var scheduler = new ConcurrentExclusiveSchedulerPair().ExclusiveScheduler;
+        FenceSource fence = Pending();
+        Task<TaskScheduler> resumed = Task.Factory.StartNew(async () =>
+        {
+            await fence;
+            return TaskScheduler.Current;
+        }, CancellationToken.None, TaskCreationOptions.None, scheduler).Unwrap();
+
+        while (!fence.IsSignalingEnabled)
+        {
+            await Task.Yield(); // until the await has suspended and registered
+        }
+
+        fence.Signal();
+        Assert.Same(scheduler, await resumed.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task Await_NeverRunsTheContinuationOnTheSignallingThread()
+    {
+        FenceSource fence = Pending();
+        int signallerThread = -1;
+        Task<int> resumedOn = Task.Run(async () =>
+        {
+            await fence;
+            return Environment.CurrentManagedThreadId;
+        });
+        while (!fence.IsSignalingEnabled)
+        {
+            await Task.Yield();
+        }
+
+        var signaller = new Thread(() =>
+        {
+            signallerThread = Environment.CurrentManagedThreadId;
+            fence.Signal();
+            Thread.Sleep(200); // a continuation run inline would finish on this thread within this time
+        });
+        signaller.Start();
+        int resumed = await resumedOn.WaitAsync(TimeSpan.FromSeconds(10));
+        signaller.Join();
+        Assert.NotEqual(signallerThread, resumed);
     }
 
     [Fact]
@@ -79,7 +229,7 @@ public sealed class AsyncWaiterPoolTests
     }
 
     [Fact]
-    public async Task WaitAsyncOnASignalledFence_CompletesSynchronously_AndKeepsTheSpare()
+    public async Task WaitAsyncOnASignalledFence_CompletesSynchronously()
     {
         FenceSource done = Pending();
         done.Signal();
