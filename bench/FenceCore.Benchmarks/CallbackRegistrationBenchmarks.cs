@@ -73,7 +73,7 @@ public class CallbackRegistrationBenchmarks : IDisposable
 
     /// <summary>
     /// Add, remove, then the fence signals before the node is added again (each cycle on a fresh fence,
-    /// so 64 B per op is the fence). Shows whether the node's own cell comes back once its fence signals.
+    /// so 56 B per op is the fence). Shows whether the node's own cell comes back once its fence signals.
     /// </summary>
     [Benchmark(OperationsPerInvoke = N)]
     public bool Fence_AddRemoveThenSignal_FreshFence()
@@ -96,7 +96,7 @@ public class CallbackRegistrationBenchmarks : IDisposable
 
     /// <summary>
     /// Create, add, signal (as <see cref="SignalOneCallbackBenchmarks.Fence_OwnedCallback"/>) with a node
-    /// that was once removed and re-added on a still-pending fence. 64 B would be the fence alone; more
+    /// that was once removed and re-added on a still-pending fence. 56 B would be the fence alone; more
     /// means the node's own cell never came back and every registration now allocates a proxy cell.
     /// </summary>
     [Benchmark(OperationsPerInvoke = N)]

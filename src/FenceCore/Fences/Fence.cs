@@ -35,9 +35,11 @@ namespace FenceCore;
 /// signaller may already have claimed.
 /// </para>
 /// <para>
-/// Size: 64 bytes on 64-bit (16 bytes of object header plus 48 of fields: context, seqno, callback-list
-/// head, timestamp, deadline, state word and error), the same as the kernel's struct. A unit test pins
-/// the figure.
+/// Size: 56 bytes on 64-bit (16 bytes of object header plus 40 of fields: context, seqno, callback-list
+/// head, the time word, state word and error), 8 less than the kernel's struct. The time word holds the
+/// earliest deadline hint while the fence is pending and the signal time once it has signalled, as the
+/// kernel's struct shares one union between the callback list and the timestamp: a deadline is a hint
+/// for a pending fence only. A unit test pins the figure.
 /// </para>
 /// <para>
 /// Differences from the kernel, on purpose: there is no reference count (the .NET GC is the RCU grace
@@ -78,11 +80,14 @@ public partial class Fence
     /// </summary>
     private FenceCallback? _callbacks;
 
-    /// <summary>Signal time in ns. Written once by the winning signaller before it publishes; immutable after.</summary>
-    private long _timestampNs;
-
-    /// <summary>Earliest deadline hint in ns, <see cref="long.MaxValue"/> when none. Lowered only by CAS.</summary>
-    private long _deadlineNs = long.MaxValue;
+    /// <summary>
+    /// The time word. Pending: the earliest deadline hint in ns, <see cref="long.MaxValue"/> when none,
+    /// lowered only by CAS (<see cref="SetDeadline"/>, which stops once it sees the claim). Claimed: the
+    /// signal time in ns, written once by the winning signaller before it publishes; immutable after. A
+    /// deadline CAS that races the claim either lands before the signaller's write (which replaces it) or
+    /// fails, because it expects the deadline it read and finds the timestamp.
+    /// </summary>
+    private long _timeNs = long.MaxValue;
 
     /// <summary>
     /// Flag word: <see cref="ClaimedBit"/> (a signaller has won), <see cref="Seqno64Bit"/> (immutable),
@@ -243,7 +248,7 @@ public partial class Fence
                 ThrowHelper.ThrowNotSignaled(this);
             }
 
-            return Volatile.Read(ref _timestampNs);
+            return Volatile.Read(ref _timeNs);
         }
     }
 
@@ -252,7 +257,7 @@ public partial class Fence
     {
         if (IsSignaled)
         {
-            timestampNs = Volatile.Read(ref _timestampNs);
+            timestampNs = Volatile.Read(ref _timeNs);
             return true;
         }
 
@@ -260,13 +265,23 @@ public partial class Fence
         return false;
     }
 
-    /// <summary>The earliest deadline hint set on this fence, in ns, or null when none was set.</summary>
+    /// <summary>The earliest deadline hint set on this pending fence, in ns; null when none was set or once
+    /// the fence is signalling (the hint's storage then holds the timestamp; a fence implementation that
+    /// must report a deadline afterwards keeps it in <see cref="OnDeadlineSet"/>, as sw_sync does).</summary>
     public long? Deadline
     {
         get
         {
-            long d = Volatile.Read(ref _deadlineNs);
-            return d == long.MaxValue ? null : d;
+            if ((Volatile.Read(ref _state) & ClaimedBit) != 0)
+            {
+                return null;
+            }
+
+            long d = Volatile.Read(ref _timeNs);
+
+            // A claim after the first check may have replaced the hint with the timestamp: the claim is
+            // ordered before that write, so the second check sees it.
+            return d == long.MaxValue || (Volatile.Read(ref _state) & ClaimedBit) != 0 ? null : d;
         }
     }
 
@@ -361,7 +376,7 @@ public partial class Fence
             _error = error;
         }
 
-        _timestampNs = useTimestamp ? timestampNs : (state & CustomClockBit) == 0 ? FenceClock.NowNs : ClockNowNs();
+        _timeNs = useTimestamp ? timestampNs : (state & CustomClockBit) == 0 ? FenceClock.NowNs : ClockNowNs();
 
         // PERF: a plain FenceSource has no hook to run (one method-table compare); the hook's exception
         // handler lives in its own method, so that this one keeps its locals in registers.
@@ -915,15 +930,16 @@ public partial class Fence
     /// </summary>
     public virtual void SetDeadline(long deadlineNs)
     {
-        if (IsSignaled)
-        {
-            return;
-        }
-
-        long current = Volatile.Read(ref _deadlineNs);
+        long current = Volatile.Read(ref _timeNs);
         while (deadlineNs < current)
         {
-            long seen = Interlocked.CompareExchange(ref _deadlineNs, deadlineNs, current);
+            // Re-checked after each read of the time word: once claimed, the word is the timestamp.
+            if ((Volatile.Read(ref _state) & ClaimedBit) != 0)
+            {
+                return;
+            }
+
+            long seen = Interlocked.CompareExchange(ref _timeNs, deadlineNs, current);
             if (seen == current)
             {
                 OnDeadlineSet(deadlineNs);

@@ -8,7 +8,7 @@ namespace FenceCore;
 /// <remarks>
 /// <para>
 /// The source is its own fence: <see cref="Fence"/> returns this object typed as the consumer's view, so
-/// creating a signallable fence is one allocation of 64 bytes, as a plain fence is. A consumer that
+/// creating a signallable fence is one allocation of 56 bytes, as a plain fence is. A consumer that
 /// casts the view back to <see cref="FenceSource"/> breaks the contract on purpose. The only sources
 /// FenceCore hands out as a <see cref="FenceCore.Fence"/> are the signalled stubs, which cannot signal
 /// again; the virtual GPU's, sw_sync's and the containers' fences are not sources, and only their owners

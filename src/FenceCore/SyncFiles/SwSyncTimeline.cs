@@ -233,9 +233,9 @@ public sealed class SwSyncTimeline : IDisposable
             throw new ArgumentException($"Fence {fence.Context}:{fence.Seqno} is not a point of sw_sync timeline '{Name}'; only its own points have a deadline to report (the kernel answers -EINVAL).", nameof(fence));
         }
 
-        long? deadline = fence.Deadline;
-        deadlineNs = deadline ?? 0;
-        return deadline.HasValue;
+        long deadline = point.EarliestDeadlineNs;
+        deadlineNs = deadline == long.MaxValue ? 0 : deadline;
+        return deadline != long.MaxValue;
     }
 
     /// <inheritdoc/>
@@ -436,8 +436,31 @@ public sealed class SwSyncTimeline : IDisposable
 
         public override string TimelineName => Timeline.Name;
 
+        /// <summary>The earliest deadline set on the point, <see cref="long.MaxValue"/> when none; kept here
+        /// because the base class's hint is gone once the point signals, and the kernel's sw_sync reports
+        /// the deadline of its sync_pt whenever it was set (<c>sw_sync_ioctl_get_deadline</c>). Lowered by
+        /// CAS from <see cref="OnDeadlineSet"/>.</summary>
+        public long EarliestDeadlineNs => Volatile.Read(ref _deadlineNs);
+
+        private long _deadlineNs = long.MaxValue;
+
         /// <summary>Signals the point, with -ENOENT when the timeline closed under it.</summary>
         public void SignalPoint() => Signal(ClosedError ? -Errno.ENOENT : 0);
+
+        protected override void OnDeadlineSet(long deadlineNs)
+        {
+            long current = Volatile.Read(ref _deadlineNs);
+            while (deadlineNs < current)
+            {
+                long seen = Interlocked.CompareExchange(ref _deadlineNs, deadlineNs, current);
+                if (seen == current)
+                {
+                    return;
+                }
+
+                current = seen;
+            }
+        }
 
         protected override void OnCallbackFailed(Exception exception)
         {

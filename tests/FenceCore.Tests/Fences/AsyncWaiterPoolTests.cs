@@ -96,7 +96,7 @@ public sealed class AsyncWaiterPoolTests
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             Assert.Equal(1001, ran);
             Assert.Equal(1001, context.Posts);
-            Assert.Equal(1000 * 64, allocated); // the fences alone, 64 B each
+            Assert.Equal(1000 * 56, allocated); // the fences alone, 56 B each
         }
         finally
         {
