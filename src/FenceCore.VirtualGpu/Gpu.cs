@@ -38,6 +38,12 @@ public sealed class Gpu : IDisposable
     private readonly GpuDispatcher _dispatcher;
     private readonly VirtualDispatcher? _virtual;
 
+    /// <summary>False for a device that joined another's event loop: the first device disposes it.</summary>
+    private readonly bool _ownsDispatcher = true;
+
+    /// <summary>Which device exported a dma-buf, for <see cref="Import"/> (the kernel's <c>dmabuf->priv</c>).</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<DmaBuf, GpuBuffer> s_exports = [];
+
     /// <summary>Created on first use; a benign race would only make an equivalent second one.</summary>
     private TimeProvider? _timeProvider;
     private readonly Engine[] _engines;
@@ -55,14 +61,39 @@ public sealed class Gpu : IDisposable
 
     /// <summary>Builds a GPU. The configuration is validated first.</summary>
     public Gpu(GpuConfig config)
+        : this(config, null)
+    {
+    }
+
+    /// <summary>
+    /// Creates a device that shares <paramref name="shareTimeWith"/>'s event loop (virtual time) or worker
+    /// pool (threads), so that several devices run as one system: in virtual mode every event of every
+    /// device is ordered on one clock and the same seed replays the same run. Buffers cross devices only by
+    /// <see cref="Export"/> and <see cref="Import"/>.
+    /// </summary>
+    /// <param name="config">This device's configuration; its <see cref="GpuConfig.Mode"/> must be the other's.</param>
+    /// <param name="shareTimeWith">The device whose event loop this one joins; null for a loop of its own.</param>
+    /// <exception cref="ArgumentException">The modes differ, or the configuration breaks a rule.</exception>
+    public Gpu(GpuConfig config, Gpu? shareTimeWith)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
+        if (shareTimeWith is not null && shareTimeWith.Config.Mode != config.Mode)
+        {
+            throw new ArgumentException($"{config.Name} runs in {config.Mode} mode and cannot share the event loop of {shareTimeWith.Name}, which runs in {shareTimeWith.Config.Mode} mode.", nameof(shareTimeWith));
+        }
+
         Config = config;
         _metrics = new GpuMetrics(config.MeterFactory);
         _hub = new GpuEventHub(ordered: config.Mode == GpuTimeMode.Virtual);
         _engines = [.. config.Engines.Select((e, i) => new Engine(i, e) { Owner = this })];
-        if (config.Mode == GpuTimeMode.Virtual)
+        if (shareTimeWith is not null)
+        {
+            _dispatcher = shareTimeWith._dispatcher;
+            _virtual = shareTimeWith._virtual;
+            _ownsDispatcher = false;
+        }
+        else if (config.Mode == GpuTimeMode.Virtual)
         {
             _virtual = new VirtualDispatcher();
             _dispatcher = _virtual;
@@ -104,6 +135,9 @@ public sealed class Gpu : IDisposable
 
     /// <summary>The configuration.</summary>
     public GpuConfig Config { get; }
+
+    /// <summary>The device's name (<see cref="GpuConfig.Name"/>).</summary>
+    public string Name => Config.Name;
 
     /// <summary>The name of every GPU's meter (its instruments are <c>vgpu.*</c> counters); for
     /// <c>dotnet-counters monitor --counters FenceCore.VirtualGpu</c> or a <see cref="MeterListener"/>.</summary>
@@ -224,7 +258,105 @@ public sealed class Gpu : IDisposable
         }
 
         int id = Interlocked.Increment(ref _nextBufferId);
-        return new GpuBuffer(id, size, name ?? $"bo{id}");
+        return new GpuBuffer(this, id, size, name ?? $"bo{id}");
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Sharing buffers between devices (dma_buf_export, dma_buf_attach and map)
+
+    /// <summary>
+    /// Exports one of this device's buffers as a dma-buf (<c>dma_buf_export</c>) that shares the buffer's
+    /// reservation, so another device can <see cref="Import"/> it. Exporting a buffer twice gives the same
+    /// dma-buf; exporting an import gives its origin's dma-buf, as re-exporting an imported GEM object does.
+    /// </summary>
+    /// <exception cref="ArgumentException">The buffer belongs to another device.</exception>
+    /// <exception cref="FenceErrnoException">-ENODEV: the device is lost.</exception>
+    public DmaBuf Export(GpuBuffer buffer)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        if (!ReferenceEquals(buffer.Device, this))
+        {
+            throw new ArgumentException($"{buffer.Name} belongs to {buffer.Device.Name}, not {Name}: a device exports only its own buffers and imports.", nameof(buffer));
+        }
+
+        if (buffer.IsImported)
+        {
+            GpuBuffer origin = buffer.Origin;
+            return origin.Device.Export(origin);
+        }
+
+        if (IsLost)
+        {
+            throw new FenceErrnoException(-Errno.ENODEV, $"{Name} is lost: {buffer.Name} cannot be exported");
+        }
+
+        DmaBuf dmaBuf = Memory.ExportOf(buffer);
+        s_exports.TryAdd(dmaBuf, buffer);
+        return dmaBuf;
+    }
+
+    /// <summary>
+    /// Imports a dma-buf that another device exported (<c>dma_buf_attach</c> or <c>dma_buf_dynamic_attach</c>,
+    /// then map): the returned buffer is this device's handle on the exporter's storage and reservation.
+    /// Importing a dma-buf of this device's own returns its buffer, as the kernel's PRIME import does.
+    /// </summary>
+    /// <param name="dmaBuf">A dma-buf from <see cref="Export"/>.</param>
+    /// <param name="mode">Pinned: the exporter never moves the buffer while the import exists. Dynamic: it
+    /// may, telling this device through a move notification and a KERNEL fence.</param>
+    /// <param name="allowPeerToPeer">This importer can reach the exporter's device memory directly; it does
+    /// when both devices also allow it (<see cref="GpuConfig.PeerToPeer"/>). Without it the buffer is
+    /// placed in system memory for this device (the bounce).</param>
+    /// <exception cref="ArgumentException">The dma-buf was not exported by a virtual GPU.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The mode is not an <see cref="ImportMode"/>.</exception>
+    /// <exception cref="FenceErrnoException">-ENODEV: this device or the exporter is lost; -ENOMEM: a pinned
+    /// import could not place the buffer (nothing else could be evicted). Nothing changed.</exception>
+    public GpuBuffer Import(DmaBuf dmaBuf, ImportMode mode = ImportMode.Dynamic, bool allowPeerToPeer = true)
+    {
+        ArgumentNullException.ThrowIfNull(dmaBuf);
+        if (mode is not (ImportMode.Pinned or ImportMode.Dynamic))
+        {
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, "The import mode must be Pinned or Dynamic.");
+        }
+
+        if (!s_exports.TryGetValue(dmaBuf, out GpuBuffer? origin))
+        {
+            throw new ArgumentException($"dma-buf '{dmaBuf.Name}' was not exported by a virtual GPU (Gpu.Export); there is no storage to attach to.", nameof(dmaBuf));
+        }
+
+        if (ReferenceEquals(origin.Device, this))
+        {
+            return origin;
+        }
+
+        if (IsLost || origin.Device.IsLost)
+        {
+            throw new FenceErrnoException(-Errno.ENODEV, $"{(IsLost ? Name : origin.Device.Name)} is lost: '{dmaBuf.Name}' cannot be imported into {Name}");
+        }
+
+        bool p2p = allowPeerToPeer && Config.PeerToPeer && origin.Device.Config.PeerToPeer;
+        var import = new GpuBuffer(this, Interlocked.Increment(ref _nextBufferId), origin, mode, p2p);
+        origin.Device.Memory.Attach(import);
+        return import;
+    }
+
+    /// <summary>Drops an import (<c>dma_buf_detach</c>): a pinned import's pin goes, so the exporter may move the
+    /// buffer again; a dynamic import is told of no more moves. Jobs already submitted are unaffected.</summary>
+    /// <exception cref="ArgumentException">The buffer is not an import of this device, or was detached already.</exception>
+    public void Detach(GpuBuffer import)
+    {
+        ArgumentNullException.ThrowIfNull(import);
+        if (!import.IsImported || !ReferenceEquals(import.Device, this))
+        {
+            throw new ArgumentException($"{import.Name} is not an import of {Name}; only imports are detached.", nameof(import));
+        }
+
+        if (import.Detached)
+        {
+            throw new ArgumentException($"{import.Name} was detached already.", nameof(import));
+        }
+
+        import.Detached = true;
+        import.Origin.Device.Memory.Detach(import);
     }
 
     /// <summary>Subscribes to events. Handlers run on the GPU's thread (the loop, or a worker) and must be quick.</summary>
@@ -324,6 +456,14 @@ public sealed class Gpu : IDisposable
     public void CpuAccess(GpuBuffer buffer, bool write, Action<GpuBuffer>? onAccess = null)
     {
         ArgumentNullException.ThrowIfNull(buffer);
+        if (buffer.IsImported)
+        {
+            // The CPU maps the storage through its exporter (dma_buf_begin_cpu_access goes to the exporter).
+            GpuBuffer origin = buffer.Origin;
+            origin.Device.CpuAccess(origin, write, onAccess is null ? null : _ => onAccess(buffer));
+            return;
+        }
+
         new CpuAccessCallback(this, buffer, write, onAccess).Run();
     }
 
@@ -366,7 +506,11 @@ public sealed class Gpu : IDisposable
     /// <summary>Stops the worker threads (threads mode).</summary>
     public void Dispose()
     {
-        _dispatcher.Dispose();
+        if (_ownsDispatcher)
+        {
+            _dispatcher.Dispose();
+        }
+
         _metrics.Dispose();
     }
 }

@@ -83,9 +83,29 @@ public sealed class GpuConfig
     /// </summary>
     public bool InjectSkipKernelFences { get; init; }
 
+    /// <summary>The device's name, used in buffer and trace names and in messages.</summary>
+    public string Name { get; init; } = "gpu0";
+
+    /// <summary>The device can take part in peer-to-peer DMA (both the exporter and the importer must, as
+    /// <c>pci_p2pdma_distance</c> decides): an import then reaches the exporter's device memory; without it
+    /// the buffer bounces through system memory.</summary>
+    public bool PeerToPeer { get; init; } = true;
+
+    /// <summary>
+    /// Fault injection for tests: this device, as an importer, ignores the KERNEL fences of the buffers it
+    /// imported, the driver bug of the seed thread (its jobs may read memory the exporter is moving). The
+    /// leak detector must catch it as a cross-device access during a move.
+    /// </summary>
+    public bool InjectImporterSkipsKernelFences { get; init; }
+
     /// <summary>Checks the configuration, throwing an <see cref="ArgumentException"/> that names the rule broken.</summary>
     public void Validate()
     {
+        if (string.IsNullOrWhiteSpace(Name))
+        {
+            throw new ArgumentException("A GPU needs a name.", nameof(Name));
+        }
+
         if (Engines.Count == 0)
         {
             throw new ArgumentException("A GPU needs at least one engine.", nameof(Engines));

@@ -26,6 +26,10 @@ public enum GpuEventKind
 
     /// <summary>A CPU access to a buffer began.</summary>
     CpuAccess,
+
+    /// <summary>A dynamic import's mapping was invalidated by a move of the exporter's (<c>move_notify</c>);
+    /// raised on the importer, with the import as the buffer.</summary>
+    MoveNotified,
 }
 
 /// <summary>One event of the virtual GPU.</summary>

@@ -11,13 +11,49 @@ namespace FenceCore.VirtualGpu;
 /// <remarks>Holds no lock of its own: the reservations' and the acquire context's.</remarks>
 internal static class ImplicitSync
 {
-    public static void Apply(bool injectSkipKernelFences, GpuClient client, GpuJob job, BufferAccess[] accesses, List<Fence> deps)
+    public static void Apply(GpuConfig config, GpuClient client, GpuJob job, BufferAccess[] accesses, List<Fence> deps)
     {
         if (accesses.Length == 0)
         {
             return;
         }
 
+        int before = deps.Count;
+        ApplyCore(config.InjectSkipKernelFences, client, job, accesses, deps);
+        if (config.InjectImporterSkipsKernelFences)
+        {
+            DropKernelFencesOfImports(accesses, deps, before);
+        }
+    }
+
+    /// <summary>The injected importer bug of the seed thread: a driver that ignores the KERNEL (memory
+    /// management) fences of the buffers it imported, so its job may touch the exporter's memory while the
+    /// exporter moves it.</summary>
+    private static void DropKernelFencesOfImports(BufferAccess[] accesses, List<Fence> deps, int from)
+    {
+        foreach (BufferAccess a in accesses)
+        {
+            if (!a.Buffer.IsImported)
+            {
+                continue;
+            }
+
+            Fence[] kernel = a.Buffer.Reservation.GetFences(FenceUsage.Kernel);
+            if (kernel.Length > 0)
+            {
+                for (int i = deps.Count - 1; i >= from; i--)
+                {
+                    if (Array.IndexOf(kernel, deps[i]) >= 0)
+                    {
+                        deps.RemoveAt(i);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void ApplyCore(bool injectSkipKernelFences, GpuClient client, GpuJob job, BufferAccess[] accesses, List<Fence> deps)
+    {
         bool skipKernel = client.ExplicitSync && injectSkipKernelFences;
         if (accesses.Length == 1 || skipKernel)
         {

@@ -42,9 +42,22 @@ internal sealed class SubmitPipeline(Gpu gpu)
         SchedEntity entity = client.EntityFor(desc.Engine);
         Fence[] syncObjDeps = ResolveSyncObjWaits(desc.SyncObjWaits); // fails before any side effect
         BufferAccess[] accesses = Deduplicate(desc.Buffers);
+        CheckDevice(accesses, nameof(desc));
 
-        // 1. Memory: make every buffer resident and pin it until its fence is in place.
+        // 1. Memory: make every buffer resident and pin it until its fence is in place; imports are mapped
+        // and pinned on their exporters, after this device's lock is released.
         Fence?[] storage = _gpu.Memory.PinResident(accesses);
+        int mapped = 0;
+        try
+        {
+            MemoryManager.MapImports(accesses, storage, out mapped);
+        }
+        catch
+        {
+            MemoryManager.UnmapImports(accesses, mapped);
+            _gpu.Memory.Unpin(accesses);
+            throw;
+        }
 
         // One failure path from here on: whatever throws after the job is armed fails the job with
         // -ECANCELED (its fences signal, so no reservation keeps an unsignalled fence) and unpins.
@@ -63,7 +76,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 // Sized for the usual case (a few implicit fences per buffer, then the explicit ones), so the
                 // list does not grow while implicit sync fills it.
                 var deps = new List<Fence>((accesses.Length * 2) + desc.Dependencies.Count + desc.SyncFiles.Count + syncObjDeps.Length);
-                ImplicitSync.Apply(_gpu.Config.InjectSkipKernelFences, client, armed, accesses, deps);
+                ImplicitSync.Apply(_gpu.Config, client, armed, accesses, deps);
                 _gpu.AfterArmForTesting?.Invoke(armed); // the job's fence is now in its buffers' reservations
                 armed.ImplicitDependencyCount = deps.Count;
                 AddExplicit(desc.Dependencies, deps);
@@ -88,11 +101,13 @@ internal sealed class SubmitPipeline(Gpu gpu)
             }
 
             _gpu.Memory.Unpin(accesses);
+            MemoryManager.UnmapImports(accesses, accesses.Length);
             throw;
         }
 
         GpuJob job = armed;
         _gpu.Memory.Unpin(accesses);
+        MemoryManager.UnmapImports(accesses, accesses.Length);
 
         foreach (SyncObjPoint signal in desc.SyncObjSignals)
         {
@@ -139,6 +154,26 @@ internal sealed class SubmitPipeline(Gpu gpu)
         else if (isHead)
         {
             _gpu.Scheduler.BeginDependencyWait(job);
+        }
+    }
+
+    /// <summary>Every buffer must be this device's own or imported into it: another device's buffer is
+    /// reached only through an import, which carries the attachment (pinned or dynamic) the access needs.</summary>
+    private void CheckDevice(BufferAccess[] accesses, string paramName)
+    {
+        for (int i = 0; i < accesses.Length; i++)
+        {
+            GpuBuffer b = accesses[i].Buffer;
+            if (!ReferenceEquals(b.Device, _gpu))
+            {
+                throw new ArgumentException(
+                    $"Buffer access {i} is {b.Name} of {b.Device.Name}, not of {_gpu.Name}: export it (Gpu.Export) and import the dma-buf into {_gpu.Name} (Gpu.Import) first.", paramName);
+            }
+
+            if (b.IsImported && b.Detached)
+            {
+                throw new ArgumentException($"Buffer access {i} is {b.Name}, an import that was detached (Gpu.Detach); import the dma-buf again.", paramName);
+            }
         }
     }
 

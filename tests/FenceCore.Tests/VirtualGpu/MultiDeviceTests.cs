@@ -1,0 +1,364 @@
+using FenceCore.VirtualGpu;
+
+namespace FenceCore.Tests.VirtualGpu;
+
+/// <summary>Issue 15: buffers shared between devices (the seed thread's imported dma-buf): export and import,
+/// pinned and dynamic importers, peer-to-peer or bounced placement, cross-device dependencies, faults, the
+/// importer that skips KERNEL fences, and one event loop for all devices.</summary>
+public class MultiDeviceTests
+{
+    private const long Us = 1_000;
+    private const long Ms = 1_000_000;
+    private const long MiB = 1024 * 1024;
+
+    private static (Gpu A, Gpu B) TwoDevices(Func<GpuConfig, GpuConfig>? a = null, Func<GpuConfig, GpuConfig>? b = null)
+    {
+        var gpuA = new Gpu(a?.Invoke(new GpuConfig { Name = "gpuA" }) ?? new GpuConfig { Name = "gpuA" });
+        var gpuB = new Gpu(b?.Invoke(new GpuConfig { Name = "gpuB" }) ?? new GpuConfig { Name = "gpuB" }, shareTimeWith: gpuA);
+        return (gpuA, gpuB);
+    }
+
+    private static JobDescription Job(EngineKind engine, long durationNs, params BufferAccess[] buffers) =>
+        new() { Engine = engine, DurationNs = durationNs, Buffers = buffers };
+
+    private static List<GpuEvent> Record(Gpu gpu, GpuEventKind kind)
+    {
+        var events = new List<GpuEvent>();
+        gpu.Subscribe(e =>
+        {
+            if (e.Kind == kind)
+            {
+                events.Add(e);
+            }
+        });
+        return events;
+    }
+
+    [Fact]
+    public void ImportSharesTheReservation_AndImplicitSyncOrdersAWriterOnOneDeviceBeforeAReaderOnTheOther()
+    {
+        (Gpu a, Gpu b) = TwoDevices();
+        using (a)
+        using (b)
+        {
+            GpuBuffer bo = a.CreateBuffer(MiB, "frame");
+            GpuBuffer imported = b.Import(a.Export(bo));
+            Assert.True(imported.IsImported);
+            Assert.Same(bo, imported.Origin);
+            Assert.Same(bo.Reservation, imported.Reservation);
+            Assert.Same(b, imported.Device);
+
+            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 200 * Us, new BufferAccess(bo, true)));
+            GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            Assert.Contains(render.Finished, compose.EffectiveDependencies); // device A's fence, device B's dependency
+
+            a.RunUntilIdle(); // one loop runs both devices
+            Assert.Equal(1, compose.Finished.Status);
+            Assert.True(compose.StartNs >= render.EndNs, "the reader on B started before the writer on A finished");
+            Assert.NotEqual(render.Finished.Context, compose.Finished.Context);
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+    }
+
+    [Fact]
+    public void Export_IsOneDmaBufPerBuffer_ImportingYourOwnGivesTheBuffer_AndBadUsesNameTheRule()
+    {
+        (Gpu a, Gpu b) = TwoDevices();
+        using (a)
+        using (b)
+        {
+            GpuBuffer bo = a.CreateBuffer(MiB, "bo");
+            DmaBuf dmaBuf = a.Export(bo);
+            Assert.Same(dmaBuf, a.Export(bo));
+            Assert.Same(bo, a.Import(dmaBuf));
+            GpuBuffer imported = b.Import(dmaBuf);
+            Assert.Same(dmaBuf, b.Export(imported)); // re-exporting an import exports its origin
+
+            var foreign = Assert.Throws<ArgumentException>(() => b.Import(new DmaBuf(name: "vgem")));
+            Assert.Contains("not exported by a virtual GPU", foreign.Message, StringComparison.Ordinal);
+            var notMine = Assert.Throws<ArgumentException>(() => b.Export(bo));
+            Assert.Contains("belongs to gpuA", notMine.Message, StringComparison.Ordinal);
+            var wrongDevice = Assert.Throws<ArgumentException>(() => b.CreateClient("c").Submit(Job(EngineKind.Graphics, Us, new BufferAccess(bo, false))));
+            Assert.Contains("import the dma-buf into gpuB", wrongDevice.Message, StringComparison.Ordinal);
+            Assert.Throws<ArgumentOutOfRangeException>(() => b.Import(dmaBuf, (ImportMode)7));
+
+            b.Detach(imported);
+            var detached = Assert.Throws<ArgumentException>(() => b.CreateClient("c2").Submit(Job(EngineKind.Graphics, Us, new BufferAccess(imported, false))));
+            Assert.Contains("detached", detached.Message, StringComparison.Ordinal);
+            Assert.Throws<ArgumentException>(() => b.Detach(imported));
+            Assert.Throws<ArgumentException>(() => a.Detach(bo));
+
+            var mismatch = Assert.Throws<ArgumentException>(() => new Gpu(new GpuConfig { Name = "t", Mode = GpuTimeMode.Threads }, shareTimeWith: a));
+            Assert.Contains("cannot share the event loop", mismatch.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void APinnedImport_IsNeverMovedUnderPressure_EvictionPicksAnotherBuffer()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 3 * MiB });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "scanout");
+            GpuBuffer pinned = b.Import(a.Export(shared), ImportMode.Pinned);
+            Fence placement = shared.StorageFence!;
+            Assert.Equal(BufferPlacement.Device, shared.Placement);
+
+            var others = Enumerable.Range(0, 5).Select(i => a.CreateBuffer(MiB, $"bo{i}")).ToArray();
+            GpuClient app = a.CreateClient("app");
+            var jobs = Enumerable.Range(0, 20).Select(i => app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(others[i % 5], true)))).ToList();
+            a.RunUntilIdle();
+
+            Assert.All(jobs, j => Assert.Equal(1, j.Finished.Status));
+            Assert.Same(placement, shared.StorageFence); // never moved
+            Assert.Equal(BufferPlacement.Device, shared.Placement);
+            Assert.True(others.Count(o => o.Placement == BufferPlacement.System) >= 3, "the others were evicted instead");
+            Assert.Equal(0, pinned.MoveNotifications);
+        }
+    }
+
+    [Fact]
+    public void PinnedImportsThatHoldAllOfDeviceMemory_MakeThePlacementFailWithEnomem_AndLeaveStateAsItWas()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 2 * MiB });
+        using (a)
+        using (b)
+        {
+            GpuBuffer s0 = a.CreateBuffer(MiB, "s0"), s1 = a.CreateBuffer(MiB, "s1"), other = a.CreateBuffer(MiB, "other");
+            GpuBuffer p0 = b.Import(a.Export(s0), ImportMode.Pinned);
+            b.Import(a.Export(s1), ImportMode.Pinned);
+            GpuClient app = a.CreateClient("app");
+            long submitted = a.JobsSubmitted; // the two pinned placements' clears
+
+            var ex = Assert.Throws<FenceErrnoException>(() => app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(other, true))));
+            Assert.Equal(-Errno.ENOMEM, ex.Errno);
+            Assert.Contains("pinned imports", ex.Message, StringComparison.Ordinal);
+            Assert.Equal(BufferPlacement.System, other.Placement); // nothing changed
+            Assert.Equal(submitted, a.JobsSubmitted);
+
+            var third = Assert.Throws<FenceErrnoException>(() => b.Import(a.Export(other), ImportMode.Pinned));
+            Assert.Equal(-Errno.ENOMEM, third.Errno);
+
+            b.Detach(p0); // the pin goes: the exporter may evict s0 now
+            GpuJob job = app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(other, true)));
+            a.RunUntilIdle();
+            Assert.Equal(1, job.Finished.Status);
+            Assert.Equal(BufferPlacement.System, s0.Placement);
+        }
+    }
+
+    [Fact]
+    public void ADynamicImport_IsToldOfEachMove_AndItsNextJobWaitsForTheMovesKernelFence()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 2 * MiB });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuBuffer imported = b.Import(a.Export(shared)); // dynamic, peer-to-peer
+            List<GpuEvent> notified = Record(b, GpuEventKind.MoveNotified);
+            GpuClient app = a.CreateClient("app");
+            GpuClient compositor = b.CreateClient("compositor");
+            b.RunUntilIdle();
+
+            compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            a.RunUntilIdle();
+            long before = imported.MoveNotifications; // the first placement (a clear) is a move too
+
+            // Pressure on A evicts the shared buffer (two others take all of device memory).
+            GpuBuffer x = a.CreateBuffer(MiB, "x"), y = a.CreateBuffer(MiB, "y");
+            app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(x, true), new BufferAccess(y, true)));
+            a.RunUntilIdle();
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            Assert.True(imported.MoveNotifications > before, "the eviction did not notify the importer");
+            Assert.Contains(notified, e => ReferenceEquals(e.Buffer, imported));
+
+            // The importer's next job maps it again: the exporter moves it back in, and the job waits for that.
+            GpuJob next = compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            var move = (GpuFence)shared.StorageFence!;
+            Assert.Equal(FenceUsage.Kernel, shared.Reservation.Snapshot.ToArray().Single(e => ReferenceEquals(e.Fence, move)).Usage);
+            a.RunUntilIdle();
+            Assert.True(next.StartNs >= move.Job!.EndNs, "the importer's job ran before the exporter's move finished");
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+    }
+
+    [Fact]
+    public void WithoutPeerToPeer_TheBufferBouncesToSystemMemory_AndTheCopyIsFenced()
+    {
+        (Gpu a, Gpu b) = TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = false });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuBuffer p2p = b.Import(a.Export(shared), allowPeerToPeer: true);
+            Assert.False(p2p.PeerToPeer); // both devices must allow it
+            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            Assert.Equal(BufferPlacement.Device, shared.Placement);
+
+            GpuJob read = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(p2p, false)));
+            var bounce = (GpuFence)shared.StorageFence!;
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            Assert.Contains("bounce", bounce.Job!.Description.Label, StringComparison.Ordinal);
+            a.RunUntilIdle();
+            Assert.True(read.StartNs >= bounce.Job.EndNs, "the read began before the bounce copy ended");
+            Assert.True(bounce.Job.StartNs >= render.EndNs, "the bounce copied before the writer finished");
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+
+        (Gpu c, Gpu d) = TwoDevices();
+        using (c)
+        using (d)
+        {
+            GpuBuffer shared = c.CreateBuffer(MiB, "shared");
+            c.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            c.RunUntilIdle();
+            GpuBuffer imported = d.Import(c.Export(shared));
+            Assert.True(imported.PeerToPeer);
+            d.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            c.RunUntilIdle();
+            Assert.Equal(BufferPlacement.Device, shared.Placement); // read in place, peer to peer
+        }
+    }
+
+    [Fact]
+    public void CrossDeviceDependencies_NeverTakeTheSameEngineShortcut()
+    {
+        (Gpu a, Gpu b) = TwoDevices();
+        using (a)
+        using (b)
+        {
+            // Both devices' first engine is "gfx", index 0: the same-engine rule must compare engines, not names.
+            GpuJob onA = a.CreateClient("a").Submit(Job(EngineKind.Graphics, 100 * Us));
+            GpuJob onB = b.CreateClient("b").Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 10 * Us, Dependencies = [onA.Finished] });
+            Assert.Equal(onA.Engine.Index, onB.Engine.Index);
+            Assert.Contains(onA.Finished, onB.EffectiveDependencies);
+            Assert.DoesNotContain(onA.Scheduled, onB.EffectiveDependencies);
+            a.RunUntilIdle();
+            Assert.True(onB.StartNs >= onA.EndNs);
+        }
+    }
+
+    [Fact]
+    public void LosingTheExporter_SignalsTheImportersDependenciesWithEnodev_AndNewImportsFail()
+    {
+        (Gpu a, Gpu b) = TwoDevices();
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            DmaBuf dmaBuf = a.Export(shared);
+            GpuBuffer imported = b.Import(dmaBuf);
+            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Ms, new BufferAccess(shared, true)));
+            GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            a.RunFor(100 * Us);
+
+            a.LoseDevice();
+            Assert.Equal(-Errno.ENODEV, render.Finished.Error);
+            a.RunUntilIdle();
+            Assert.True(compose.Finished.IsSignaled, "B's job waited forever on the lost device");
+            Assert.True(compose.EndNs < 10 * Ms, "B waited for the lost job's full duration");
+
+            Assert.Equal(-Errno.ENODEV, Assert.Throws<FenceErrnoException>(() => b.Import(dmaBuf)).Errno);
+            Assert.Equal(-Errno.ENODEV, Assert.Throws<FenceErrnoException>(() => a.Export(shared)).Errno);
+            GpuJob after = b.CreateClient("late").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            a.RunUntilIdle();
+            Assert.Equal(1, after.Finished.Status); // an existing mapping keeps working (contents undefined)
+        }
+    }
+
+    [Fact]
+    public void AHangOnOneDevice_BlocksTheOtherNoLongerThanTheDependencyTimeout()
+    {
+        (Gpu a, Gpu b) = TwoDevices();
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuBuffer imported = b.Import(a.Export(shared));
+            GpuJob hang = a.CreateClient("app").Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 10 * Us, Hang = true, Buffers = [new BufferAccess(shared, true)] });
+            GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            GpuJob independent = b.CreateClient("other").Submit(Job(EngineKind.Compute, 10 * Us));
+            a.RunUntilIdle();
+
+            Assert.True(hang.Finished.Error < 0);
+            Assert.True(compose.Finished.IsSignaled);
+            Assert.True(compose.EndNs - compose.SubmitNs <= b.Config.DependencyTimeout.Ticks * 100 + (1 * Ms), "B waited past its dependency timeout");
+            Assert.True(independent.EndNs < 1 * Ms, "an unrelated job on B was blocked by A's hang");
+        }
+    }
+
+    private static (long Leaks, List<GpuEvent> Events) RunTheSeedScenario(bool importerSkipsKernelFences)
+    {
+        (Gpu a, Gpu b) = TwoDevices(
+            a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 2 * MiB },
+            b: c => new GpuConfig { Name = "gpuB", InjectImporterSkipsKernelFences = importerSkipsKernelFences });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuBuffer imported = b.Import(a.Export(shared));
+            List<GpuEvent> leaks = Record(b, GpuEventKind.LeakDetected);
+            GpuClient app = a.CreateClient("app");
+            GpuClient compositor = b.CreateClient("compositor");
+            app.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            GpuBuffer x = a.CreateBuffer(MiB, "x"), y = a.CreateBuffer(MiB, "y");
+            app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(x, true), new BufferAccess(y, true))); // evicts the shared buffer
+            a.RunUntilIdle();
+
+            // The importer reads while the exporter moves the buffer back in.
+            compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            a.RunUntilIdle();
+            return (a.LeakCount + b.LeakCount, leaks);
+        }
+    }
+
+    [Fact]
+    public void TheSeedBug_AnImporterThatIgnoresKernelFences_IsCaughtAsACrossDeviceAccessDuringAMove()
+    {
+        (long leaks, List<GpuEvent> events) = RunTheSeedScenario(importerSkipsKernelFences: true);
+        Assert.Equal(1, leaks);
+        GpuEvent leak = Assert.Single(events);
+        Assert.True(leak.Buffer!.IsImported, "the leak was not on the imported buffer");
+        Assert.Equal("gpuB", leak.Job!.Engine.Owner!.Name);
+
+        (long correct, _) = RunTheSeedScenario(importerSkipsKernelFences: false);
+        Assert.Equal(0, correct);
+    }
+
+    private static (ulong, ulong) SharedRun()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 3 * MiB });
+        using (a)
+        using (b)
+        {
+            var buffers = Enumerable.Range(0, 5).Select(i => a.CreateBuffer(MiB, $"bo{i}")).ToArray();
+            var imports = buffers.Take(3).Select((bo, i) => b.Import(a.Export(bo), i == 0 ? ImportMode.Pinned : ImportMode.Dynamic, allowPeerToPeer: i != 2)).ToArray();
+            GpuClient app = a.CreateClient("app");
+            GpuClient compositor = b.CreateClient("compositor");
+            var rng = new Random(7);
+            for (int i = 0; i < 200; i++)
+            {
+                app.Submit(Job(EngineKind.Compute, rng.Next(5, 30) * Us, new BufferAccess(buffers[rng.Next(5)], rng.Next(2) == 0)));
+                compositor.Submit(Job(EngineKind.Graphics, rng.Next(5, 30) * Us, new BufferAccess(imports[rng.Next(3)], rng.Next(4) == 0)));
+                a.RunFor(rng.Next(1, 20) * Us);
+            }
+
+            a.RunUntilIdle();
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+            return (a.Digest, b.Digest);
+        }
+    }
+
+    [Fact]
+    public void TwoDevicesOnOneEventLoop_ReplayEventForEvent()
+    {
+        (ulong a1, ulong b1) = SharedRun();
+        (ulong a2, ulong b2) = SharedRun();
+        Assert.Equal(a1, a2);
+        Assert.Equal(b1, b2);
+    }
+}
