@@ -45,20 +45,20 @@ internal sealed class Invariant(string name, string description)
 /// </summary>
 internal sealed class InvariantChecker
 {
-    private readonly Gpu _gpu;
+    private readonly DeviceSet _devices;
     private readonly long _watchdogNs;
     private readonly object _gate = new(); // events arrive from several workers in threads mode
     private readonly Dictionary<ulong, ulong> _lastSeqno = [];
     private readonly Dictionary<GpuBuffer, BufferHistory> _history = [];
-    private readonly Dictionary<long, GpuJob[]> _predecessors = [];
-    private readonly Dictionary<long, GpuJob> _inFlight = [];
+    private readonly Dictionary<GpuJob, GpuJob[]> _predecessors = [];
+    private readonly HashSet<GpuJob> _inFlight = [];
     private readonly bool _threadsMode;
     private long _lastWatchdogScanNs;
 
-    public InvariantChecker(Gpu gpu, double watchdogMs, long managedHeapLimitBytes)
+    public InvariantChecker(DeviceSet devices, double watchdogMs, long managedHeapLimitBytes)
     {
-        _gpu = gpu;
-        _threadsMode = gpu.Config.Mode == GpuTimeMode.Threads;
+        _devices = devices;
+        _threadsMode = devices.Config.Mode == GpuTimeMode.Threads;
         _watchdogNs = (long)(watchdogMs * 1_000_000);
         ManagedHeapLimitBytes = managedHeapLimitBytes;
         InOrder = new("in-order-signalling", "fences of one context signal in seqno order");
@@ -108,8 +108,8 @@ internal sealed class InvariantChecker
 
     public void Attach()
     {
-        _gpu.Subscribe(OnEvent);
-        _gpu.SubscribeFenceSignals(OnFence);
+        _devices.Subscribe(OnEvent);
+        _devices.SubscribeFenceSignals(OnFence);
     }
 
     private void OnFence(GpuFence f)
@@ -119,7 +119,7 @@ internal sealed class InvariantChecker
             ulong seqno = f.Seqno;
             bool ok = !_lastSeqno.TryGetValue(f.Context, out ulong last) || seqno > last;
             _lastSeqno[f.Context] = ok ? seqno : last;
-            InOrder.Check(ok, () => $"{f.Timeline} signalled seqno {seqno} after {last}", _gpu.NowNs);
+            InOrder.Check(ok, () => $"{f.Timeline} signalled seqno {seqno} after {last}", _devices.NowNs);
         }
     }
 
@@ -154,11 +154,12 @@ internal sealed class InvariantChecker
         bool alreadyDone = job.Finished.IsSignaled;
         if (!alreadyDone)
         {
-            _inFlight[job.Id] = job;
+            _inFlight.Add(job);
         }
 
-        MemoryBounded.Check(_gpu.DeviceMemoryUsed <= _gpu.Config.DeviceMemoryBytes,
-            () => $"device memory {_gpu.DeviceMemoryUsed} exceeds {_gpu.Config.DeviceMemoryBytes}", job.SubmitNs);
+        Gpu device = job.Engine.Device;
+        MemoryBounded.Check(device.DeviceMemoryUsed <= device.Config.DeviceMemoryBytes,
+            () => $"device memory of {device.Name} {device.DeviceMemoryUsed} exceeds {device.Config.DeviceMemoryBytes}", job.SubmitNs);
         if (job.IsKernelJob || job.Client.ExplicitSync)
         {
             return;
@@ -183,11 +184,11 @@ internal sealed class InvariantChecker
             {
                 if (alreadyDone)
                 {
-                    CheckWriter(job, [.. raw], _gpu.NowNs);
+                    CheckWriter(job, [.. raw], _devices.NowNs);
                 }
                 else
                 {
-                    _predecessors[job.Id] = [.. raw];
+                    _predecessors[job] = [.. raw];
                 }
             }
 
@@ -197,10 +198,11 @@ internal sealed class InvariantChecker
         List<GpuJob>? preds = null;
         foreach (BufferAccess a in job.Accesses)
         {
-            if (!_history.TryGetValue(a.Buffer, out BufferHistory? h))
+            // Per storage: a buffer and its imports on other devices are one buffer, and one history.
+            if (!_history.TryGetValue(a.Buffer.Origin, out BufferHistory? h))
             {
                 h = new BufferHistory();
-                _history[a.Buffer] = h;
+                _history[a.Buffer.Origin] = h;
             }
 
             if (h.LastWriter is { } w)
@@ -226,7 +228,7 @@ internal sealed class InvariantChecker
 
         if (preds is not null)
         {
-            _predecessors[job.Id] = [.. preds];
+            _predecessors[job] = [.. preds];
         }
     }
 
@@ -248,9 +250,9 @@ internal sealed class InvariantChecker
 
     private void OnCompleted(GpuJob job, long nowNs)
     {
-        _inFlight.Remove(job.Id);
+        _inFlight.Remove(job);
         Watchdog.Check(nowNs - job.SubmitNs <= _watchdogNs, () => $"{job} took {(nowNs - job.SubmitNs) / 1e6:F3} ms to finish", nowNs);
-        if (_predecessors.Remove(job.Id, out GpuJob[]? preds))
+        if (_predecessors.Remove(job, out GpuJob[]? preds))
         {
             CheckWriter(job, preds, nowNs);
         }
@@ -262,7 +264,7 @@ internal sealed class InvariantChecker
         if (nowNs - _lastWatchdogScanNs > _watchdogNs / 4)
         {
             _lastWatchdogScanNs = nowNs;
-            foreach (GpuJob pending in _inFlight.Values)
+            foreach (GpuJob pending in _inFlight)
             {
                 long waited = nowNs - pending.SubmitNs;
                 Watchdog.Check(waited <= _watchdogNs, () => $"{pending} still pending after {waited / 1e6:F3} ms", nowNs);
@@ -294,7 +296,11 @@ internal sealed class InvariantChecker
     }
 
     /// <summary>Checks an export: its leaves are exactly the unsignalled fences seen just before, none later.</summary>
-    public void CheckExport(GpuBuffer buffer, Fence exported, Fence[] expected, long maxJobIdAtExport)
+    /// <param name="buffer">The exported buffer.</param>
+    /// <param name="exported">The sync file's fence.</param>
+    /// <param name="expected">The buffer's unsignalled fences read just before the export.</param>
+    /// <param name="maxJobIdAtExport">Each device's last job id when the export was made (job ids count per device).</param>
+    public void CheckExport(GpuBuffer buffer, Fence exported, Fence[] expected, long[] maxJobIdAtExport)
     {
         lock (_gate)
         {
@@ -302,8 +308,8 @@ internal sealed class InvariantChecker
             foreach (Fence leaf in FenceUnwrap.ForEach(exported))
             {
                 leaves.Add(leaf);
-                bool notLater = leaf is not GpuFence { Job: { } j } || j.Id <= maxJobIdAtExport;
-                Snapshot.Check(notLater, () => $"export of {buffer.Name} holds {leaf.Describe()}, submitted after the export", _gpu.NowNs);
+                bool notLater = leaf is not GpuFence { Job: { } j } || j.Id <= maxJobIdAtExport[_devices.IndexOf(j.Engine.Device)];
+                Snapshot.Check(notLater, () => $"export of {buffer.Name} holds {leaf.Describe()}, submitted after the export", _devices.NowNs);
             }
 
             foreach (Fence f in expected)
@@ -312,13 +318,13 @@ internal sealed class InvariantChecker
                 // mode a reservation may replace a pending fence by its context's next one between the read of
                 // the expected set and the export; the memory manager's moves do (kernel.ttm).
                 Snapshot.Check(f.IsSignaled || leaves.Contains(f) || leaves.Any(l => l.Context == f.Context && Fence.IsLater(l, f)),
-                    () => $"export of {buffer.Name} misses pending {f.Describe()}", _gpu.NowNs);
+                    () => $"export of {buffer.Name} misses pending {f.Describe()}", _devices.NowNs);
             }
         }
     }
 
     /// <summary>Re-checks an export later: the sync file still holds no fence newer than at export time.</summary>
-    public void RecheckExport(GpuBuffer buffer, Fence exported, long maxJobIdAtExport) => CheckExport(buffer, exported, [], maxJobIdAtExport);
+    public void RecheckExport(GpuBuffer buffer, Fence exported, long[] maxJobIdAtExport) => CheckExport(buffer, exported, [], maxJobIdAtExport);
 
     /// <summary>Queries a timeline syncobj and checks it never goes back. The query runs under the
     /// checker's lock, so concurrent checks compare queries in the order they were made.</summary>
@@ -328,7 +334,7 @@ internal sealed class InvariantChecker
         {
             ulong value = syncObj.QueryPoint();
             ulong previous = last;
-            SyncObjMonotonic.Check(value >= previous, () => $"syncobj {name} query went back from {previous} to {value}", _gpu.NowNs);
+            SyncObjMonotonic.Check(value >= previous, () => $"syncobj {name} query went back from {previous} to {value}", _devices.NowNs);
             last = Math.Max(previous, value);
         }
     }
@@ -337,7 +343,7 @@ internal sealed class InvariantChecker
     {
         long bytes = GC.GetTotalMemory(false);
         PeakManagedBytes = Math.Max(PeakManagedBytes, bytes);
-        MemoryBounded.Check(bytes <= ManagedHeapLimitBytes, () => string.Create(CultureInfo.InvariantCulture, $"managed heap {bytes >> 20} MiB exceeds {ManagedHeapLimitBytes >> 20} MiB"), _gpu.NowNs);
+        MemoryBounded.Check(bytes <= ManagedHeapLimitBytes, () => string.Create(CultureInfo.InvariantCulture, $"managed heap {bytes >> 20} MiB exceeds {ManagedHeapLimitBytes >> 20} MiB"), _devices.NowNs);
     }
 
     /// <summary>
@@ -365,15 +371,15 @@ internal sealed class InvariantChecker
         PeakRetainedBytes = Math.Max(PeakRetainedBytes, bytes);
         long allowed = BaselineRetainedBytes + HeapAllowanceBytes + (HeapPerJobInFlightBytes * inFlight) + extraAllowedBytes;
         HeapPerJob.Check(bytes <= allowed, () => string.Create(CultureInfo.InvariantCulture,
-            $"after a full GC the managed heap holds {bytes >> 20} MiB with {inFlight} jobs in flight; allowed {allowed >> 20} MiB (first sample {BaselineRetainedBytes >> 20} MiB)"), _gpu.NowNs);
+            $"after a full GC the managed heap holds {bytes >> 20} MiB with {inFlight} jobs in flight; allowed {allowed >> 20} MiB (first sample {BaselineRetainedBytes >> 20} MiB)"), _devices.NowNs);
     }
 
     public void CheckDrained()
     {
         lock (_gate)
         {
-            Liveness.Check(_inFlight.Count == 0, () => $"{_inFlight.Count} jobs never completed, e.g. {_inFlight.Values.First()}", _gpu.NowNs);
-            Liveness.Check(_gpu.JobsCompleted == _gpu.JobsSubmitted, () => $"{_gpu.JobsSubmitted - _gpu.JobsCompleted} of {_gpu.JobsSubmitted} jobs never completed", _gpu.NowNs);
+            Liveness.Check(_inFlight.Count == 0, () => $"{_inFlight.Count} jobs never completed, e.g. {_inFlight.First()}", _devices.NowNs);
+            Liveness.Check(_devices.JobsCompleted == _devices.JobsSubmitted, () => $"{_devices.JobsSubmitted - _devices.JobsCompleted} of {_devices.JobsSubmitted} jobs never completed", _devices.NowNs);
         }
     }
 

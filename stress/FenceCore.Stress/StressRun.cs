@@ -23,18 +23,21 @@ internal static class StressRun
             Process.GetCurrentProcess().ProcessorAffinity = (nint)((1L << cores) - 1);
         }
 
-        var config = new GpuConfig
+        GpuConfig[] configs = [.. Enumerable.Range(0, o.Devices).Select(d => new GpuConfig
         {
+            Name = $"gpu{d}",
             Engines = o.Engines,
             DeviceMemoryBytes = o.DeviceMemoryMiB << 20,
             Mode = o.Mode,
             WorkerThreads = o.Threads,
             InjectSkipKernelFences = o.InjectSkipKernelFences,
+            InjectImporterSkipsKernelFences = o.InjectImporterSkipsKernelFences,
             DependencyTimeout = o.Mode == GpuTimeMode.Threads ? TimeSpan.FromSeconds(1) : TimeSpan.FromMilliseconds(100),
             EngineTimeout = TimeSpan.FromMilliseconds(20),
-        };
+        })];
+        GpuConfig config = configs[0];
 
-        using var gpu = new Gpu(config);
+        using var gpu = new DeviceSet(configs);
         var checker = o.Checks ? new InvariantChecker(gpu, o.Mode == GpuTimeMode.Threads ? Math.Max(o.WatchdogMs, 10_000) : o.WatchdogMs, managedHeapLimitBytes: 4L << 30) : null;
         checker?.Attach();
         var stats = new RunStatistics(gpu);
@@ -43,7 +46,7 @@ internal static class StressRun
         var display = new RunDisplay(o.Quiet);
 
         RunDisplay.Line(string.Create(CultureInfo.InvariantCulture,
-            $"fencecore-stress {Version}: seed {o.Seed}, {o.Mode} mode, {o.Jobs:N0} jobs, {o.Clients} clients ({Math.Round(o.Clients * o.ExplicitFraction)} explicit-sync), {o.Buffers} buffers (≤{o.MaxBuffersPerJob}/job), {gpu.Engines.Count} engines [{string.Join(", ", gpu.Engines.Select(e => e.Name))}], {o.DeviceMemoryMiB} MiB, hang {o.HangRate:0.######}, kill {o.KillRate:0.######}, foreign {o.ForeignRate:0.######}{(o.Checks ? "" : ", checks off")}"));
+            $"fencecore-stress {Version}: seed {o.Seed}, {o.Mode} mode, {o.Jobs:N0} jobs, {Devices(o, workload)}{o.Clients} clients ({Math.Round(o.Clients * o.ExplicitFraction)} explicit-sync), {o.Buffers} buffers (≤{o.MaxBuffersPerJob}/job), {gpu.Primary.Engines.Count} engines{(o.Devices > 1 ? " each" : "")} [{string.Join(", ", gpu.Primary.Engines.Select(e => e.Name))}], {o.DeviceMemoryMiB} MiB{(o.Devices > 1 ? " each" : "")}, hang {o.HangRate:0.######}, kill {o.KillRate:0.######}, foreign {o.ForeignRate:0.######}{(o.Checks ? "" : ", checks off")}{(o.InjectImporterSkipsKernelFences ? ", importers skip KERNEL fences (injected)" : o.InjectSkipKernelFences ? ", explicit-sync jobs skip KERNEL fences (injected)" : "")}"));
 
         Stopwatch wall = stats.Wall;
         wall.Start();
@@ -116,11 +119,14 @@ internal static class StressRun
         return StressCommand.ExitPass;
     }
 
+    private static string Devices(StressSettings o, Workload workload) =>
+        o.Devices == 1 ? "" : string.Create(CultureInfo.InvariantCulture, $"{o.Devices} devices sharing {workload.Imports} imports, ");
+
     /// <summary>The informational version of the runner (the same string <c>--version</c> prints).</summary>
     public static string Version { get; } =
         typeof(StressRun).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    private static void Drive(StressSettings o, Gpu gpu, Workload workload, Stopwatch wall)
+    private static void Drive(StressSettings o, DeviceSet gpu, Workload workload, Stopwatch wall)
     {
         if (o.Mode == GpuTimeMode.Virtual)
         {
@@ -162,7 +168,7 @@ internal static class StressRun
         gpu.WaitForIdle(TimeSpan.FromSeconds(60));
     }
 
-    private static StressReport BuildReport(StressSettings o, GpuConfig config, Gpu gpu, InvariantChecker? checker, Workload workload, RunStatistics stats, double seconds, string? replay)
+    private static StressReport BuildReport(StressSettings o, GpuConfig config, DeviceSet gpu, InvariantChecker? checker, Workload workload, RunStatistics stats, double seconds, string? replay)
     {
         long allocated = GC.GetTotalAllocatedBytes();
         return new StressReport
@@ -173,20 +179,22 @@ internal static class StressRun
             Digest = $"0x{gpu.Digest:x16}",
             Config = new ReportConfig(
                 o.Mode.ToString().ToLowerInvariant(), o.Jobs, o.DurationSeconds, o.Clients, o.ExplicitFraction, o.Buffers, o.MaxBuffersPerJob, o.FixedBuffersPerJob,
-                o.InFlightPerClient, [.. gpu.Engines.Select(e => new ReportEngineConfig(e.Name, RunStatistics.Kind(e.Kind), e.Config.CreditLimit))],
+                o.InFlightPerClient, [.. gpu.Primary.Engines.Select(e => new ReportEngineConfig(e.Name, RunStatistics.Kind(e.Kind), e.Config.CreditLimit))],
                 config.DeviceMemoryBytes, o.HangRate, o.KillRate, o.ForeignRate, o.Mode == GpuTimeMode.Threads ? o.Threads : 1,
-                o.Cores ?? Environment.ProcessorCount, o.Checks, o.InjectSkipKernelFences),
+                o.Cores ?? Environment.ProcessorCount, o.Checks, o.InjectSkipKernelFences, o.Devices, o.InjectImporterSkipsKernelFences),
             Counts = new ReportCounts(
                 gpu.JobsSubmitted, gpu.JobsCompleted, workload.Submitted, stats.KernelJobs, stats.Evictions, gpu.FencesSignaled, gpu.EventCount,
                 gpu.Engines.Sum(e => e.Resets), workload.Hangs, workload.Kills, workload.ForeignDependencies, stats.DependencyTimeouts,
-                workload.Exports, workload.CpuAccesses, workload.SyncObjQueries, gpu.LeakCount),
+                workload.Exports, workload.CpuAccesses, workload.SyncObjQueries, gpu.LeakCount,
+                workload.Imports, workload.MoveNotifications, stats.CrossDeviceLeaks),
             Throughput = new ReportThroughput(Math.Round(seconds, 3), Math.Round(gpu.NowNs / 1e9, 6), Math.Round(gpu.JobsCompleted / seconds), Math.Round(gpu.FencesSignaled / seconds)),
             Latency = stats.LatencyReport(o.Mode == GpuTimeMode.Virtual ? "virtual" : "monotonic"),
             Memory = new ReportMemory(
-                config.DeviceMemoryBytes, gpu.PeakDeviceMemoryUsed, checker?.PeakManagedBytes ?? GC.GetTotalMemory(false),
+                gpu.DeviceMemoryBytes, gpu.PeakDeviceMemoryUsed, checker?.PeakManagedBytes ?? GC.GetTotalMemory(false),
                 checker?.BaselineRetainedBytes, checker?.PeakRetainedBytes, Process.GetCurrentProcess().PeakWorkingSet64,
                 allocated, gpu.JobsCompleted == 0 ? 0 : allocated / gpu.JobsCompleted,
                 [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)]),
+            Devices = [.. gpu.Devices.Select(d => new ReportDevice(d.Name, $"0x{d.Digest:x16}", d.JobsSubmitted, d.JobsCompleted, d.LeakCount, d.Config.DeviceMemoryBytes, d.PeakDeviceMemoryUsed))],
             Engines = stats.Engines(),
             Timeline = stats.Timeline,
             Invariants = checker?.All.Select(i => new ReportInvariant(i.Name, i.Description, i.Checks, i.Violations, i.FirstViolation)).ToArray() ?? [],

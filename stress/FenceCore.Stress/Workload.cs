@@ -11,6 +11,9 @@ internal sealed class Workload
 {
     private const long Us = 1_000;
     private readonly StressSettings _o;
+    private readonly DeviceSet _devices;
+
+    /// <summary>The first device: its event loop is every device's.</summary>
     private readonly Gpu _gpu;
     private readonly InvariantChecker? _checker;
     private readonly PerfettoTrace? _trace;
@@ -22,29 +25,43 @@ internal sealed class Workload
     private static Random? t_rng;
     private readonly GpuBuffer[] _buffers;
     private readonly DmaBuf[] _dmaBufs;
+
+    /// <summary>Per device, the buffers its clients pick from: its own, then its imports of the shared
+    /// buffers of the other devices. With one device, <see cref="_buffers"/>.</summary>
+    private readonly GpuBuffer[][] _views;
+    private readonly Dictionary<GpuBuffer, int> _index = [];
     private readonly ClientState[] _clients;
     private readonly Dictionary<GpuClient, ClientState> _byClient = [];
     private readonly ulong _foreignContext = FenceContext.Allocate();
     private readonly HashSet<EngineKind> _engineKinds;
-    private readonly List<(GpuBuffer Buffer, Fence Fence, long MaxJob)> _exports = [];
+    private readonly List<(GpuBuffer Buffer, Fence Fence, long[] MaxJob)> _exports = [];
     private long _latencyCount;
     private long _submitted;
     private volatile bool _stop;
     private ulong _foreignSeqno;
 
-    public Workload(StressSettings o, Gpu gpu, InvariantChecker? checker, PerfettoTrace? trace)
+    public Workload(StressSettings o, DeviceSet devices, InvariantChecker? checker, PerfettoTrace? trace)
     {
         _o = o;
-        _gpu = gpu;
+        _devices = devices;
+        _gpu = devices.Primary;
         _checker = checker;
         _trace = trace;
         _rng = new Random(o.Seed);
-        _engineKinds = [.. gpu.Engines.Select(e => e.Kind)];
+        _engineKinds = [.. _gpu.Engines.Select(e => e.Kind)];
         // 64 KiB to 2 MiB each (about 1 MiB on average, capped at a sixteenth of device memory), so the
-        // default 96 buffers want more than the default 64 MiB and the memory manager must evict.
+        // default 96 buffers want more than the default 80 MiB and the memory manager must evict. With
+        // several devices, each has --buffers of its own (buffer i belongs to device i mod N) and --memory.
+        int count = devices.Devices.Count;
         long maxBuffer = Math.Max(64 * 1024, Math.Min(2L << 20, (o.DeviceMemoryMiB << 20) / 16));
-        _buffers = [.. Enumerable.Range(0, o.Buffers).Select(i => gpu.CreateBuffer(_rng.NextInt64(Math.Min(64 * 1024, maxBuffer), maxBuffer + 1), $"bo{i}"))];
-        _dmaBufs = [.. _buffers.Select(b => new DmaBuf(b.Reservation, b.Name))];
+        _buffers = [.. Enumerable.Range(0, o.Buffers * count).Select(i => devices.Devices[i % count].CreateBuffer(_rng.NextInt64(Math.Min(64 * 1024, maxBuffer), maxBuffer + 1), $"bo{i}"))];
+        _dmaBufs = [.. _buffers.Select(b => b.Device.Export(b))];
+        for (int i = 0; i < _buffers.Length; i++)
+        {
+            _index[_buffers[i]] = i;
+        }
+
+        _views = count == 1 ? [_buffers] : ShareBuffers(devices, o);
         int explicitClients = (int)Math.Round(o.Clients * o.ExplicitFraction);
         _clients = new ClientState[o.Clients];
         for (int i = 0; i < o.Clients; i++)
@@ -52,8 +69,57 @@ internal sealed class Workload
             _clients[i] = NewClientState(i, explicitSync: i >= o.Clients - explicitClients);
         }
 
-        gpu.Subscribe(OnEvent);
+        devices.Subscribe(OnEvent);
     }
+
+    /// <summary>
+    /// The compositor case across devices: every <see cref="StressSettings.SharedEvery"/>-th buffer of each
+    /// device is exported, and every other device imports it. Of the shared buffers, one in four is imported
+    /// pinned and the rest dynamically; every second import allows peer-to-peer (when the devices do), the
+    /// others bounce through system memory.
+    /// </summary>
+    private GpuBuffer[][] ShareBuffers(DeviceSet devices, StressSettings o)
+    {
+        int count = devices.Devices.Count;
+        var own = new GpuBuffer[count][];
+        var views = new List<GpuBuffer>[count];
+        for (int d = 0; d < count; d++)
+        {
+            own[d] = [.. _buffers.Where(b => ReferenceEquals(b.Device, devices.Devices[d]))];
+            views[d] = [.. own[d]];
+        }
+
+        int shared = 0;
+        for (int d = 0; d < count; d++)
+        {
+            for (int k = 0; k < own[d].Length; k += o.SharedEvery)
+            {
+                GpuBuffer origin = own[d][k];
+                int i = _index[origin];
+                for (int other = 0; other < count; other++)
+                {
+                    if (other != d)
+                    {
+                        ImportMode mode = shared % 4 == 0 ? ImportMode.Pinned : ImportMode.Dynamic;
+                        GpuBuffer import = devices.Devices[other].Import(_dmaBufs[i], mode, allowPeerToPeer: shared % 2 == 0);
+                        _index[import] = i;
+                        views[other].Add(import);
+                        Imports++;
+                    }
+                }
+
+                shared++;
+            }
+        }
+
+        return [.. views.Select(v => v.ToArray())];
+    }
+
+    /// <summary>Imports made at the start (one per shared buffer and importing device).</summary>
+    public int Imports { get; private set; }
+
+    /// <summary>Move notifications the imports received.</summary>
+    public long MoveNotifications => _views.Sum(v => v.Where(b => b.IsImported).Sum(b => b.MoveNotifications));
 
     public long Submitted => Interlocked.Read(ref _submitted);
 
@@ -160,8 +226,9 @@ internal sealed class Workload
         kill = rng.NextDouble() < _o.KillRate;
         if (rng.NextDouble() < _o.ExportRate)
         {
-            int b = rng.Next(_buffers.Length);
-            export = (_buffers[b], _dmaBufs[b], rng.Next(2) == 0);
+            GpuBuffer[] view = _views[cs.Device];
+            GpuBuffer chosen = view[rng.Next(view.Length)];
+            export = (chosen, _dmaBufs[_index[chosen]], rng.Next(2) == 0);
         }
 
         if (export is { } e)
@@ -181,7 +248,7 @@ internal sealed class Workload
         if (kill)
         {
             Interlocked.Increment(ref Kills);
-            _gpu.Kill(cs.Client);
+            cs.Client.Gpu.Kill(cs.Client);
             _trace?.ClientKilled(cs.Client, _gpu.NowNs);
             ClientState replacement = NewClientState(cs.Index, cs.Explicit);
             Volatile.Write(ref _clients[cs.Index], replacement);
@@ -219,15 +286,17 @@ internal sealed class Workload
         }
 
         int n = _o.MaxBuffersPerJob == 0 ? 0 : _o.FixedBuffersPerJob ? _o.MaxBuffersPerJob : rng.Next(1, _o.MaxBuffersPerJob + 1);
+        GpuBuffer[] view = _views[cs.Device];
+        n = Math.Min(n, view.Length);
         var accesses = new BufferAccess[n];
         for (int i = 0; i < n; i++)
         {
             GpuBuffer b;
             do
             {
-                b = _buffers[rng.Next(_buffers.Length)];
+                b = view[rng.Next(view.Length)];
             }
-            while (n <= _buffers.Length && Chosen(accesses, i, b));
+            while (Chosen(accesses, i, b));
 
             accesses[i] = new BufferAccess(b, rng.NextDouble() < 0.4);
         }
@@ -243,7 +312,7 @@ internal sealed class Workload
         {
             // Explicit sync: wait on a snapshot of the buffer's implicit fences, as Vulkan WSI does.
             GpuBuffer b = accesses[0].Buffer;
-            (deps ??= []).Add(_dmaBufs[b.Id - _buffers[0].Id].ExportSyncFile(DmaBufSync.Write).Fence);
+            (deps ??= []).Add(_dmaBufs[_index[b]].ExportSyncFile(DmaBufSync.Write).Fence);
         }
 
         bool hang = rng.NextDouble() < _o.HangRate;
@@ -267,7 +336,7 @@ internal sealed class Workload
     {
         Interlocked.Increment(ref Exports);
         Fence[] expected = buffer.Reservation.GetFences(FenceUsages.WaitLevelFor(write));
-        long maxJob = _gpu.JobsSubmitted;
+        long[] maxJob = [.. _devices.Devices.Select(d => d.JobsSubmitted)];
         SyncFile file = dmaBuf.ExportSyncFile(write ? DmaBufSync.Write : DmaBufSync.Read);
         _checker?.CheckExport(buffer, file.Fence, expected, maxJob);
         lock (_exports)
@@ -328,7 +397,8 @@ internal sealed class Workload
         if (cpu)
         {
             Interlocked.Increment(ref CpuAccesses);
-            _gpu.CpuAccess(_buffers[buffer], write: (slot & 1) == 0);
+            GpuBuffer target = _buffers[buffer];
+            target.Device.CpuAccess(target, write: (slot & 1) == 0);
         }
 
         if (_o.Mode == GpuTimeMode.Virtual && !_stop && !cs.Client.Killed)
@@ -339,13 +409,13 @@ internal sealed class Workload
 
     private void RecheckExports()
     {
-        (GpuBuffer, Fence, long)[] exports;
+        (GpuBuffer, Fence, long[])[] exports;
         lock (_exports)
         {
             exports = [.. _exports];
         }
 
-        foreach ((GpuBuffer buffer, Fence fence, long maxJob) in exports)
+        foreach ((GpuBuffer buffer, Fence fence, long[] maxJob) in exports)
         {
             _checker!.RecheckExport(buffer, fence, maxJob);
         }
@@ -353,8 +423,12 @@ internal sealed class Workload
 
     private ClientState NewClientState(int index, bool explicitSync)
     {
-        GpuClient client = _gpu.CreateClient($"{(explicitSync ? "vk" : "gl")}{index}.{_gpu.Clients.Count}", (GpuPriority)(index % 3), explicitSync);
-        var cs = new ClientState(this, index, client, explicitSync);
+        // With several devices, client i renders on device i mod N (a replacement stays on its device).
+        int device = index % _devices.Devices.Count;
+        Gpu gpu = _devices.Devices[device];
+        string prefix = _devices.Devices.Count == 1 ? "" : gpu.Name + ".";
+        GpuClient client = gpu.CreateClient($"{prefix}{(explicitSync ? "vk" : "gl")}{index}.{gpu.Clients.Count}", (GpuPriority)(index % 3), explicitSync);
+        var cs = new ClientState(this, index, device, client, explicitSync);
         lock (_byClient)
         {
             _byClient[client] = cs;
@@ -363,10 +437,11 @@ internal sealed class Workload
         return cs;
     }
 
-    private sealed class ClientState(Workload owner, int index, GpuClient client, bool explicitSync)
+    private sealed class ClientState(Workload owner, int index, int device, GpuClient client, bool explicitSync)
     {
         public readonly Workload Owner = owner;
         public readonly int Index = index;
+        public readonly int Device = device;
         public readonly GpuClient Client = client;
         public readonly bool Explicit = explicitSync;
         public readonly SyncObj Timeline = new();

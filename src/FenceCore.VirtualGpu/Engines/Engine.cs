@@ -16,6 +16,9 @@ public sealed class Engine
     /// <summary>The GPU that owns the engine.</summary>
     internal Gpu? Owner { get; init; }
 
+    /// <summary>The device the engine belongs to.</summary>
+    public Gpu Device => Owner!;
+
     /// <summary>Position in the GPU's engine list.</summary>
     public int Index { get; }
 

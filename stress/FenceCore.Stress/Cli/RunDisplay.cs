@@ -114,6 +114,12 @@ internal sealed class RunDisplay
         Row("throughput", string.Create(CultureInfo.InvariantCulture, $"{t.JobsPerSecond:N0} jobs/s, {t.FencesPerSecond:N0} fences/s"));
         Row("latency submit→finished", string.Create(CultureInfo.InvariantCulture, $"p50 {report.Latency.P50:F1} µs  p99 {report.Latency.P99:F1} µs  max {report.Latency.Max:F1} µs"));
         Row("faults", string.Create(CultureInfo.InvariantCulture, $"{c.HangsInjected} hangs → {c.EngineResets} resets, {c.ClientsKilled} kills, {c.ForeignDependencies} foreign fences, {c.DependencyTimeouts} dependency timeouts"));
+        if (report.Devices.Count > 1)
+        {
+            Row("devices", string.Create(CultureInfo.InvariantCulture,
+                $"{string.Join(", ", report.Devices.Select(d => $"{d.Name} {d.JobsCompleted:N0} jobs"))}; {c.Imports} imports, {c.MoveNotifications:N0} move notifications, {c.CrossDeviceLeaks:N0} cross-device leaks"));
+        }
+
         Row("memory", string.Create(CultureInfo.InvariantCulture, $"device peak {report.Memory.DevicePeakBytes >> 20} / {report.Memory.DeviceCapacityBytes >> 20} MiB, {c.Evictions:N0} evictions; {report.Memory.ManagedAllocatedBytesPerJob:N0} B allocated per job"));
         Row("digest", $"{report.Digest} (seed {report.Seed})");
         _console.Write(figures);

@@ -33,16 +33,28 @@ internal sealed class StressCommand
         CustomParser = r => ParseEngines(r),
     };
     private readonly Option<int> _clients = new("--clients") { Description = "Clients.", DefaultValueFactory = _ => Defaults.Clients, HelpName = "N" };
-    private readonly Option<int> _buffers = new("--buffers") { Description = "Shared buffers.", DefaultValueFactory = _ => Defaults.Buffers, HelpName = "N" };
+    private readonly Option<int> _buffers = new("--buffers") { Description = "Buffers of each device.", DefaultValueFactory = _ => Defaults.Buffers, HelpName = "N" };
     private readonly Option<int> _buffersPerJob = new("--buffers-per-job") { Description = "At most N buffers per job, 1..N uniformly.", DefaultValueFactory = _ => Defaults.MaxBuffersPerJob, HelpName = "N" };
     private readonly Option<bool> _fixedBuffers = new("--fixed-buffers") { Description = "Every job touches exactly --buffers-per-job buffers." };
     private readonly Option<int> _inFlight = new("--in-flight") { Description = "Jobs each client keeps in flight.", DefaultValueFactory = _ => Defaults.InFlightPerClient, HelpName = "N" };
     private readonly Option<double> _explicitFraction = new("--explicit-fraction") { Description = "Fraction of explicit-sync clients, 0..1.", DefaultValueFactory = _ => Defaults.ExplicitFraction, HelpName = "F" };
-    private readonly Option<long> _memory = new("--memory") { Description = "Device memory in MiB (the default is small enough that buffers get evicted and moved back).", DefaultValueFactory = _ => Defaults.DeviceMemoryMiB, HelpName = "MIB" };
+    private readonly Option<long> _memory = new("--memory") { Description = "Device memory of each device in MiB (the default is small enough that buffers get evicted and moved back).", DefaultValueFactory = _ => Defaults.DeviceMemoryMiB, HelpName = "MIB" };
     private readonly Option<double> _hangRate = new("--hang-rate") { Description = "Probability per job that it hangs; the engine timeout resets it.", DefaultValueFactory = _ => Defaults.HangRate, HelpName = "P" };
     private readonly Option<double> _killRate = new("--kill-rate") { Description = "Probability per job that its client is killed and restarted.", DefaultValueFactory = _ => Defaults.KillRate, HelpName = "P" };
     private readonly Option<double> _foreignRate = new("--foreign-rate") { Description = "Probability per job that it depends on a foreign fence that never signals.", DefaultValueFactory = _ => Defaults.ForeignRate, HelpName = "P" };
-    private readonly Option<bool> _injectSkipKernel = new("--inject-skip-kernel") { Description = "Bug injection: explicit-sync jobs skip KERNEL fences (the run must fail)." };
+    private readonly Option<string?> _injectSkipKernel = new("--inject-skip-kernel")
+    {
+        Description = "Bug injection (the run must fail): 'explicit' (the default), explicit-sync jobs skip KERNEL fences; 'importer', the importing devices ignore the KERNEL fences of the buffers they imported, the driver bug of the seed thread (needs --devices 2 or more).",
+        HelpName = "explicit|importer",
+        Arity = ArgumentArity.ZeroOrOne,
+    };
+
+    private readonly Option<int> _devices = new("--devices")
+    {
+        Description = "Devices on one event loop, each with its own engines and memory; clients are spread over them, and every 4th buffer of each device is exported and imported by the others (1 in 4 of those pinned, the rest dynamic; half peer-to-peer, half bounced through system memory): the compositor case of the seed thread.",
+        DefaultValueFactory = _ => Defaults.Devices,
+        HelpName = "N",
+    };
     private readonly Option<GpuTimeMode?> _mode = new("--mode") { Description = "Deterministic virtual time, or real worker threads. [default: virtual]", HelpName = "virtual|threads", CustomParser = ParseMode };
     private readonly Option<int> _threads = new("--threads") { Description = "Worker threads in threads mode (by default one per core).", DefaultValueFactory = _ => Defaults.Threads, HelpName = "N" };
     private readonly Option<int?> _cores = new("--cores") { Description = "Pin the process to its first N cores (to compare 1 core with 2).", HelpName = "N" };
@@ -60,8 +72,9 @@ internal sealed class StressCommand
             """
             fencecore-stress: drive the virtual GPU with many clients and check invariants the whole time.
 
-            With no options it runs the default scenario: 24 clients (1 in 8 explicit-sync), 96 buffers in 80 MiB
-            of device memory, 6 engines (gfx, compute0, compute1, copy0, copy1, video), 5 million jobs of 1-4
+            With no options it runs the default scenario: 2 devices, each with 6 engines (gfx, compute0, compute1,
+            copy0, copy1, video), 96 buffers and 80 MiB of device memory; one buffer in four of each device is
+            exported and imported by the other (the compositor case); 24 clients (1 in 8 explicit-sync) spread over the devices; 5 million jobs of 1-4
             buffers each, with hangs, client kills and never-signalling foreign fences, in deterministic virtual
             time (seed 1).
 
@@ -69,7 +82,7 @@ internal sealed class StressCommand
             printed); 2 bad usage.
             """);
         foreach (Option option in (Option[])[_seed, _jobs, _duration, _engines, _clients, _buffers, _buffersPerJob, _fixedBuffers, _inFlight, _explicitFraction, _memory,
-                     _hangRate, _killRate, _foreignRate, _injectSkipKernel, _mode, _threads, _cores, _noChecks, _watchdogMs, _json, _trace, _traceLimit, _html, _quiet])
+                     _hangRate, _killRate, _foreignRate, _injectSkipKernel, _devices, _mode, _threads, _cores, _noChecks, _watchdogMs, _json, _trace, _traceLimit, _html, _quiet])
         {
             Root.Options.Add(option);
         }
@@ -88,6 +101,40 @@ internal sealed class StressCommand
         InRange(_threads, 1, 1024);
         InRange(_watchdogMs, 1, 1e9);
         InRange(_traceLimit, 0, 10_000_000);
+        InRange(_devices, 1, 16);
+        _injectSkipKernel.CustomParser = r =>
+        {
+            string value = r.Tokens.Count == 0 ? "explicit" : r.Tokens[0].Value;
+            if (value is "explicit" or "importer")
+            {
+                return value;
+            }
+
+            r.AddError($"--inject-skip-kernel takes 'explicit' or 'importer', not '{value}'.");
+            return null;
+        };
+        _injectSkipKernel.CompletionSources.Add("explicit", "importer");
+        Root.Validators.Add(r =>
+        {
+            // Only once both options parsed: a value that broke its own rule has its own error already (and
+            // reading it throws).
+            string? inject;
+            int devices;
+            try
+            {
+                inject = r.GetValue(_injectSkipKernel);
+                devices = r.GetResult(_devices) is null ? Defaults.Devices : r.GetValue(_devices);
+            }
+            catch (InvalidOperationException)
+            {
+                return;
+            }
+
+            if (inject == "importer" && devices < 2)
+            {
+                r.AddError("--inject-skip-kernel=importer needs --devices 2 or more: with one device nothing is imported.");
+            }
+        });
         _duration.CustomParser = r => ParseNumber(r, "--duration must be a number of seconds", 0.001, 1e7);
         _cores.CustomParser = r => ParseNumber(r, $"--cores must be a whole number (the cores this machine has)", 1, Environment.ProcessorCount);
         _mode.CompletionSources.Clear(); // the enum's own names are capitalised; the option takes these
@@ -147,7 +194,9 @@ internal sealed class StressCommand
         HangRate = p.GetValue(_hangRate),
         KillRate = p.GetValue(_killRate),
         ForeignRate = p.GetValue(_foreignRate),
-        InjectSkipKernelFences = p.GetValue(_injectSkipKernel),
+        InjectSkipKernelFences = p.GetValue(_injectSkipKernel) == "explicit",
+        InjectImporterSkipsKernelFences = p.GetValue(_injectSkipKernel) == "importer",
+        Devices = p.GetValue(_devices),
         Mode = p.GetValue(_mode) ?? GpuTimeMode.Virtual,
         Threads = p.GetValue(_threads),
         Cores = p.GetValue(_cores),

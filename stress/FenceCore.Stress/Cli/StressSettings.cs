@@ -36,6 +36,15 @@ internal sealed record StressSettings
     public int? Cores { get; init; }
     public bool InjectSkipKernelFences { get; init; }
 
+    /// <summary>The seed thread's importer bug: the importing devices ignore the KERNEL fences of their imports.</summary>
+    public bool InjectImporterSkipsKernelFences { get; init; }
+
+    /// <summary>Devices on one event loop; every <see cref="SharedEvery"/>-th buffer is shared between them.</summary>
+    public int Devices { get; init; } = 2;
+
+    /// <summary>With several devices, one buffer in this many is exported by its device and imported by the others.</summary>
+    public int SharedEvery { get; init; } = 4;
+
     /// <summary>The command line that replays this run: the seed first, then every other option given.</summary>
     public IReadOnlyList<string> ReplayArguments { get; init; } = [];
 }

@@ -10,14 +10,15 @@ namespace FenceCore.Stress;
 /// <remarks>
 /// <para>What the trace shows:</para>
 /// <list type="bullet">
-/// <item>process 1, "virtual GPU": one track per engine with a slice per job from its start on the ring to
-/// its end (moves, clears and evictions are jobs of the copy engines, in category <c>kernel</c>);</item>
-/// <item>process 2, "scheduler entities": one track per entity (a client's queue) with a slice per job for
-/// the time it waited at the head of the queue (for dependencies and credits) before it started;</item>
+/// <item>per device, an engines process: one track per engine with a slice per job from its start on the
+/// ring to its end (moves, clears and evictions are jobs of the copy engines, in category <c>kernel</c>);</item>
+/// <item>per device, a scheduler-entities process: one track per entity (a client's queue) with a slice per
+/// job for the time it waited at the head of the queue (for dependencies and credits) before it started;</item>
 /// <item>a flow arrow for every dependency edge between two recorded jobs (the scheduler's effective
-/// dependencies, so job to job and move to job), from the producer's slice to the consumer's;</item>
-/// <item>counter tracks: device memory used, the queue depth of each engine (armed and not started) and
-/// the jobs in flight;</item>
+/// dependencies, so job to job and move to job, across devices too), from the producer's slice to the
+/// consumer's;</item>
+/// <item>counter tracks, per device: device memory used, the queue depth of each engine (armed and not
+/// started) and the jobs in flight;</item>
 /// <item>instant events for hangs, engine resets, client kills, evictions, dependency timeouts, leak
 /// detections and device loss.</item>
 /// </list>
@@ -31,26 +32,33 @@ namespace FenceCore.Stress;
 /// </remarks>
 internal sealed class PerfettoTrace
 {
-    private readonly Gpu _gpu;
+    private readonly DeviceSet _gpu;
     private readonly int _limit;
     private readonly object _gate = new();
-    private readonly Dictionary<long, JobRecord> _jobs = [];          // under _gate
+    private readonly Dictionary<GpuJob, JobRecord> _jobs = [];       // under _gate
     private readonly List<JobRecord> _order = [];                      // under _gate
     private readonly Dictionary<SchedEntity, int> _entityTracks = [];  // under _gate
-    private readonly List<string> _entityNames = [];                   // under _gate
+    private readonly List<(string Name, int Device)> _entityNames = []; // under _gate
     private readonly List<Instant> _instants = [];                     // under _gate
     private readonly List<CounterSample> _counters = [];               // under _gate
     private readonly int[] _queueDepth;                                // under _gate
     private bool _full;                                                // under _gate
     private int _eventsSinceSample;                                    // under _gate
 
-    public PerfettoTrace(Gpu gpu, int limit)
+    public PerfettoTrace(DeviceSet gpu, int limit)
     {
         _gpu = gpu;
         _limit = limit;
         _queueDepth = new int[gpu.Engines.Count];
-        gpu.Subscribe(OnEvent);
+        for (int d = 0; d < gpu.Devices.Count; d++)
+        {
+            int device = d;
+            gpu.Devices[d].Subscribe(e => OnEvent(device, e));
+        }
     }
+
+    /// <summary>A job's id in the trace: job ids count per device, so the device goes in the high bits.</summary>
+    private long TraceId(GpuJob job) => ((long)_gpu.IndexOf(job.Engine.Device) << 40) | job.Id;
 
     /// <summary>Jobs recorded.</summary>
     public int Count
@@ -77,9 +85,9 @@ internal sealed class PerfettoTrace
     }
 
     /// <summary>The workload reports a kill (the GPU has no event for it).</summary>
-    public void ClientKilled(GpuClient client, long timeNs) => AddInstant("kill", $"client {client.Name} killed", -1, timeNs);
+    public void ClientKilled(GpuClient client, long timeNs) => AddInstant("kill", $"client {client.Name} killed", -1, _gpu.IndexOf(client.Gpu), timeNs);
 
-    private void OnEvent(GpuEvent e)
+    private void OnEvent(int device, GpuEvent e)
     {
         lock (_gate)
         {
@@ -97,34 +105,35 @@ internal sealed class PerfettoTrace
                         return;
                     }
 
-                    var record = new JobRecord(job.Id, job.Description.Label ?? (job.IsKernelJob ? "kernel" : "job"), job.IsKernelJob, job.Engine.Index, EntityTrack(job.Entity), job.SubmitNs);
-                    _jobs[job.Id] = record;
+                    int slot = _gpu.Slot(job.Engine);
+                    var record = new JobRecord(TraceId(job), job.Description.Label ?? (job.IsKernelJob ? "kernel" : "job"), job.IsKernelJob, slot, EntityTrack(job.Entity, device), job.SubmitNs);
+                    _jobs[job] = record;
                     _order.Add(record);
-                    _queueDepth[job.Engine.Index]++;
+                    _queueDepth[slot]++;
                     if (job.Description.Hang)
                     {
-                        AddInstantLocked("hang", $"job {job.Id} will hang", job.Engine.Index, e.TimeNs);
+                        AddInstantLocked("hang", $"job {job.Id} will hang", slot, device, e.TimeNs);
                     }
 
                     if (job.IsKernelJob && record.Name.StartsWith("evict", StringComparison.Ordinal))
                     {
-                        AddInstantLocked("eviction", record.Name, job.Engine.Index, e.TimeNs);
+                        AddInstantLocked("eviction", record.Name, slot, device, e.TimeNs);
                     }
 
                     break;
-                case GpuEventKind.JobStarted when e.Job is { } job && _jobs.TryGetValue(job.Id, out JobRecord? started):
+                case GpuEventKind.JobStarted when e.Job is { } job && _jobs.TryGetValue(job, out JobRecord? started):
                     started.StartNs = e.TimeNs;
                     _queueDepth[started.Engine]--;
                     foreach (Fence dependency in job.EffectiveDependencies)
                     {
-                        if (dependency is GpuFence { Job: { } producer } && producer.Id != job.Id && _jobs.ContainsKey(producer.Id))
+                        if (dependency is GpuFence { Job: { } producer } && !ReferenceEquals(producer, job) && _jobs.TryGetValue(producer, out JobRecord? from))
                         {
-                            (started.From ??= []).Add(producer.Id);
+                            (started.From ??= []).Add(from);
                         }
                     }
 
                     break;
-                case GpuEventKind.JobCompleted when e.Job is { } job && _jobs.TryGetValue(job.Id, out JobRecord? done):
+                case GpuEventKind.JobCompleted when e.Job is { } job && _jobs.TryGetValue(job, out JobRecord? done):
                     if (done.StartNs < 0)
                     {
                         _queueDepth[done.Engine]--; // failed before it started (killed, timed out, device lost)
@@ -137,16 +146,19 @@ internal sealed class PerfettoTrace
                     done.Error = job.Finished.Error;
                     break;
                 case GpuEventKind.EngineReset:
-                    AddInstantLocked("reset", $"{e.Engine?.Name} reset", e.Engine?.Index ?? -1, e.TimeNs);
+                    AddInstantLocked("reset", $"{e.Engine?.Name} reset", Slot(e.Engine), device, e.TimeNs);
                     break;
                 case GpuEventKind.LeakDetected:
-                    AddInstantLocked("leak", $"leak on {e.Buffer?.Name}: {(e.Job is { } j ? $"job {j.Id}" : "CPU access")} touched storage before its move signalled", e.Engine?.Index ?? -1, e.TimeNs);
+                    AddInstantLocked("leak", $"leak on {e.Buffer?.Name}: {(e.Job is { } j ? $"job {j.Id}" : "CPU access")} touched storage before its move signalled", Slot(e.Engine), device, e.TimeNs);
                     break;
                 case GpuEventKind.DependencyTimeout:
-                    AddInstantLocked("dependency-timeout", $"job {e.Job?.Id}: a dependency did not signal in time", e.Engine?.Index ?? -1, e.TimeNs);
+                    AddInstantLocked("dependency-timeout", $"job {e.Job?.Id}: a dependency did not signal in time", Slot(e.Engine), device, e.TimeNs);
                     break;
                 case GpuEventKind.DeviceLost:
-                    AddInstantLocked("device-lost", "device lost", -1, e.TimeNs);
+                    AddInstantLocked("device-lost", "device lost", -1, device, e.TimeNs);
+                    break;
+                case GpuEventKind.MoveNotified:
+                    AddInstantLocked("move-notify", $"{e.Buffer?.Name}: mapping invalidated by the exporter's move", -1, device, e.TimeNs);
                     break;
                 default:
                     return;
@@ -155,31 +167,33 @@ internal sealed class PerfettoTrace
             if (++_eventsSinceSample >= 8)
             {
                 _eventsSinceSample = 0;
-                _counters.Add(new CounterSample(e.TimeNs, _gpu.DeviceMemoryUsed, _gpu.JobsSubmitted - _gpu.JobsCompleted, [.. _queueDepth]));
+                _counters.Add(new CounterSample(e.TimeNs, [.. _gpu.Devices.Select(d => d.DeviceMemoryUsed)], [.. _gpu.Devices.Select(d => d.JobsSubmitted - d.JobsCompleted)], [.. _queueDepth]));
             }
         }
     }
 
-    private void AddInstant(string kind, string name, int engine, long timeNs)
+    private void AddInstant(string kind, string name, int engine, int device, long timeNs)
     {
         lock (_gate)
         {
             if (!_full)
             {
-                AddInstantLocked(kind, name, engine, timeNs);
+                AddInstantLocked(kind, name, engine, device, timeNs);
             }
         }
     }
 
-    private void AddInstantLocked(string kind, string name, int engine, long timeNs) => _instants.Add(new Instant(kind, name, engine, timeNs));
+    private void AddInstantLocked(string kind, string name, int engine, int device, long timeNs) => _instants.Add(new Instant(kind, name, engine, device, timeNs));
 
-    private int EntityTrack(SchedEntity entity)
+    private int Slot(Engine? engine) => engine is null ? -1 : _gpu.Slot(engine);
+
+    private int EntityTrack(SchedEntity entity, int device)
     {
         if (!_entityTracks.TryGetValue(entity, out int track))
         {
             track = _entityTracks.Count + 1;
             _entityTracks[entity] = track;
-            _entityNames.Add($"{entity.Client?.Name ?? "kernel"} → {string.Join('/', entity.Engines.Select(e => e.Name))}");
+            _entityNames.Add(($"{entity.Client?.Name ?? "kernel"} → {string.Join('/', entity.Engines.Select(e => e.Name))}", device));
         }
 
         return track;
@@ -212,15 +226,32 @@ internal sealed class PerfettoTrace
     private TraceModel BuildModel()
     {
         var model = new TraceModel();
-        int engines = model.AddProcess($"virtual GPU ({_gpu.Config.Mode}): engines", "engine");
-        int entities = model.AddProcess("scheduler entities", "entity");
-        int[] engineTrack = [.. _gpu.Engines.Select(e => model.AddTrack(engines, $"{e.Name} ({RunStatistics.Kind(e.Kind)})"))];
-        int[] entityTrack = [0, .. _entityNames.Select(n => model.AddTrack(entities, n))];
-        int memory = model.AddCounter(engines, "device memory used", TraceCounterUnit.Bytes);
-        int inFlight = model.AddCounter(engines, "jobs in flight", TraceCounterUnit.Count);
-        int[] queue = [.. _gpu.Engines.Select(e => model.AddCounter(engines, $"queue depth {e.Name}", TraceCounterUnit.Count))];
 
-        var ringSlice = new Dictionary<long, int>(); // job id -> index of its ring slice
+        // A process per device for its engines and one for its scheduler entities (with one device, the
+        // names the single-device trace always had).
+        int count = _gpu.Devices.Count;
+        int[] engines = new int[count];
+        int[] entities = new int[count];
+        int[] memory = new int[count];
+        int[] inFlight = new int[count];
+        for (int d = 0; d < count; d++)
+        {
+            Gpu device = _gpu.Devices[d];
+            engines[d] = model.AddProcess(count == 1 ? $"virtual GPU ({device.Config.Mode}): engines" : $"{device.Name} ({device.Config.Mode}): engines", "engine");
+            entities[d] = model.AddProcess(count == 1 ? "scheduler entities" : $"{device.Name}: scheduler entities", "entity");
+        }
+
+        int[] engineTrack = [.. _gpu.Engines.Select(e => model.AddTrack(engines[_gpu.IndexOf(e.Device)], $"{e.Name} ({RunStatistics.Kind(e.Kind)})"))];
+        int[] entityTrack = [0, .. _entityNames.Select(n => model.AddTrack(entities[n.Device], n.Name))];
+        for (int d = 0; d < count; d++)
+        {
+            memory[d] = model.AddCounter(engines[d], "device memory used", TraceCounterUnit.Bytes);
+            inFlight[d] = model.AddCounter(engines[d], "jobs in flight", TraceCounterUnit.Count);
+        }
+
+        int[] queue = [.. _gpu.Engines.Select(e => model.AddCounter(engines[_gpu.IndexOf(e.Device)], $"queue depth {e.Name}", TraceCounterUnit.Count))];
+
+        var ringSlice = new Dictionary<JobRecord, int>(); // job -> index of its ring slice
         var entityFree = new long[_entityNames.Count + 1];
         foreach (JobRecord j in _order)
         {
@@ -239,7 +270,7 @@ internal sealed class PerfettoTrace
             model.Slices.Add(new TraceSlice(entityTrack[j.EntityTrack], waitedFrom, waitedUntil, j.Name, "queued", j.Id, status));
             if (j.RunStartNs >= 0)
             {
-                ringSlice[j.Id] = model.Slices.Count;
+                ringSlice[j] = model.Slices.Count;
                 model.Slices.Add(new TraceSlice(engineTrack[j.Engine], j.RunStartNs, j.EndNs, j.Name, j.Kernel ? "kernel" : j.Error < 0 ? "error" : "job", j.Id, status));
             }
         }
@@ -247,24 +278,28 @@ internal sealed class PerfettoTrace
         // A flow per dependency edge whose two ends both ran: from the producer's ring slice to the consumer's.
         foreach (JobRecord j in _order)
         {
-            if (j.From is null || !ringSlice.TryGetValue(j.Id, out int consumer))
+            if (j.From is null || !ringSlice.TryGetValue(j, out int consumer))
             {
                 continue;
             }
 
-            foreach (long from in j.From)
+            foreach (JobRecord from in j.From)
             {
                 if (ringSlice.TryGetValue(from, out int producer))
                 {
-                    model.Flows.Add(new TraceFlow(producer, consumer, _jobs[from].Kernel ? "move → job" : "job → job"));
+                    model.Flows.Add(new TraceFlow(producer, consumer, from.Kernel ? "move → job" : "job → job"));
                 }
             }
         }
 
         foreach (CounterSample c in _counters)
         {
-            model.Counters.Add(new TraceCounter(memory, c.TimeNs, c.DeviceMemoryBytes));
-            model.Counters.Add(new TraceCounter(inFlight, c.TimeNs, c.JobsInFlight));
+            for (int d = 0; d < count; d++)
+            {
+                model.Counters.Add(new TraceCounter(memory[d], c.TimeNs, c.DeviceMemoryBytes[d]));
+                model.Counters.Add(new TraceCounter(inFlight[d], c.TimeNs, c.JobsInFlight[d]));
+            }
+
             for (int e = 0; e < c.QueueDepth.Length; e++)
             {
                 model.Counters.Add(new TraceCounter(queue[e], c.TimeNs, c.QueueDepth[e]));
@@ -274,7 +309,7 @@ internal sealed class PerfettoTrace
         foreach (Instant i in _instants)
         {
             // On the engine's track when the event belongs to one, else on the process (device-wide).
-            model.Instants.Add(new TraceInstant(i.Engine >= 0 ? engineTrack[i.Engine] : -1, engines, i.TimeNs, i.Name, i.Kind));
+            model.Instants.Add(new TraceInstant(i.Engine >= 0 ? engineTrack[i.Engine] : -1, engines[i.Device], i.TimeNs, i.Name, i.Kind));
         }
 
         return model;
@@ -292,10 +327,10 @@ internal sealed class PerfettoTrace
         public long RunStartNs { get; set; } = -1;
         public long EndNs { get; set; } = -1;
         public int Error { get; set; }
-        public List<long>? From { get; set; }
+        public List<JobRecord>? From { get; set; }
     }
 
-    private readonly record struct Instant(string Kind, string Name, int Engine, long TimeNs);
+    private readonly record struct Instant(string Kind, string Name, int Engine, int Device, long TimeNs);
 
-    private readonly record struct CounterSample(long TimeNs, long DeviceMemoryBytes, long JobsInFlight, int[] QueueDepth);
+    private readonly record struct CounterSample(long TimeNs, long[] DeviceMemoryBytes, long[] JobsInFlight, int[] QueueDepth);
 }

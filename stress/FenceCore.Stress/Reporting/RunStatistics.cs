@@ -20,7 +20,7 @@ internal sealed class RunStatistics
     /// <summary>Latencies above an hour of GPU time are clamped; none is expected (the watchdog is 1 s).</summary>
     private const long HighestTrackableNs = 3_600_000_000_000;
 
-    private readonly Gpu _gpu;
+    private readonly DeviceSet _gpu;
     private readonly HistogramBase _latencyNs;
     private readonly object _gate = new();
     private readonly long[] _engineBusyNs;   // under _gate
@@ -31,8 +31,9 @@ internal sealed class RunStatistics
     private long _kernelJobs;                // Interlocked
     private long _evictions;                 // Interlocked
     private long _dependencyTimeouts;        // Interlocked
+    private long _crossDeviceLeaks;          // Interlocked
 
-    public RunStatistics(Gpu gpu)
+    public RunStatistics(DeviceSet gpu)
     {
         _gpu = gpu;
         _latencyNs = gpu.Config.Mode == GpuTimeMode.Threads
@@ -47,6 +48,9 @@ internal sealed class RunStatistics
     public long KernelJobs => Interlocked.Read(ref _kernelJobs);
     public long Evictions => Interlocked.Read(ref _evictions);
     public long DependencyTimeouts => Interlocked.Read(ref _dependencyTimeouts);
+
+    /// <summary>Leaks on imported buffers: a job of one device touched memory that another device was moving.</summary>
+    public long CrossDeviceLeaks => Interlocked.Read(ref _crossDeviceLeaks);
 
     private void OnEvent(GpuEvent e)
     {
@@ -63,6 +67,9 @@ internal sealed class RunStatistics
             case GpuEventKind.DependencyTimeout:
                 Interlocked.Increment(ref _dependencyTimeouts);
                 break;
+            case GpuEventKind.LeakDetected when e.Buffer is { IsImported: true }:
+                Interlocked.Increment(ref _crossDeviceLeaks);
+                break;
             case GpuEventKind.JobCompleted when e.Job is { } job:
                 if (!job.IsKernelJob)
                 {
@@ -74,8 +81,9 @@ internal sealed class RunStatistics
                 {
                     lock (_gate)
                     {
-                        _engineBusyNs[engine.Index] += job.EndNs - job.StartNs;
-                        _engineJobs[engine.Index]++;
+                        int slot = _gpu.Slot(engine);
+                        _engineBusyNs[slot] += job.EndNs - job.StartNs;
+                        _engineJobs[slot]++;
                     }
                 }
 
@@ -114,8 +122,8 @@ internal sealed class RunStatistics
         double gpuNs = Math.Max(1, _gpu.NowNs);
         lock (_gate)
         {
-            return [.. _gpu.Engines.Select(e => new ReportEngine(e.Name, Kind(e.Kind), _engineJobs[e.Index], Math.Round(_engineBusyNs[e.Index] / 1e9, 6),
-                Math.Round(Math.Min(1, _engineBusyNs[e.Index] / gpuNs), 4), e.Resets))];
+            return [.. _gpu.Engines.Select((e, slot) => new ReportEngine(_gpu.EngineName(e), Kind(e.Kind), _engineJobs[slot], Math.Round(_engineBusyNs[slot] / 1e9, 6),
+                Math.Round(Math.Min(1, _engineBusyNs[slot] / gpuNs), 4), e.Resets))];
         }
     }
 

@@ -10,7 +10,7 @@ namespace FenceCore.Stress;
 /// </summary>
 internal sealed record StressReport
 {
-    public const int CurrentSchemaVersion = 2;
+    public const int CurrentSchemaVersion = 3;
 
     public int SchemaVersion { get; init; } = CurrentSchemaVersion;
     public string Tool { get; init; } = "fencecore-stress";
@@ -20,13 +20,15 @@ internal sealed record StressReport
     public required string Result { get; init; }
     public required int Seed { get; init; }
 
-    /// <summary>The GPU's event digest, <c>0x</c> and 16 hex digits: equal seeds give equal digests in virtual mode.</summary>
+    /// <summary>The event digest, <c>0x</c> and 16 hex digits: one device's, or the devices' digests folded in
+    /// order; equal seeds give equal digests in virtual mode.</summary>
     public required string Digest { get; init; }
     public required ReportConfig Config { get; init; }
     public required ReportCounts Counts { get; init; }
     public required ReportThroughput Throughput { get; init; }
     public required ReportLatency Latency { get; init; }
     public required ReportMemory Memory { get; init; }
+    public required IReadOnlyList<ReportDevice> Devices { get; init; }
     public required IReadOnlyList<ReportEngine> Engines { get; init; }
     public required IReadOnlyList<ReportSample> Timeline { get; init; }
     public required IReadOnlyList<ReportInvariant> Invariants { get; init; }
@@ -53,7 +55,9 @@ internal sealed record ReportConfig(
     int Threads,
     int Cores,
     bool Checks,
-    bool InjectSkipKernelFences);
+    bool InjectSkipKernelFences,
+    int Devices,
+    bool InjectImporterSkipsKernelFences);
 
 internal sealed record ReportEngineConfig(string Name, string Kind, int CreditLimit);
 
@@ -73,7 +77,13 @@ internal sealed record ReportCounts(
     long Exports,
     long CpuAccesses,
     long SyncobjQueries,
-    long Leaks);
+    long Leaks,
+    long Imports,
+    long MoveNotifications,
+    long CrossDeviceLeaks);
+
+/// <summary>One device of the run.</summary>
+internal sealed record ReportDevice(string Name, string Digest, long JobsSubmitted, long JobsCompleted, long Leaks, long DeviceMemoryBytes, long PeakDeviceMemoryBytes);
 
 internal sealed record ReportThroughput(double WallSeconds, double GpuSeconds, double JobsPerSecond, double FencesPerSecond);
 

@@ -194,8 +194,9 @@ public class SubmitFailurePathTests
     [Fact]
     public void RetainedHeapInvariant_BreaksWhenMemoryIsHeldPerJob()
     {
-        using var gpu = new Gpu(new GpuConfig());
-        var checker = new FenceCore.Stress.InvariantChecker(gpu, watchdogMs: 1000, managedHeapLimitBytes: 4L << 30);
+        using var devices = new FenceCore.Stress.DeviceSet([new GpuConfig()]);
+        Gpu gpu = devices.Primary;
+        var checker = new FenceCore.Stress.InvariantChecker(devices, watchdogMs: 1000, managedHeapLimitBytes: 4L << 30);
         checker.SampleRetainedHeap();
         var leak = new List<byte[]>();
         for (int i = 0; i < 100; i++)

@@ -59,18 +59,19 @@ public sealed class ThreadsModeRaceTests
     [Fact]
     public void ExportSnapshotCheck_AcceptsALaterFenceOfTheSameContext_AndStillCatchesAMissingOne()
     {
-        using var gpu = new Gpu(new GpuConfig());
-        var checker = new FenceCore.Stress.InvariantChecker(gpu, watchdogMs: 1000, managedHeapLimitBytes: 4L << 30);
+        using var devices = new FenceCore.Stress.DeviceSet([new GpuConfig()]);
+        Gpu gpu = devices.Primary;
+        var checker = new FenceCore.Stress.InvariantChecker(devices, watchdogMs: 1000, managedHeapLimitBytes: 4L << 30);
         GpuBuffer buffer = gpu.CreateBuffer(4096, "bo");
         ulong ctx = FenceContext.Allocate();
         var earlier = new FenceSource(ctx, 1);
         var later = new FenceSource(ctx, 2);
         var other = new FenceSource(FenceContext.Allocate(), 1);
 
-        checker.CheckExport(buffer, later, [earlier], maxJobIdAtExport: 0);
+        checker.CheckExport(buffer, later, [earlier], maxJobIdAtExport: [0]);
         Assert.Equal(0, checker.Snapshot.Violations);
 
-        checker.CheckExport(buffer, later, [other], maxJobIdAtExport: 0);
+        checker.CheckExport(buffer, later, [other], maxJobIdAtExport: [0]);
         Assert.Equal(1, checker.Snapshot.Violations);
         Assert.Contains("misses pending", checker.Snapshot.FirstViolation, StringComparison.Ordinal);
     }

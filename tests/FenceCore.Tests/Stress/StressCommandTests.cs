@@ -46,6 +46,9 @@ public class StressCommandTests
     [InlineData("--clients must be a whole number from 1 to 100000, not 'many'.", "--clients", "many")]
     [InlineData("--seed must be a whole number from -2147483648 to 2147483647, not '1.5'.", "--seed", "1.5")]
     [InlineData("--bogus", "--bogus")]
+    [InlineData("--devices must be a whole number from 1 to 16, not '0'.", "--devices", "0")]
+    [InlineData("--inject-skip-kernel takes 'explicit' or 'importer', not 'exporter'.", "--inject-skip-kernel=exporter")]
+    [InlineData("--inject-skip-kernel=importer needs --devices 2 or more", "--inject-skip-kernel=importer", "--devices", "1")]
     public void BadUsage_Exits2_WithAnErrorNamingTheOptionAndTheRule(string expected, params string[] args)
     {
         (int code, string output, string error) = StressRunner.Invoke(args);

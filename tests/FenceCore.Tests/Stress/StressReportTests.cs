@@ -82,7 +82,8 @@ public class StressReportTests
     {
         (_, JsonElement report, _) = StressRunner.Run("--jobs", "20000", "--seed", "3", "--quiet");
         JsonElement[] engines = [.. report.GetProperty("engines").EnumerateArray()];
-        Assert.Equal(6, engines.Length);
+        Assert.Equal(12, engines.Length); // 6 per device, 2 devices by default
+        Assert.Equal(["gpu0/gfx", "gpu1/gfx"], engines.Select(e => e.GetProperty("name").GetString()).Where(n => n!.EndsWith("/gfx", StringComparison.Ordinal)));
         // Jobs that ran on a ring: all of them but those that failed before running (kills, timeouts).
         long completed = report.GetProperty("counts").GetProperty("jobsCompleted").GetInt64();
         Assert.InRange(engines.Sum(e => e.GetProperty("jobs").GetInt64()), completed * 9 / 10, completed);

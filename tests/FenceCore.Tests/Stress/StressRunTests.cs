@@ -51,6 +51,48 @@ public class StressRunTests
     }
 
     [Fact]
+    public void SeveralDevices_OnOneEventLoop_ReplayTheSameDigests()
+    {
+        (_, JsonElement a) = Run("--jobs", "5000", "--seed", "11", "--devices", "3");
+        (_, JsonElement b) = Run("--jobs", "5000", "--seed", "11", "--devices", "3");
+        string[] Digests(JsonElement r) => [.. r.GetProperty("devices").EnumerateArray().Select(d => d.GetProperty("digest").GetString()!)];
+        Assert.Equal(3, Digests(a).Length);
+        Assert.Equal(Digests(a), Digests(b));
+        Assert.Equal(a.GetProperty("digest").GetString(), b.GetProperty("digest").GetString());
+        Assert.Equal(3, Digests(a).Distinct().Count());
+        Assert.True(a.GetProperty("counts").GetProperty("imports").GetInt64() > 0);
+    }
+
+    [Fact]
+    public void TheDefaultScenario_SharesBuffersBetweenTwoDevices_AndTheirMovesNotifyTheImporters()
+    {
+        (int code, JsonElement report) = Run("--jobs", "30000", "--seed", "2");
+        Assert.Equal(0, code);
+        Assert.Equal(2, report.GetProperty("config").GetProperty("devices").GetInt32());
+        JsonElement counts = report.GetProperty("counts");
+        Assert.Equal(48, counts.GetProperty("imports").GetInt64()); // a quarter of each device's 96 buffers, imported by the other
+        Assert.True(counts.GetProperty("moveNotifications").GetInt64() > 0);
+        Assert.True(counts.GetProperty("evictions").GetInt64() > 0);
+        Assert.Equal(0, counts.GetProperty("crossDeviceLeaks").GetInt64());
+        Assert.All(report.GetProperty("devices").EnumerateArray(), d => Assert.True(d.GetProperty("jobsCompleted").GetInt64() > 1000));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void TheSeedsImporterBug_IsCaughtAsCrossDeviceAccessDuringAMove_InEveryRun(int seed)
+    {
+        (int code, JsonElement report) = Run("--jobs", "20000", "--seed", seed.ToString(System.Globalization.CultureInfo.InvariantCulture), "--inject-skip-kernel=importer");
+        Assert.Equal(1, code);
+        long leaks = report.GetProperty("counts").GetProperty("leaks").GetInt64();
+        Assert.True(leaks > 0);
+        Assert.Equal(leaks, report.GetProperty("counts").GetProperty("crossDeviceLeaks").GetInt64()); // all on imports
+        Assert.True(Violations(report, "no-access-during-move") > 0);
+        Assert.True(report.GetProperty("config").GetProperty("injectImporterSkipsKernelFences").GetBoolean());
+    }
+
+    [Fact]
     public void SkippedKernelFences_AreCaught_AndTheRunFails()
     {
         (int code, JsonElement report) = Run("--jobs", "20000", "--seed", "5", "--explicit-fraction", "0.5", "--inject-skip-kernel");

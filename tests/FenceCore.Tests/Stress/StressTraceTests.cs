@@ -15,7 +15,7 @@ public class StressTraceTests
     {
         string path = Path.Combine(Path.GetTempPath(), $"fencecore-trace-{Guid.NewGuid():N}{extension}");
         (int code, _, string error) = StressRunner.Invoke([.. args, "--trace", path]);
-        Assert.True(code == 0 || args.Contains("--inject-skip-kernel"), $"exit {code}: {error}");
+        Assert.True(code == 0 || args.Any(a => a.StartsWith("--inject-skip-kernel", StringComparison.Ordinal)), $"exit {code}: {error}");
         return path;
     }
 
@@ -312,12 +312,39 @@ public class StressTraceTests
     }
 
     [Fact]
-    public void InjectedImporterBug_ShowsLeakDetections_InTheTrace()
+    public void InjectedExplicitSyncBug_ShowsLeakDetections_InTheTrace()
     {
         string path = TraceOf(".json", "--jobs", "20000", "--seed", "5", "--explicit-fraction", "0.5", "--inject-skip-kernel", "--quiet", "--trace-limit", "100000");
         try
         {
             Assert.True(JsonKinds(path, out _).GetValueOrDefault("instant: leak") > 0);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void InjectedImporterBug_ShowsLeaksOnImports_AndEachDeviceHasItsOwnProcesses()
+    {
+        string path = TraceOf(".json", "--jobs", "20000", "--seed", "5", "--inject-skip-kernel=importer", "--quiet", "--trace-limit", "100000");
+        try
+        {
+            Assert.True(JsonKinds(path, out _).GetValueOrDefault("instant: leak") > 0);
+            using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));
+            string[] processes = [.. doc.RootElement.GetProperty("traceEvents").EnumerateArray()
+                .Where(e => e.GetProperty("ph").GetString() == "M" && e.GetProperty("name").GetString() == "process_name")
+                .Select(e => e.GetProperty("args").GetProperty("name").GetString()!)];
+            Assert.Contains(processes, p => p.StartsWith("gpu0 (", StringComparison.Ordinal));
+            Assert.Contains(processes, p => p.StartsWith("gpu1 (", StringComparison.Ordinal));
+            Assert.Contains("gpu0: scheduler entities", processes);
+            Assert.Contains("gpu1: scheduler entities", processes);
+            string[] leaks = [.. doc.RootElement.GetProperty("traceEvents").EnumerateArray()
+                .Where(e => e.GetProperty("ph").GetString() == "i" && e.GetProperty("name").GetString()!.StartsWith("leak on", StringComparison.Ordinal))
+                .Select(e => e.GetProperty("name").GetString()!)];
+            Assert.NotEmpty(leaks);
+            Assert.All(leaks, l => Assert.Matches(@"^leak on bo\d+@gpu\d: ", l)); // every leak is on an import
         }
         finally
         {

@@ -361,4 +361,21 @@ public class MultiDeviceTests
         Assert.Equal(a1, a2);
         Assert.Equal(b1, b2);
     }
+
+    /// <summary>The README's example, as written there.</summary>
+    [Fact]
+    public void ReadmeExample_DrawBounceFlip()
+    {
+        using var render = new Gpu(new GpuConfig { Name = "render" });
+        using var display = new Gpu(new GpuConfig { Name = "display", PeerToPeer = false }, shareTimeWith: render);
+        GpuBuffer frame = render.CreateBuffer(8L << 20, "frame");
+        GpuBuffer scanout = display.Import(render.Export(frame), ImportMode.Dynamic);
+        GpuJob draw = render.CreateClient("game").Submit(new JobDescription { Buffers = [new(frame, Write: true)] });
+        GpuJob flip = display.CreateClient("kms").Submit(new JobDescription { Buffers = [new(scanout, Write: false)] });
+        render.RunUntilIdle();
+
+        var bounce = (GpuFence)frame.StorageFence!;
+        Assert.True(bounce.Job!.StartNs >= draw.EndNs && flip.StartNs >= bounce.Job.EndNs, "not draw, bounce, flip");
+        Assert.Equal(BufferPlacement.System, frame.Placement);
+    }
 }
