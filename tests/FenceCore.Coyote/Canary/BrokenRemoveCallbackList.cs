@@ -21,6 +21,11 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
     {
         RemoveWithoutCas,
         FreeWithoutRecheck,
+
+        /// <summary>The deferred walk of <see cref="FenceOptions.RunCallbacksAsynchronously"/> with the end-of-walk
+        /// bit set when the walk is handed to the thread pool instead of when it ends: a remover that raced the
+        /// signal stops waiting at once and frees its cell while the walk can still reach it.</summary>
+        WalkDoneBeforeDeferredWalk,
     }
 
     private const int Free = 0;
@@ -197,6 +202,53 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
         }
 
         Cell? head = Interlocked.Exchange(ref _callbacks, s_signaled);
+        var newestFirst = new List<Cell>();
+        for (Cell? c = head; c is not null; c = Volatile.Read(ref c.Next))
+        {
+            newestFirst.Add(c);
+        }
+
+        for (int i = newestFirst.Count - 1; i >= 0; i--)
+        {
+            Cell c = newestFirst[i];
+            c.Owner = null;
+            if (Interlocked.CompareExchange(ref c.State, Free, Queued) == Queued)
+            {
+                c.Action(this);
+            }
+            else
+            {
+                Volatile.Write(ref c.State, Passed);
+            }
+        }
+
+        if (Volatile.Read(ref _removerSeen) != 0)
+        {
+            Interlocked.Exchange(ref _walkDone, 1);
+        }
+    }
+
+    /// <summary>The signal of a fence that runs its callbacks asynchronously: published here, walked on the
+    /// thread pool (a task, so Coyote controls it). With <see cref="SeededBug.WalkDoneBeforeDeferredWalk"/> the
+    /// end-of-walk bit is set before the walk is queued; Fence sets it at the end of the deferred walk.</summary>
+    public Task SignalDeferred()
+    {
+        if (Interlocked.CompareExchange(ref _claimed, 1, 0) != 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        Cell? head = Interlocked.Exchange(ref _callbacks, s_signaled);
+        if (bug == SeededBug.WalkDoneBeforeDeferredWalk && Volatile.Read(ref _removerSeen) != 0)
+        {
+            Interlocked.Exchange(ref _walkDone, 1); // SEEDED BUG: before the walk
+        }
+
+        return Task.Run(() => Walk(head));
+    }
+
+    private void Walk(Cell? head)
+    {
         var newestFirst = new List<Cell>();
         for (Cell? c = head; c is not null; c = Volatile.Read(ref c.Next))
         {

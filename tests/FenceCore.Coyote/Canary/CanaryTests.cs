@@ -116,6 +116,44 @@ public sealed class CanaryTests(ITestOutputHelper output)
         Assert.Empty(outcome.UncontrolledInvocations);
     }
 
+    /// <summary>The scenario of <c>FenceCallbackTests.AsynchronousWalk_*</c> with a move: a remove races a signal
+    /// whose walk is deferred to the thread pool, and the removed node is queued on a second list; it must run
+    /// only for the list it is on.</summary>
+    private static async Task RemoveAgainstDeferredWalkThenReAddElsewhere()
+    {
+        var first = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.WalkDoneBeforeDeferredWalk);
+        var second = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.WalkDoneBeforeDeferredWalk);
+        BrokenRemoveCallbackList? ranFor = null;
+        int runs = 0;
+        var node = new BrokenRemoveCallbackList.Cell(list =>
+        {
+            Volatile.Write(ref ranFor, list);
+            Interlocked.Increment(ref runs);
+        });
+        first.Add(node);
+
+        Task signaller = Task.Run(first.SignalDeferred); // unwrapped: completes when the deferred walk has
+        Task<bool> mover = Task.Run(() => first.RemoveCallback(node) && second.Add(node));
+        await signaller;
+        bool moved = await mover;
+        await second.SignalDeferred();
+
+        Specification.Assert(Volatile.Read(ref runs) == 1, "canary: node ran {0} times", Volatile.Read(ref runs));
+        Specification.Assert(ReferenceEquals(Volatile.Read(ref ranFor), moved ? second : first), "canary: node ran for the list it was removed from");
+    }
+
+    [Fact]
+    public void BrokenDeferredWalkEndingEarly_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, RemoveAgainstDeferredWalkThenReAddElsewhere, CanaryIterations,
+            configure: null, nameof(BrokenDeferredWalkEndingEarly_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the deferred walk's seeded early end-of-walk.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("canary: node ran", StringComparison.Ordinal) ||
+            r.Contains("already queued", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
     [Fact]
     public void BrokenDrainGateWithoutSecondLook_IsCaughtByCoyote()
     {

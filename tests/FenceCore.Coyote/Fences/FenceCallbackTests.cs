@@ -307,6 +307,36 @@ public sealed class FenceCallbackTests(ITestOutputHelper output)
     });
 
     [Fact]
+    public void AsynchronousWalk_AgainstRemoveThenReAddElsewhere_TheNodeRunsOnlyForTheFenceItIsOn() => CoyoteHarness.Check(output, async () =>
+    {
+        // The twin of CanaryTests.BrokenDeferredWalkEndingEarly_IsCaughtByCoyote on the real fence: a remove
+        // that races a deferred walk returns only once the walk is past its node, so the node can move.
+        var first = new FenceSource(FenceContext.Allocate(), 1, FenceOptions.RunCallbacksAsynchronously);
+        var second = new FenceSource(FenceContext.Allocate(), 1, FenceOptions.RunCallbacksAsynchronously);
+        Fence? ranFor = null;
+        int runs = 0;
+        FenceCallback node = FenceCallback.Create(f =>
+        {
+            Volatile.Write(ref ranFor, f);
+            Interlocked.Increment(ref runs);
+        });
+        first.AddCallback(node);
+
+        Task signaller = Task.Run(() => first.Signal());
+        Task<bool> mover = Task.Run(() => first.RemoveCallback(node) && second.AddCallback(node));
+        await signaller;
+        bool moved = await mover;
+        second.Signal();
+        while (Volatile.Read(ref runs) == 0)
+        {
+            await Task.Delay(1); // the deferred walks
+        }
+
+        Specification.Assert(Volatile.Read(ref runs) == 1, "node ran {0} times", Volatile.Read(ref runs));
+        Specification.Assert(ReferenceEquals(Volatile.Read(ref ranFor), moved ? second : first), "node ran for the fence it was removed from");
+    });
+
+    [Fact]
     public void AsynchronousWalk_AgainstRemoveAndAdd_EachCallbackRunsOnceOrIsRemoved() => CoyoteHarness.Check(output, async () =>
     {
         // FenceOptions.RunCallbacksAsynchronously: the signal is published on the signaller's thread and
