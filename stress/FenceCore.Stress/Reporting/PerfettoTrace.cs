@@ -10,10 +10,10 @@ namespace FenceCore.Stress;
 /// <remarks>
 /// <para>What the trace shows:</para>
 /// <list type="bullet">
-/// <item>per device, an engines process: one track per engine with a slice per job from its start on the
-/// ring to its end (moves, clears and evictions are jobs of the copy engines, in category <c>kernel</c>);</item>
-/// <item>per device, a scheduler-entities process: one track per entity (a client's queue) with a slice per
-/// job for the time it waited at the head of the queue (for dependencies and credits) before it started;</item>
+/// <item>one process per device, holding: one track per engine with a slice per job from its start on the
+/// ring to its end (moves, clears and evictions are jobs of the copy engines, in category <c>kernel</c>),
+/// and one track per scheduler entity (a client's queue, named "client → engines") with a slice per job
+/// for the time it waited at the head of the queue (for dependencies and credits) before it started;</item>
 /// <item>a flow arrow for every dependency edge between two recorded jobs (the scheduler's effective
 /// dependencies, so job to job and move to job, across devices too), from the producer's slice to the
 /// consumer's;</item>
@@ -227,22 +227,19 @@ internal sealed class PerfettoTrace
     {
         var model = new TraceModel();
 
-        // A process per device for its engines and one for its scheduler entities (with one device, the
-        // names the single-device trace always had).
+        // One process per device: its engines' tracks, then its scheduler entities' tracks and its counters.
         int count = _gpu.Devices.Count;
         int[] engines = new int[count];
-        int[] entities = new int[count];
         int[] memory = new int[count];
         int[] inFlight = new int[count];
         for (int d = 0; d < count; d++)
         {
             Gpu device = _gpu.Devices[d];
-            engines[d] = model.AddProcess(count == 1 ? $"virtual GPU ({device.Config.Mode}): engines" : $"{device.Name} ({device.Config.Mode}): engines", "engine");
-            entities[d] = model.AddProcess(count == 1 ? "scheduler entities" : $"{device.Name}: scheduler entities", "entity");
+            engines[d] = model.AddProcess(count == 1 ? $"virtual GPU ({device.Config.Mode})" : $"{device.Name} ({device.Config.Mode})");
         }
 
-        int[] engineTrack = [.. _gpu.Engines.Select(e => model.AddTrack(engines[_gpu.IndexOf(e.Device)], $"{e.Name} ({RunStatistics.Kind(e.Kind)})"))];
-        int[] entityTrack = [0, .. _entityNames.Select(n => model.AddTrack(entities[n.Device], n.Name))];
+        int[] engineTrack = [.. _gpu.Engines.Select(e => model.AddTrack(engines[_gpu.IndexOf(e.Device)], $"{e.Name} ({RunStatistics.Kind(e.Kind)})", "engine"))];
+        int[] entityTrack = [0, .. _entityNames.Select(n => model.AddTrack(engines[n.Device], n.Name, "entity"))];
         for (int d = 0; d < count; d++)
         {
             memory[d] = model.AddCounter(engines[d], "device memory used", TraceCounterUnit.Bytes);

@@ -10,10 +10,11 @@ internal enum TraceCounterUnit
     Bytes,
 }
 
-internal sealed record TraceProcess(int Pid, string Name, string Kind);
+internal sealed record TraceProcess(int Pid, string Name);
 
-/// <summary>A track of slices and instants (a thread-like track in both formats).</summary>
-internal sealed record TraceTrack(int Id, int Pid, string Name);
+/// <summary>A track of slices and instants (a thread-like track in both formats); <c>Kind</c> names its
+/// slices in <see cref="TraceModel.CountByKind"/>.</summary>
+internal sealed record TraceTrack(int Id, int Pid, string Name, string Kind);
 
 internal sealed record TraceCounterTrack(int Id, int Pid, string Name, TraceCounterUnit Unit);
 
@@ -41,18 +42,18 @@ internal sealed class TraceModel
 
     private int _nextTrack = 1;
 
-    /// <summary>Adds a process; <paramref name="kind"/> names its slices in <see cref="CountByKind"/>.</summary>
-    public int AddProcess(string name, string kind)
+    public int AddProcess(string name)
     {
         int pid = Processes.Count + 1;
-        Processes.Add(new TraceProcess(pid, name, kind));
+        Processes.Add(new TraceProcess(pid, name));
         return pid;
     }
 
-    public int AddTrack(int pid, string name)
+    /// <summary>Adds a track to a process; <paramref name="kind"/> names its slices in <see cref="CountByKind"/>.</summary>
+    public int AddTrack(int pid, string name, string kind)
     {
         int id = _nextTrack++;
-        Tracks.Add(new TraceTrack(id, pid, name));
+        Tracks.Add(new TraceTrack(id, pid, name, kind));
         return id;
     }
 
@@ -63,12 +64,12 @@ internal sealed class TraceModel
         return id;
     }
 
-    /// <summary>Events by kind: slices per process kind, flows per name, counter samples, instants per kind.</summary>
+    /// <summary>Events by kind: slices per track kind, flows per name, counter samples, instants per kind.</summary>
     public SortedDictionary<string, long> CountByKind()
     {
         var counts = new SortedDictionary<string, long>(StringComparer.Ordinal);
         void Count(string kind) => counts[kind] = counts.GetValueOrDefault(kind) + 1;
-        Dictionary<int, string> kindOfTrack = Tracks.ToDictionary(t => t.Id, t => Processes[t.Pid - 1].Kind);
+        Dictionary<int, string> kindOfTrack = Tracks.ToDictionary(t => t.Id, t => t.Kind);
         foreach (TraceSlice s in Slices)
         {
             Count($"slice: {kindOfTrack[s.Track]}");
