@@ -72,11 +72,11 @@ internal sealed class StressCommand
             """
             fencecore-stress: drive the virtual GPU with many clients and check invariants the whole time.
 
-            With no options it runs the default scenario: 2 devices, each with 6 engines (gfx, compute0, compute1,
-            copy0, copy1, video), 96 buffers and 80 MiB of device memory; one buffer in four of each device is
-            exported and imported by the other (the compositor case); 24 clients (1 in 8 explicit-sync) spread over the devices; 5 million jobs of 1-4
-            buffers each, with hangs, client kills and never-signalling foreign fences, in deterministic virtual
-            time (seed 1).
+            With no options it runs the default scenario: 2 devices on one event loop, each with 6 engines (gfx,
+            compute0, compute1, copy0, copy1, video), 96 buffers and 80 MiB of device memory; one buffer in four
+            of each device is exported and imported by the other (the compositor case); 24 clients (1 in 8
+            explicit-sync) spread over the devices; 5 million jobs of 1-4 buffers each, with hangs, client kills
+            and never-signalling foreign fences, in deterministic virtual time (seed 1).
 
             Exit codes: 0 every invariant held; 1 an invariant broke (the first violation and a replay command are
             printed); 2 bad usage.

@@ -8,7 +8,7 @@ public class StressCommandTests
     private static readonly string[] EveryOption =
     [
         "--seed", "--jobs", "--duration", "--engines", "--clients", "--buffers", "--buffers-per-job", "--fixed-buffers", "--in-flight",
-        "--explicit-fraction", "--memory", "--hang-rate", "--kill-rate", "--foreign-rate", "--inject-skip-kernel", "--mode", "--threads",
+        "--explicit-fraction", "--memory", "--hang-rate", "--kill-rate", "--foreign-rate", "--inject-skip-kernel", "--devices", "--mode", "--threads",
         "--cores", "--no-checks", "--watchdog-ms", "--json", "--trace", "--trace-limit", "--html", "--quiet", "--help", "--version",
     ];
 
@@ -25,6 +25,8 @@ public class StressCommandTests
 
         Assert.Contains("Exit codes: 0 every invariant held", output, StringComparison.Ordinal);
         Assert.Contains("[default: 5000000]", output, StringComparison.Ordinal);
+        Assert.Contains("--devices <N>", output, StringComparison.Ordinal);
+        Assert.Contains("--inject-skip-kernel <explicit|importer>", output, StringComparison.Ordinal);
     }
 
     [Fact]
