@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace FenceCore.Tests.Stress;
+namespace FenceCore.Stress.Tests;
 
 /// <summary>Runs the stress runner's entry point in-process with the console captured. Every class that
 /// uses it is in the "stress runner" collection: the console is process-wide, so they take turns.</summary>

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace FenceCore.Tests.Stress;
+namespace FenceCore.Stress.Tests;
 
 /// <summary>--html: the page renders in headless Chromium (Debian's chromium package; .ci/run installs it)
 /// with no script error, and a screenshot of it is saved under the test output.</summary>

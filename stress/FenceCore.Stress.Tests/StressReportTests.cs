@@ -3,14 +3,14 @@ using System.Text.Json.Nodes;
 using HdrHistogram;
 using Json.Schema;
 
-namespace FenceCore.Tests.Stress;
+namespace FenceCore.Stress.Tests;
 
 /// <summary>The JSON report: every kind of run validates against the committed schema
 /// (stress/report.schema.json), and the latency distribution is the whole HdrHistogram.</summary>
 [Collection("stress runner")]
 public class StressReportTests
 {
-    private static readonly JsonSchema Schema = JsonSchema.FromFile(Path.Combine(AppContext.BaseDirectory, "Stress", "report.schema.json"));
+    private static readonly JsonSchema Schema = JsonSchema.FromFile(Path.Combine(AppContext.BaseDirectory, "report.schema.json"));
 
     private static EvaluationResults Evaluate(JsonElement report) => Schema.Evaluate(report, new EvaluationOptions { OutputFormat = OutputFormat.List });
 

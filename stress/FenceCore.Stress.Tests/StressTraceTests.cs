@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Google.Protobuf;
 
-namespace FenceCore.Tests.Stress;
+namespace FenceCore.Stress.Tests;
 
 /// <summary>The --trace output in both formats: the JSON trace events and Perfetto's protobuf, read back
 /// here (the protobuf with Google.Protobuf's reader) and checked for the kinds of events the issue asks

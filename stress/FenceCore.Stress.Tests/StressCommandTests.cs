@@ -1,4 +1,4 @@
-namespace FenceCore.Tests.Stress;
+namespace FenceCore.Stress.Tests;
 
 /// <summary>The runner's command line (System.CommandLine): help, version, rules that name their option,
 /// response files and completions.</summary>

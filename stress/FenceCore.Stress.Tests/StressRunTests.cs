@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace FenceCore.Tests.Stress;
+namespace FenceCore.Stress.Tests;
 
 /// <summary>Short runs of the stress runner (the main command) inside the test suite.</summary>
 [Collection("stress runner")]
