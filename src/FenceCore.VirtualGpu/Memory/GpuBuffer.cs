@@ -112,8 +112,12 @@ public sealed class GpuBuffer
     /// <summary>True once the import was detached (<see cref="Gpu.Detach"/>); it can no longer be used.</summary>
     public bool Detached { get; internal set; }
 
-    /// <summary>A dynamic import's mapping is valid: false after a move notification, true again once the
-    /// importer maps it for its next job. Under the exporter's memory manager's lock.</summary>
+    /// <summary>An import's mapping is valid: true once attached (pinned) or mapped for a job (dynamic); false
+    /// after a move notification, until the importer's next job maps it again, and after a detach. Written
+    /// under the exporter's memory manager's lock; false for a buffer of the device's own.</summary>
+    public bool IsMapped => Volatile.Read(ref Mapped);
+
+    /// <summary>Backs <see cref="IsMapped"/>. Under the exporter's memory manager's lock.</summary>
     internal bool Mapped;
 
     /// <summary>Submissions in flight that hold the buffer resident, plus one per pinned import. Under the

@@ -83,6 +83,7 @@ public class MultiDeviceTests
             Assert.Throws<ArgumentOutOfRangeException>(() => b.Import(dmaBuf, (ImportMode)7));
 
             b.Detach(imported);
+            Assert.False(imported.IsMapped);
             var detached = Assert.Throws<ArgumentException>(() => b.CreateClient("c2").Submit(Job(EngineKind.Graphics, Us, new BufferAccess(imported, false))));
             Assert.Contains("detached", detached.Message, StringComparison.Ordinal);
             Assert.Throws<ArgumentException>(() => b.Detach(imported));
@@ -102,6 +103,7 @@ public class MultiDeviceTests
         {
             GpuBuffer shared = a.CreateBuffer(MiB, "scanout");
             GpuBuffer pinned = b.Import(a.Export(shared), ImportMode.Pinned);
+            Assert.True(pinned.IsMapped); // a static importer is mapped from the attach on
             Fence placement = shared.StorageFence!;
             Assert.Equal(BufferPlacement.Device, shared.Placement);
 
@@ -173,9 +175,11 @@ public class MultiDeviceTests
             Assert.Equal(BufferPlacement.System, shared.Placement);
             Assert.True(imported.MoveNotifications > before, "the eviction did not notify the importer");
             Assert.Contains(notified, e => ReferenceEquals(e.Buffer, imported));
+            Assert.False(imported.IsMapped, "the importer kept a mapping the exporter's move invalidated");
 
             // The importer's next job maps it again: the exporter moves it back in, and the job waits for that.
             GpuJob next = compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            Assert.True(imported.IsMapped);
             var move = (GpuFence)shared.StorageFence!;
             Assert.Equal(FenceUsage.Kernel, shared.Reservation.Snapshot.ToArray().Single(e => ReferenceEquals(e.Fence, move)).Usage);
             a.RunUntilIdle();
