@@ -201,31 +201,7 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
             return;
         }
 
-        Cell? head = Interlocked.Exchange(ref _callbacks, s_signaled);
-        var newestFirst = new List<Cell>();
-        for (Cell? c = head; c is not null; c = Volatile.Read(ref c.Next))
-        {
-            newestFirst.Add(c);
-        }
-
-        for (int i = newestFirst.Count - 1; i >= 0; i--)
-        {
-            Cell c = newestFirst[i];
-            c.Owner = null;
-            if (Interlocked.CompareExchange(ref c.State, Free, Queued) == Queued)
-            {
-                c.Action(this);
-            }
-            else
-            {
-                Volatile.Write(ref c.State, Passed);
-            }
-        }
-
-        if (Volatile.Read(ref _removerSeen) != 0)
-        {
-            Interlocked.Exchange(ref _walkDone, 1);
-        }
+        Walk(Interlocked.Exchange(ref _callbacks, s_signaled));
     }
 
     /// <summary>The signal of a fence that runs its callbacks asynchronously: published here, walked on the

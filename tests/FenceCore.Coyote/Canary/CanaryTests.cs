@@ -73,13 +73,16 @@ public sealed class CanaryTests(ITestOutputHelper output)
         Assert.Empty(outcome.UncontrolledInvocations);
     }
 
-    /// <summary>The scenario of <c>FenceCallbackTests.RemoveRacesSignalThenReAddElsewhere</c>: a node
-    /// below another is removed while the signal walks, then queued on a second list; it must run only for
-    /// the list it is on.</summary>
-    private static async Task RemoveBelowThenReAddElsewhere()
+    /// <summary>
+    /// A node is removed while the signal walks, then queued on a second list; it must run only for the list
+    /// it is on. Synchronous walk (<c>FenceCallbackTests.RemoveRacesSignalThenReAddElsewhere</c>): the node
+    /// sits below another. Deferred walk (<c>FenceCallbackTests.AsynchronousWalk_*</c>): the walk runs on the
+    /// thread pool, and the signaller's task completes when it has.
+    /// </summary>
+    private static async Task RemoveWhileWalkingThenReAddElsewhere(BrokenRemoveCallbackList.SeededBug bug, bool deferredWalk)
     {
-        var first = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.FreeWithoutRecheck);
-        var second = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.FreeWithoutRecheck);
+        var first = new BrokenRemoveCallbackList(bug);
+        var second = new BrokenRemoveCallbackList(bug);
         BrokenRemoveCallbackList? ranFor = null;
         int runs = 0;
         var node = new BrokenRemoveCallbackList.Cell(list =>
@@ -88,13 +91,23 @@ public sealed class CanaryTests(ITestOutputHelper output)
             Interlocked.Increment(ref runs);
         });
         first.Add(node);
-        first.Add(() => { });
+        if (!deferredWalk)
+        {
+            first.Add(() => { });
+        }
 
-        Task signaller = Task.Run(first.Signal);
+        Task signaller = deferredWalk ? Task.Run(first.SignalDeferred) : Task.Run(first.Signal);
         Task<bool> mover = Task.Run(() => first.RemoveCallback(node) && second.Add(node));
         await signaller;
         bool moved = await mover;
-        second.Signal();
+        if (deferredWalk)
+        {
+            await second.SignalDeferred();
+        }
+        else
+        {
+            second.Signal();
+        }
 
         Specification.Assert(Volatile.Read(ref runs) == 1, "canary: node ran {0} times", Volatile.Read(ref runs));
         Specification.Assert(ReferenceEquals(Volatile.Read(ref ranFor), moved ? second : first), "canary: node ran for the list it was removed from");
@@ -104,7 +117,7 @@ public sealed class CanaryTests(ITestOutputHelper output)
     public void BrokenFreeWithoutRecheck_IsCaughtByCoyote()
     {
         // Under 1% of schedules hit this window, so the search gets 20,000 iterations (it stops at the first bug).
-        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, RemoveBelowThenReAddElsewhere, 20_000,
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () => RemoveWhileWalkingThenReAddElsewhere(BrokenRemoveCallbackList.SeededBug.FreeWithoutRecheck, deferredWalk: false), 20_000,
             configure: null, nameof(BrokenFreeWithoutRecheck_IsCaughtByCoyote));
 
         Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded free-while-reachable race in the unlink.");
@@ -116,36 +129,10 @@ public sealed class CanaryTests(ITestOutputHelper output)
         Assert.Empty(outcome.UncontrolledInvocations);
     }
 
-    /// <summary>The scenario of <c>FenceCallbackTests.AsynchronousWalk_*</c> with a move: a remove races a signal
-    /// whose walk is deferred to the thread pool, and the removed node is queued on a second list; it must run
-    /// only for the list it is on.</summary>
-    private static async Task RemoveAgainstDeferredWalkThenReAddElsewhere()
-    {
-        var first = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.WalkDoneBeforeDeferredWalk);
-        var second = new BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBug.WalkDoneBeforeDeferredWalk);
-        BrokenRemoveCallbackList? ranFor = null;
-        int runs = 0;
-        var node = new BrokenRemoveCallbackList.Cell(list =>
-        {
-            Volatile.Write(ref ranFor, list);
-            Interlocked.Increment(ref runs);
-        });
-        first.Add(node);
-
-        Task signaller = Task.Run(first.SignalDeferred); // unwrapped: completes when the deferred walk has
-        Task<bool> mover = Task.Run(() => first.RemoveCallback(node) && second.Add(node));
-        await signaller;
-        bool moved = await mover;
-        await second.SignalDeferred();
-
-        Specification.Assert(Volatile.Read(ref runs) == 1, "canary: node ran {0} times", Volatile.Read(ref runs));
-        Specification.Assert(ReferenceEquals(Volatile.Read(ref ranFor), moved ? second : first), "canary: node ran for the list it was removed from");
-    }
-
     [Fact]
     public void BrokenDeferredWalkEndingEarly_IsCaughtByCoyote()
     {
-        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, RemoveAgainstDeferredWalkThenReAddElsewhere, CanaryIterations,
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () => RemoveWhileWalkingThenReAddElsewhere(BrokenRemoveCallbackList.SeededBug.WalkDoneBeforeDeferredWalk, deferredWalk: true), CanaryIterations,
             configure: null, nameof(BrokenDeferredWalkEndingEarly_IsCaughtByCoyote));
 
         Assert.True(outcome.Bugs > 0, "Coyote did not find the deferred walk's seeded early end-of-walk.");
