@@ -58,7 +58,7 @@ public class AsyncWaiterBenchmarks
                 throw new InvalidOperationException("completed early");
             }
 
-            fence.SignalWithTimestamp((long)seqno);
+            fence.SignalWithTimestamp(TimeSpan.FromTicks((long)seqno));
             awaiter.GetResult();
             _sink = fence;
         }
@@ -169,7 +169,7 @@ public class AwaitContinuationBenchmarks
             var fence = new FenceSource(context, ++seqno);
             ValueTaskAwaiter awaiter = fence.WaitAsync().GetAwaiter();
             awaiter.UnsafeOnCompleted(_continuation);
-            fence.SignalWithTimestamp((long)seqno);
+            fence.SignalWithTimestamp(TimeSpan.FromTicks((long)seqno));
             _context.RunPosted();
             awaiter.GetResult();
             _sink = fence;

@@ -74,7 +74,7 @@ public class CreateSignalBenchmarks
         for (int i = 0; i < N; i++)
         {
             var fence = new FenceSource(context, ++seqno);
-            fence.SignalWithTimestamp((long)seqno);
+            fence.SignalWithTimestamp(TimeSpan.FromTicks((long)seqno));
             _sink = fence;
         }
 
@@ -83,7 +83,7 @@ public class CreateSignalBenchmarks
     }
 
     /// <summary>Reference: the monotonic clock read every <see cref="Fence.Signal()"/> makes for its
-    /// timestamp (<see cref="FenceClock.NowNs"/>, as the kernel's <c>ktime_get()</c>).</summary>
+    /// timestamp (the library's internal <c>FenceClock.NowNs</c>, before any conversion to <see cref="FenceClock.Now"/>'s ticks; as the kernel's <c>ktime_get()</c>).</summary>
     [Reference]
     [Benchmark(OperationsPerInvoke = N)]
     public long Floor_ClockRead()

@@ -70,7 +70,7 @@ public class FenceArrayAllBenchmarks
             array.EnableSignaling();
             for (int m = 0; m < Width; m++)
             {
-                _members[m].SignalWithTimestamp((long)seqno); // no clock read: see AsyncWaiterBenchmarks
+                _members[m].SignalWithTimestamp(TimeSpan.FromTicks((long)seqno)); // no clock read: see AsyncWaiterBenchmarks
             }
 
             if (!array.IsSignaled)

@@ -43,7 +43,7 @@ public class GpuThroughputBenchmarks
                 accesses[b] = new BufferAccess(buffers[(j + b) % Buffers], Write: b == 0);
             }
 
-            client.Submit(new JobDescription { Buffers = [.. accesses], DurationNs = 1_000 });
+            client.Submit(new JobDescription { Buffers = [.. accesses], Duration = TimeSpan.FromMicroseconds(1) });
         }
 
         gpu.RunUntilIdle();

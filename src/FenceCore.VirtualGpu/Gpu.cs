@@ -1,3 +1,4 @@
+using FenceCore.Internal;
 using System.Diagnostics.Metrics;
 
 namespace FenceCore.VirtualGpu;
@@ -11,8 +12,8 @@ namespace FenceCore.VirtualGpu;
 /// <para>
 /// Embedding: build it from a <see cref="GpuConfig"/>, create clients and buffers, submit jobs, and in
 /// <see cref="GpuTimeMode.Virtual"/> advance time with <see cref="RunUntil"/>, <see cref="RunFor"/> or
-/// <see cref="RunUntilIdle"/>. In virtual mode every call must come from the thread that advances time
-/// (inside <see cref="Schedule(long, Action)"/> callbacks or between runs); in <see cref="GpuTimeMode.Threads"/>
+/// <see cref="RunUntilIdle()"/>. In virtual mode every call must come from the thread that advances time
+/// (inside <see cref="Schedule(TimeSpan, Action)"/> callbacks or between runs); in <see cref="GpuTimeMode.Threads"/>
 /// clients may submit from any thread.
 /// </para>
 /// <para>
@@ -158,12 +159,17 @@ public sealed class Gpu : IDisposable
         }
     }
 
-    /// <summary>The current time in ns: virtual time, or the monotonic clock in threads mode.</summary>
-    /// <remarks>The simulator's times and durations (<see cref="NowNs"/>, <see cref="RunFor"/>,
-    /// <see cref="JobDescription.DurationNs"/>) stay in whole ns on purpose: a <see cref="TimeSpan"/> counts
-    /// 100 ns ticks, coarser than the jobs and moves it schedules. For waits and timeouts that must follow
-    /// this clock, use <see cref="TimeProvider"/>.</remarks>
-    public long NowNs => _dispatcher.NowNs;
+    /// <summary>The current time on the GPU's clock, since its origin: virtual time (0 when the GPU was
+    /// created), or the monotonic clock (<see cref="FenceClock.Now"/>) in threads mode. Its fences'
+    /// <see cref="Fence.Timestamp"/>s, its events' and jobs' times are points on this clock.</summary>
+    /// <remarks>Inside, the GPU counts ns, as the kernel's ktime does: moves and copies take fractions of a
+    /// <see cref="TimeSpan"/> tick (100 ns), and the digest folds those exact times. The public times are the
+    /// same points truncated to the tick. For waits and timeouts that must follow this clock, use
+    /// <see cref="TimeProvider"/>.</remarks>
+    public TimeSpan Now => TimeTicks.FromNs(NowNs);
+
+    /// <summary>The current time in ns.</summary>
+    internal long NowNs => _dispatcher.NowNs;
 
     /// <summary>
     /// The GPU's clock as a <see cref="System.TimeProvider"/>: in virtual mode, virtual time (timestamps in ns,
@@ -383,22 +389,27 @@ public sealed class Gpu : IDisposable
     // ----------------------------------------------------------------------------------------------
     // Time
 
-    /// <summary>Runs <paramref name="action"/> at virtual (or monotonic) time <paramref name="timeNs"/>.</summary>
-    public void Schedule(long timeNs, Action action)
+    /// <summary>Runs <paramref name="action"/> at <paramref name="time"/> on the GPU's clock (see <see cref="Now"/>);
+    /// a time already passed runs it at the next step.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="action"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or beyond the clock's range.</exception>
+    public void Schedule(TimeSpan time, Action action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        _dispatcher.PostAt(timeNs, static a => ((Action)a!)(), action);
+        _dispatcher.PostAt(TimeTicks.ToNs(time, nameof(time)), static a => ((Action)a!)(), action);
     }
 
     /// <summary>
-    /// Runs <paramref name="action"/> with <paramref name="state"/> at virtual (or monotonic) time
-    /// <paramref name="timeNs"/>: the allocation-free form of <see cref="Schedule(long, Action)"/> for a
-    /// static lambda (the shape of <c>ThreadPool.UnsafeQueueUserWorkItem(callback, state, preferLocal)</c>).
+    /// Runs <paramref name="action"/> with <paramref name="state"/> at <paramref name="time"/> on the GPU's
+    /// clock: the allocation-free form of <see cref="Schedule(TimeSpan, Action)"/> for a static lambda (the
+    /// shape of <c>ThreadPool.UnsafeQueueUserWorkItem(callback, state, preferLocal)</c>).
     /// </summary>
-    public void Schedule(long timeNs, Action<object?> action, object? state)
+    /// <exception cref="ArgumentNullException"><paramref name="action"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or beyond the clock's range.</exception>
+    public void Schedule(TimeSpan time, Action<object?> action, object? state)
     {
         ArgumentNullException.ThrowIfNull(action);
-        _dispatcher.PostAt(timeNs, action, state);
+        _dispatcher.PostAt(TimeTicks.ToNs(time, nameof(time)), action, state);
     }
 
     /// <summary>Virtual mode: schedules from any thread (the time provider's timers, which async
@@ -406,14 +417,36 @@ public sealed class Gpu : IDisposable
     internal void ScheduleFromAnyThread(long timeNs, Action action) =>
         RequireVirtual().PostAtFromAnyThread(timeNs, static a => ((Action)a!)(), action);
 
-    /// <summary>Virtual mode: runs every event up to <paramref name="timeNs"/> and sets the clock there.</summary>
-    public void RunUntil(long timeNs) => RequireVirtual().RunUntil(timeNs);
+    /// <summary>Virtual mode: runs every event up to <paramref name="time"/> and sets the clock there (a time
+    /// already passed runs nothing and leaves the clock alone).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or beyond the clock's range.</exception>
+    /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
+    public void RunUntil(TimeSpan time) => RequireVirtual().RunUntil(TimeTicks.ToNs(time, nameof(time)));
 
-    /// <summary>Virtual mode: advances the clock by <paramref name="durationNs"/>.</summary>
-    public void RunFor(long durationNs) => RequireVirtual().RunUntil(NowNs + durationNs);
+    /// <summary>Virtual mode: runs every event in the next <paramref name="duration"/> and advances the clock by it.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="duration"/> is negative, or ends beyond the clock's range.</exception>
+    /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
+    public void RunFor(TimeSpan duration)
+    {
+        long durationNs = TimeTicks.DurationToNs(duration, nameof(duration));
+        VirtualDispatcher loop = RequireVirtual();
+        long now = NowNs;
+        if (durationNs > long.MaxValue / 8 - now)
+        {
+            throw new ArgumentOutOfRangeException(nameof(duration), duration, "RunFor: the run would end past the virtual clock's range (about 36 years).");
+        }
 
-    /// <summary>Virtual mode: runs until no event is due before <paramref name="limitNs"/> (default: the far future).</summary>
-    public void RunUntilIdle(long limitNs = long.MaxValue / 8) => RequireVirtual().RunUntilIdle(limitNs);
+        loop.RunUntil(now + durationNs);
+    }
+
+    /// <summary>Virtual mode: runs until no event is left (the far future: about 36 years of virtual time).</summary>
+    /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
+    public void RunUntilIdle() => RequireVirtual().RunUntilIdle(long.MaxValue / 8);
+
+    /// <summary>Virtual mode: runs until no event is due before <paramref name="limit"/> on the GPU's clock.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limit"/> is negative or beyond the clock's range.</exception>
+    /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
+    public void RunUntilIdle(TimeSpan limit) => RequireVirtual().RunUntilIdle(TimeTicks.ToNs(limit, nameof(limit)));
 
     /// <summary>Virtual mode: runs one event; false when none is left.</summary>
     public bool RunOne() => RequireVirtual().RunOne();

@@ -60,7 +60,7 @@ internal sealed class DeviceSet : IDisposable
     /// <summary>An engine's name, with its device's when there are several.</summary>
     public string EngineName(Engine engine) => Devices.Count == 1 ? engine.Name : $"{engine.Device.Name}/{engine.Name}";
 
-    public long NowNs => Primary.NowNs;
+    public long NowNs => Primary.Now.Ns();
     public long JobsSubmitted => Devices.Sum(d => d.JobsSubmitted);
     public long JobsCompleted => Devices.Sum(d => d.JobsCompleted);
     public long FencesSignaled => Devices.Sum(d => d.FencesSignaled);

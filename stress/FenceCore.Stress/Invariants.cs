@@ -133,13 +133,13 @@ internal sealed class InvariantChecker
                     OnSubmitted(job);
                     break;
                 case GpuEventKind.JobStarted when e.Job is { } job:
-                    OnStarted(job, e.TimeNs);
+                    OnStarted(job, e.Time.Ns());
                     break;
                 case GpuEventKind.JobCompleted when e.Job is { } job:
-                    OnCompleted(job, e.TimeNs);
+                    OnCompleted(job, e.Time.Ns());
                     break;
                 case GpuEventKind.LeakDetected:
-                    NoLeak.Fail($"{(e.Job is null ? "a CPU access" : e.Job.ToString())} touched {e.Buffer?.Name} before its move or clear signalled", e.TimeNs);
+                    NoLeak.Fail($"{(e.Job is null ? "a CPU access" : e.Job.ToString())} touched {e.Buffer?.Name} before its move or clear signalled", e.Time.Ns());
                     break;
                 case GpuEventKind.CpuAccess:
                     NoLeak.Pass();
@@ -159,7 +159,7 @@ internal sealed class InvariantChecker
 
         Gpu device = job.Engine.Device;
         MemoryBounded.Check(device.DeviceMemoryUsed <= device.Config.DeviceMemoryBytes,
-            () => $"device memory of {device.Name} {device.DeviceMemoryUsed} exceeds {device.Config.DeviceMemoryBytes}", job.SubmitNs);
+            () => $"device memory of {device.Name} {device.DeviceMemoryUsed} exceeds {device.Config.DeviceMemoryBytes}", job.SubmitTime.Ns());
         if (job.IsKernelJob || job.Client.ExplicitSync)
         {
             return;
@@ -251,7 +251,7 @@ internal sealed class InvariantChecker
     private void OnCompleted(GpuJob job, long nowNs)
     {
         _inFlight.Remove(job);
-        Watchdog.Check(nowNs - job.SubmitNs <= _watchdogNs, () => $"{job} took {(nowNs - job.SubmitNs) / 1e6:F3} ms to finish", nowNs);
+        Watchdog.Check(nowNs - job.SubmitTime.Ns() <= _watchdogNs, () => $"{job} took {(nowNs - job.SubmitTime.Ns()) / 1e6:F3} ms to finish", nowNs);
         if (_predecessors.Remove(job, out GpuJob[]? preds))
         {
             CheckWriter(job, preds, nowNs);
@@ -266,7 +266,7 @@ internal sealed class InvariantChecker
             _lastWatchdogScanNs = nowNs;
             foreach (GpuJob pending in _inFlight)
             {
-                long waited = nowNs - pending.SubmitNs;
+                long waited = nowNs - pending.SubmitTime.Ns();
                 Watchdog.Check(waited <= _watchdogNs, () => $"{pending} still pending after {waited / 1e6:F3} ms", nowNs);
             }
         }
@@ -290,7 +290,7 @@ internal sealed class InvariantChecker
 
             bool ok = ReferenceEquals(p.Engine, job.Engine)
                 ? p.Hardware!.Seqno < job.Hardware!.Seqno
-                : p.Finished.IsSignaled && p.Finished.TimestampNs <= job.StartNs;
+                : p.Finished.IsSignaled && p.Finished.Timestamp.Ns() <= job.StartTime.NsOrNone();
             WriterExclusive.Check(ok, () => $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
         }
     }

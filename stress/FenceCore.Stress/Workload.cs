@@ -9,7 +9,7 @@ namespace FenceCore.Stress;
 /// </summary>
 internal sealed class Workload
 {
-    private const long Us = 1_000;
+    private const long TicksPerUs = TimeSpan.TicksPerMicrosecond;
     private readonly StressSettings _o;
     private readonly DeviceSet _devices;
 
@@ -152,7 +152,7 @@ internal sealed class Workload
     {
         for (int k = 0; k < _o.InFlightPerClient; k++)
         {
-            long at = _gpu.NowNs + _rng.NextInt64(0, 100 * Us);
+            TimeSpan at = _gpu.Now + TimeSpan.FromTicks(_rng.NextInt64(0, 100 * TicksPerUs));
             _gpu.Schedule(at, static s => ((ClientState)s!).Owner.SubmitNext((ClientState)s!), cs);
         }
     }
@@ -249,7 +249,7 @@ internal sealed class Workload
         {
             Interlocked.Increment(ref Kills);
             cs.Client.Gpu.Kill(cs.Client);
-            _trace?.ClientKilled(cs.Client, _gpu.NowNs);
+            _trace?.ClientKilled(cs.Client, _gpu.Now);
             ClientState replacement = NewClientState(cs.Index, cs.Explicit);
             Volatile.Write(ref _clients[cs.Index], replacement);
             if (_o.Mode == GpuTimeMode.Virtual)
@@ -326,7 +326,7 @@ internal sealed class Workload
             Engine = kind,
             Buffers = accesses,
             Dependencies = deps ?? (IReadOnlyList<Fence>)[],
-            DurationNs = rng.Next(5, 50) * Us,
+            Duration = TimeSpan.FromMicroseconds(rng.Next(5, 50)),
             Hang = hang,
             Label = cs.Client.Name,
         };
@@ -388,11 +388,11 @@ internal sealed class Workload
 
         bool cpu;
         int buffer;
-        long think;
+        TimeSpan think;
         Random rng = Rng;
         cpu = rng.NextDouble() < _o.CpuAccessRate;
         buffer = rng.Next(_buffers.Length);
-        think = rng.NextInt64(0, 20 * Us);
+        think = TimeSpan.FromTicks(rng.NextInt64(0, 20 * TicksPerUs));
 
         if (cpu)
         {
@@ -403,7 +403,7 @@ internal sealed class Workload
 
         if (_o.Mode == GpuTimeMode.Virtual && !_stop && !cs.Client.Killed)
         {
-            _gpu.Schedule(e.TimeNs + think, static s => ((ClientState)s!).Owner.SubmitNext((ClientState)s!), cs);
+            _gpu.Schedule(e.Time + think, static s => ((ClientState)s!).Owner.SubmitNext((ClientState)s!), cs);
         }
     }
 

@@ -41,7 +41,7 @@ GpuBuffer buffer = gpu.CreateBuffer(64 * 1024, "bo");
 GpuJob last = null!;
 for (int i = 0; i < 1000; i++)
 {
-    last = client.Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 1_000, Buffers = [new BufferAccess(buffer, Write: i % 2 == 0)] });
+    last = client.Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = TimeSpan.FromMicroseconds(1), Buffers = [new BufferAccess(buffer, Write: i % 2 == 0)] });
 }
 
 gpu.RunUntilIdle();

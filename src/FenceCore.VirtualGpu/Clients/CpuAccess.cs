@@ -12,7 +12,7 @@ internal sealed class CpuAccessCallback(Gpu gpu, GpuBuffer buffer, bool write, A
     /// running the walk (under the memory manager's lock).</summary>
     private bool _read;
 
-    protected override void Invoke(Fence fence) => gpu.Dispatcher.Post(static s => ((CpuAccessCallback)s!).Run(), this);
+    protected internal override void Invoke(Fence fence) => gpu.Dispatcher.Post(static s => ((CpuAccessCallback)s!).Run(), this);
 
     /// <summary>Registers this node on the fence the access must wait for, read afresh (a move may have been
     /// added since the last attempt); false when there is none left to wait for.</summary>

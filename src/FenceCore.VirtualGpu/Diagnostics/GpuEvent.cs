@@ -1,3 +1,5 @@
+using FenceCore.Internal;
+
 namespace FenceCore.VirtualGpu;
 
 /// <summary>What happened, for subscribers and the run digest.</summary>
@@ -33,10 +35,50 @@ public enum GpuEventKind
 }
 
 /// <summary>One event of the virtual GPU.</summary>
-/// <param name="Kind">What happened.</param>
-/// <param name="TimeNs">When (virtual or monotonic ns).</param>
-/// <param name="Job">The job, if any.</param>
-/// <param name="Engine">The engine, if any.</param>
-/// <param name="Error">A negative errno, or 0.</param>
-/// <param name="Buffer">The buffer, for leaks and CPU accesses.</param>
-public readonly record struct GpuEvent(GpuEventKind Kind, long TimeNs, GpuJob? Job, Engine? Engine, int Error, GpuBuffer? Buffer = null);
+public readonly record struct GpuEvent
+{
+    /// <summary>Creates an event (for tests of subscribers; the GPU raises its own).</summary>
+    /// <param name="kind">What happened.</param>
+    /// <param name="time">When, on the GPU's clock (see <see cref="Gpu.Now"/>).</param>
+    /// <param name="job">The job, if any.</param>
+    /// <param name="engine">The engine, if any.</param>
+    /// <param name="error">A negative errno, or 0.</param>
+    /// <param name="buffer">The buffer, for leaks and CPU accesses.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or beyond the clock's range.</exception>
+    public GpuEvent(GpuEventKind kind, TimeSpan time, GpuJob? job, Engine? engine, int error, GpuBuffer? buffer = null)
+        : this(kind, TimeTicks.ToNs(time, nameof(time)), job, engine, error, buffer)
+    {
+    }
+
+    /// <summary>The GPU's own form: the time in the ns its clocks count.</summary>
+    internal GpuEvent(GpuEventKind kind, long timeNs, GpuJob? job, Engine? engine, int error, GpuBuffer? buffer = null)
+    {
+        Kind = kind;
+        TimeNs = timeNs;
+        Job = job;
+        Engine = engine;
+        Error = error;
+        Buffer = buffer;
+    }
+
+    /// <summary>What happened.</summary>
+    public GpuEventKind Kind { get; }
+
+    /// <summary>When, on the GPU's clock (virtual time, or the monotonic clock in threads mode; see <see cref="Gpu.Now"/>).</summary>
+    public TimeSpan Time => TimeTicks.FromNs(TimeNs);
+
+    /// <summary>The exact time in ns, which the digest folds.</summary>
+    internal long TimeNs { get; }
+
+    /// <summary>The job, if any.</summary>
+    public GpuJob? Job { get; }
+
+    /// <summary>The engine, if any.</summary>
+    public Engine? Engine { get; }
+
+    /// <summary>A negative errno, or 0.</summary>
+    public int Error { get; }
+
+    /// <summary>The buffer, for leaks and CPU accesses.</summary>
+    public GpuBuffer? Buffer { get; }
+}

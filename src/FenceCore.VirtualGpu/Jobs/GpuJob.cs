@@ -1,3 +1,4 @@
+using FenceCore.Internal;
 using System.Globalization;
 
 namespace FenceCore.VirtualGpu;
@@ -105,16 +106,25 @@ public sealed class GpuJob
     /// <summary>For each buffer access, the move or clear fence that established the storage it touches.</summary>
     internal Fence?[] StorageFences { get; set; } = [];
 
-    /// <summary>Submission time.</summary>
-    public long SubmitNs { get; internal set; }
+    /// <summary>When it was submitted, on the GPU's clock (see <see cref="Gpu.Now"/>).</summary>
+    public TimeSpan SubmitTime => TimeTicks.FromNs(SubmitNs);
 
-    /// <summary>When execution starts on the ring (after the previous ring job), or -1. Written once under the
+    /// <summary>When execution starts on the ring (after the previous ring job); null until the job starts.</summary>
+    public TimeSpan? StartTime => StartNs >= 0 ? TimeTicks.FromNs(StartNs) : null;
+
+    /// <summary>When execution ends; null until the job starts, and for a hung job, which never ends on its own.</summary>
+    public TimeSpan? EndTime => EndNs >= 0 ? TimeTicks.FromNs(EndNs) : null;
+
+    /// <summary>Submission time in ns.</summary>
+    internal long SubmitNs { get; set; }
+
+    /// <summary>When execution starts on the ring in ns, or -1. Written once under the engine's gate when the
+    /// job starts.</summary>
+    internal long StartNs { get; set; } = -1;
+
+    /// <summary>When execution ends in ns, or -1 (a hung job never ends on its own). Written once under the
     /// engine's gate when the job starts.</summary>
-    public long StartNs { get; internal set; } = -1;
-
-    /// <summary>When execution ends, or -1 (a hung job never ends on its own). Written once under the engine's
-    /// gate when the job starts.</summary>
-    public long EndNs { get; internal set; } = -1;
+    internal long EndNs { get; set; } = -1;
 
     /// <summary>Current state, read from the job's one state machine (<see cref="Phase"/>).</summary>
     public GpuJobState State => Volatile.Read(ref Phase) switch

@@ -1,3 +1,5 @@
+using FenceCore.Internal;
+
 namespace FenceCore.VirtualGpu;
 
 /// <summary>A point on a syncobj: point 0 means the binary payload.</summary>
@@ -34,8 +36,20 @@ public sealed class JobDescription
     /// binary syncobj's fence; other points add a timeline point), as a submission's out-syncobjs.</summary>
     public IReadOnlyList<SyncObjPoint> SyncObjSignals { get; init; } = [];
 
-    /// <summary>Execution time once the job reaches the front of its ring (virtual mode).</summary>
-    public long DurationNs { get; init; } = 10_000;
+    /// <summary>Execution time once the job reaches the front of its ring (virtual mode); 10 µs by default.
+    /// Must not be negative (the submission checks).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The duration is longer than 292 years.</exception>
+    public TimeSpan Duration
+    {
+        get => TimeTicks.FromNs(DurationNs);
+        init => DurationNs = value.Ticks is >= -TimeTicks.MaxTicks and <= TimeTicks.MaxTicks
+            ? value.Ticks * 100
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "A job's duration must fit the GPU's ns clock (at most 292 years).");
+    }
+
+    /// <summary>The duration in ns: exact for a <see cref="Duration"/> (a tick is 100 ns), and finer for the
+    /// GPU's own moves and clears, whose copy times are computed in ns.</summary>
+    internal long DurationNs { get; init; } = 10_000;
 
     /// <summary>Fault injection: the job never completes on its own; the engine timeout must reset it.</summary>
     public bool Hang { get; init; }

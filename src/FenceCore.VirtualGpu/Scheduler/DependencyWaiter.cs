@@ -23,7 +23,7 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : RearmingCallback
     private GpuJob? _job = job;
 
     /// <summary>Waiting → Ready (all signalled) or Waiting → Abandoned (timeout, kill, device lost), once, by CAS.</summary>
-    public int State;
+    public int WaitState;
 
     /// <summary>The GPU that owns the job.</summary>
     public Gpu Gpu => gpu;
@@ -34,16 +34,16 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : RearmingCallback
     public void Begin()
     {
         _next = 0;
-        Volatile.Write(ref State, Waiting);
+        Volatile.Write(ref WaitState, Waiting);
         if (!Advance())
         {
             gpu.Scheduler.ArmDependencyTimeout(this);
         }
     }
 
-    protected override void Invoke(Fence fence)
+    protected internal override void Invoke(Fence fence)
     {
-        if (Volatile.Read(ref State) == Waiting)
+        if (Volatile.Read(ref WaitState) == Waiting)
         {
             Advance();
         }
@@ -65,7 +65,7 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : RearmingCallback
         }
 
         GpuJob? job = Volatile.Read(ref _job);
-        if (job is not null && Interlocked.CompareExchange(ref State, Ready, Waiting) == Waiting)
+        if (job is not null && Interlocked.CompareExchange(ref WaitState, Ready, Waiting) == Waiting)
         {
             gpu.Scheduler.JobDependenciesMet(job);
         }
@@ -80,7 +80,7 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : RearmingCallback
     public GpuJob? TryAbandon()
     {
         GpuJob? job = Volatile.Read(ref _job);
-        if (Interlocked.CompareExchange(ref State, Abandoned, Waiting) != Waiting)
+        if (Interlocked.CompareExchange(ref WaitState, Abandoned, Waiting) != Waiting)
         {
             return null;
         }

@@ -1,3 +1,4 @@
+using FenceCore.Internal;
 namespace FenceCore.VirtualGpu;
 
 /// <summary>What a fence of the virtual GPU stands for.</summary>
@@ -14,7 +15,7 @@ public enum GpuFenceKind
 }
 
 /// <summary>A fence created by the virtual GPU. It reports its signal to the GPU, which checks and records it.
-/// Its timestamp is GPU time: virtual ns in virtual mode, monotonic ns in threads mode.</summary>
+/// Its timestamp is a point on the GPU's clock (<see cref="Gpu.Now"/>): virtual time in virtual mode, the monotonic clock in threads mode.</summary>
 public sealed class GpuFence : Fence
 {
     /// <summary>Set once at creation. PERF: the GPU and the timeline's name are reached through the job (its
@@ -45,8 +46,11 @@ public sealed class GpuFence : Fence
         _ => _job.Engine.RingTimeline,
     };
 
-    /// <summary>The virtual (or monotonic) time it was created.</summary>
-    public long CreatedNs { get; }
+    /// <summary>When it was created, on the GPU's clock (see <see cref="Gpu.Now"/>).</summary>
+    public TimeSpan CreationTime => TimeTicks.FromNs(CreatedNs);
+
+    /// <summary>The creation time in ns.</summary>
+    internal long CreatedNs { get; }
 
     /// <inheritdoc/>
     public override string DriverName => "vgpu";
@@ -61,5 +65,5 @@ public sealed class GpuFence : Fence
     protected override void OnCallbackFailed(Exception exception) => Gpu.ReportConsumerFailure(exception);
 
     /// <summary>Signals at GPU time; only the GPU, the fence's owner, calls it.</summary>
-    internal bool SignalAt(int error, long timestampNs) => SignalWithTimestamp(error, timestampNs);
+    internal bool SignalAt(int error, long timestampNs) => SignalWithTimestampNs(error, timestampNs);
 }

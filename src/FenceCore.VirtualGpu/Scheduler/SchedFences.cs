@@ -48,7 +48,7 @@ internal sealed class SchedFences(Gpu gpu)
 
     private sealed class SignalAfterPrevious(Gpu gpu, GpuFence fence, int error, GpuJob? job) : FenceCallback
     {
-        protected override void Invoke(Fence previous) => gpu.Dispatcher.Post(static s => ((SignalAfterPrevious)s!).Run(), this);
+        protected internal override void Invoke(Fence previous) => gpu.Dispatcher.Post(static s => ((SignalAfterPrevious)s!).Run(), this);
 
         private void Run() => gpu.Fences.SignalFailed(fence, error, job);
     }

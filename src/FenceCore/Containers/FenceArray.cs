@@ -197,11 +197,11 @@ public sealed class FenceArray : Fence
     }
 
     /// <summary>Forwards the hint to every member, as <c>dma_fence_array_set_deadline</c> does.</summary>
-    protected override void OnDeadlineSet(long deadlineNs)
+    private protected override void OnDeadlineSetNs(long deadlineNs)
     {
         foreach (Fence member in _fences)
         {
-            member.SetDeadline(deadlineNs);
+            member.SetDeadlineNs(deadlineNs);
         }
     }
 
@@ -292,7 +292,7 @@ public sealed class FenceArray : Fence
             }
         }
 
-        SignalWithTimestamp(error, latest);
+        SignalWithTimestampNs(error, latest);
     }
 
     /// <summary>The signal-on-all walk's node: the member it was registered on has signalled, so the walk
@@ -313,7 +313,7 @@ public sealed class FenceArray : Fence
         // The decrement that reaches exactly zero signals the array: one owner, no double signal.
         if (Interlocked.Decrement(ref _numPending) == 0)
         {
-            SignalWithTimestamp(Volatile.Read(ref _pendingError), member.TimestampNs);
+            SignalWithTimestampNs(Volatile.Read(ref _pendingError), member.TimestampNs);
         }
     }
 

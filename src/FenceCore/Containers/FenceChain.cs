@@ -253,11 +253,11 @@ public sealed class FenceChain : Fence
 
     /// <summary>Forwards the hint to every contained fence along the walk. Mirrors
     /// <c>dma_fence_chain_set_deadline</c>.</summary>
-    protected override void OnDeadlineSet(long deadlineNs)
+    private protected override void OnDeadlineSetNs(long deadlineNs)
     {
         foreach (Fence node in ForEach(this))
         {
-            Contained(node).SetDeadline(deadlineNs);
+            Contained(node).SetDeadlineNs(deadlineNs);
         }
     }
 

@@ -488,7 +488,7 @@ public static class FenceUnwrap
         }
     }
 
-    private static Fence CreateSignaledStub(long timestamp) => Fence.CreateSignaledStub(timestamp);
+    private static Fence CreateSignaledStub(long timestampNs) => Fence.CreateSignaledStubNs(timestampNs);
 
     /// <summary>The kernel's <c>fence_cmp</c>: context ascending, then the later fence first.</summary>
     private readonly struct ContextThenLatestFirst : IComparer<Fence>

@@ -217,6 +217,46 @@ public partial class Fence : IValueTaskSource
         }
     }
 
+    /// <summary>As <see cref="WaitAny(ReadOnlySpan{Fence}, TimeSpan, CancellationToken)"/>, with the timeout
+    /// measured on <paramref name="timeProvider"/>'s clock.</summary>
+    /// <returns>The index of the first signalled fence, or -1 on timeout.</returns>
+    /// <param name="timeProvider">The clock the timeout runs on: with the virtual GPU's <c>Gpu.TimeProvider</c>
+    /// the timeout follows virtual time, with a <c>FakeTimeProvider</c> it expires when the test advances the
+    /// clock. Another thread must move that clock (or satisfy the wait): this one is blocked.</param>
+    /// <param name="fences">The fences (not empty, no null element).</param>
+    /// <param name="timeout">How long to wait on that clock.</param>
+    /// <param name="cancellationToken">Interrupts the wait.</param>
+    /// <exception cref="ArgumentException">The set is empty.</exception>
+    /// <exception cref="ArgumentNullException">An element or <paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled before a fence signalled.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public static int WaitAny(ReadOnlySpan<Fence> fences, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ValidateSet(fences, nameof(fences));
+        return ClockTimeout.Run(timeout, timeProvider, fences.ToArray(), static (set, t, token) => WaitAny(set, t, token), cancellationToken);
+    }
+
+    /// <summary>As <see cref="WaitAll(ReadOnlySpan{Fence}, TimeSpan, CancellationToken)"/>, with the timeout
+    /// measured on <paramref name="timeProvider"/>'s clock.</summary>
+    /// <returns>True when all signalled; false on timeout.</returns>
+    /// <param name="timeProvider">The clock the timeout runs on: with the virtual GPU's <c>Gpu.TimeProvider</c>
+    /// the timeout follows virtual time, with a <c>FakeTimeProvider</c> it expires when the test advances the
+    /// clock. Another thread must move that clock (or satisfy the wait): this one is blocked.</param>
+    /// <param name="fences">The fences (not empty, no null element).</param>
+    /// <param name="timeout">How long to wait on that clock.</param>
+    /// <param name="cancellationToken">Interrupts the wait.</param>
+    /// <exception cref="ArgumentException">The set is empty.</exception>
+    /// <exception cref="ArgumentNullException">An element or <paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled before every fence signalled.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public static bool WaitAll(ReadOnlySpan<Fence> fences, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        ValidateSet(fences, nameof(fences));
+        return ClockTimeout.Run(timeout, timeProvider, fences.ToArray(), static (set, t, token) => WaitAll(set, t, token), cancellationToken);
+    }
+
     /// <summary>Waits until every fence has signalled, sharing one timeout across them.</summary>
     /// <returns>True when all signalled; false on timeout.</returns>
     public static bool WaitAll(ReadOnlySpan<Fence> fences, TimeSpan timeout, CancellationToken cancellationToken = default)
@@ -237,7 +277,7 @@ public partial class Fence : IValueTaskSource
 
     /// <summary>
     /// Waits asynchronously until any of <paramref name="fences"/> signals: the asynchronous
-    /// <see cref="WaitAny"/>, with the same result (the lowest index among those signalled when the wait
+    /// <see cref="WaitAny(ReadOnlySpan{Fence}, TimeSpan, CancellationToken)"/>, with the same result (the lowest index among those signalled when the wait
     /// ends, or -1 on timeout), the same checks and no thread blocked.
     /// </summary>
     /// <param name="fences">The fences; copied when the call starts.</param>
@@ -291,7 +331,7 @@ public partial class Fence : IValueTaskSource
         WaitAnyAsync(fences, Timeout.InfiniteTimeSpan, cancellationToken);
 
     /// <summary>Waits asynchronously until every fence has signalled, sharing one timeout across them: the
-    /// asynchronous <see cref="WaitAll"/>.</summary>
+    /// asynchronous <see cref="WaitAll(ReadOnlySpan{Fence}, TimeSpan, TimeProvider, CancellationToken)"/>.</summary>
     /// <returns>True when all signalled; false on timeout.</returns>
     /// <inheritdoc cref="WaitAnyAsync(IReadOnlyList{Fence}, TimeSpan, CancellationToken)"/>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]

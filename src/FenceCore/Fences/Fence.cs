@@ -45,7 +45,7 @@ namespace FenceCore;
 /// Differences from the kernel, on purpose: there is no reference count (the .NET GC is the RCU grace
 /// period, and a fence cannot be freed while anything can reach it), so "released with pending
 /// signals" cannot happen; the signalled state is published only after the error and timestamp are
-/// written, so <see cref="TimestampNs"/> never has to spin as <c>dma_fence_timestamp()</c> does.
+/// written, so <see cref="Timestamp"/> never has to spin as <c>dma_fence_timestamp()</c> does.
 /// </para>
 /// </remarks>
 [DebuggerDisplay("{ToString(),nq}")]
@@ -172,9 +172,14 @@ public partial class Fence
     /// class has already recorded it in <see cref="Deadline"/>. Mirrors <c>set_deadline</c>; may run on
     /// any thread, many times.
     /// </summary>
-    protected virtual void OnDeadlineSet(long deadlineNs)
+    protected virtual void OnDeadlineSet(TimeSpan deadline)
     {
     }
+
+    /// <summary>The library's exact form of <see cref="OnDeadlineSet"/>: the hint in ns, as the uAPI's
+    /// <c>SYNC_IOC_SET_DEADLINE</c> gives it. The library's own fences override this one so that a hint
+    /// finer than a <see cref="TimeSpan"/> tick reaches their members and sw_sync's report unrounded.</summary>
+    private protected virtual void OnDeadlineSetNs(long deadlineNs) => OnDeadlineSet(TimeTicks.FromNs(deadlineNs));
 
     // ----------------------------------------------------------------------------------------------
     // State
@@ -236,10 +241,17 @@ public partial class Fence
     public bool IsFaulted => IsSignaled && Volatile.Read(ref _error) < 0;
 
     /// <summary>
-    /// The monotonic signal time in ns (see <see cref="FenceClock"/>). Mirrors <c>dma_fence_timestamp</c>.
+    /// The signal time: a point on the fence's clock (<see cref="FenceClock"/>, a
+    /// <see cref="FenceTimeline"/>'s <see cref="TimeProvider"/>, or a simulator's virtual time), as the time
+    /// since that clock's origin. Mirrors <c>dma_fence_timestamp</c>, at a <see cref="TimeSpan"/> tick's
+    /// resolution (100 ns); the uAPI's <c>SYNC_IOC_FILE_INFO</c> reports the exact nanoseconds.
     /// </summary>
     /// <exception cref="InvalidOperationException">The fence has not signalled.</exception>
-    public long TimestampNs
+    public TimeSpan Timestamp => TimeTicks.FromNs(TimestampNs);
+
+    /// <summary>The signal time in ns, exactly as recorded (the uAPI's and the library's own view).</summary>
+    /// <exception cref="InvalidOperationException">The fence has not signalled.</exception>
+    internal long TimestampNs
     {
         get
         {
@@ -252,8 +264,17 @@ public partial class Fence
         }
     }
 
-    /// <summary>Gets the signal time when the fence has signalled.</summary>
-    public bool TryGetTimestamp(out long timestampNs)
+    /// <summary>Gets the signal time (see <see cref="Timestamp"/>) when the fence has signalled.</summary>
+    /// <returns>False, with <paramref name="timestamp"/> zero, while the fence is pending.</returns>
+    public bool TryGetTimestamp(out TimeSpan timestamp)
+    {
+        bool signaled = TryGetTimestampNs(out long ns);
+        timestamp = TimeTicks.FromNs(ns);
+        return signaled;
+    }
+
+    /// <summary>The exact form of <see cref="TryGetTimestamp"/>.</summary>
+    internal bool TryGetTimestampNs(out long timestampNs)
     {
         if (IsSignaled)
         {
@@ -265,10 +286,14 @@ public partial class Fence
         return false;
     }
 
-    /// <summary>The earliest deadline hint set on this pending fence, in ns; null when none was set or once
-    /// the fence is signalling (the hint's storage then holds the timestamp; a fence implementation that
-    /// must report a deadline afterwards keeps it in <see cref="OnDeadlineSet"/>, as sw_sync does).</summary>
-    public long? Deadline
+    /// <summary>The earliest deadline hint set on this pending fence, on the fence's clock (see
+    /// <see cref="Timestamp"/>); null when none was set or once the fence is signalling (the hint's storage
+    /// then holds the timestamp; a fence implementation that must report a deadline afterwards keeps it in
+    /// <see cref="OnDeadlineSet"/>, as sw_sync does).</summary>
+    public TimeSpan? Deadline => DeadlineNs is { } ns ? TimeTicks.FromNs(ns) : null;
+
+    /// <summary>The exact form of <see cref="Deadline"/>, in ns.</summary>
+    internal long? DeadlineNs
     {
         get
         {
@@ -333,11 +358,24 @@ public partial class Fence
         return SignalCore(error, 0, useTimestamp: false);
     }
 
-    /// <summary>Signals with a caller-given timestamp. Mirrors <c>dma_fence_signal_timestamp</c>.</summary>
-    protected bool SignalWithTimestamp(long timestampNs) => SignalCore(0, timestampNs, useTimestamp: true);
+    /// <summary>Signals with a caller-given timestamp, a point on the fence's clock (see <see cref="Timestamp"/>).
+    /// Mirrors <c>dma_fence_signal_timestamp</c>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The timestamp is negative (before the clock's origin) or
+    /// beyond the clock's range (292 years); nothing changed.</exception>
+    protected bool SignalWithTimestamp(TimeSpan timestamp) => SignalCore(0, TimeTicks.ToNs(timestamp, nameof(timestamp)), useTimestamp: true);
 
     /// <summary>Signals with an error and a caller-given timestamp.</summary>
-    protected bool SignalWithTimestamp(int error, long timestampNs)
+    /// <exception cref="ArgumentOutOfRangeException">The error is outside the errno range, or the timestamp
+    /// is negative or beyond the clock's range; nothing changed.</exception>
+    protected bool SignalWithTimestamp(int error, TimeSpan timestamp)
+    {
+        ValidateOptionalError(error);
+        return SignalCore(error, TimeTicks.ToNs(timestamp, nameof(timestamp)), useTimestamp: true);
+    }
+
+    /// <summary>The exact form of <see cref="SignalWithTimestamp(int, TimeSpan)"/>, in ns: the library's
+    /// containers and the virtual GPU (whose virtual time counts ns) signal with it.</summary>
+    private protected bool SignalWithTimestampNs(int error, long timestampNs)
     {
         ValidateOptionalError(error);
         return SignalCore(error, timestampNs, useTimestamp: true);
@@ -924,11 +962,16 @@ public partial class Fence
     // Deadlines
 
     /// <summary>
-    /// Hints that the fence is needed by <paramref name="deadlineNs"/> (monotonic ns). Keeps the
-    /// earliest hint and forwards it to <see cref="OnDeadlineSet"/>. Mirrors <c>dma_fence_set_deadline</c>;
-    /// a hint only, ignored once the fence has signalled.
+    /// Hints that the fence is needed by <paramref name="deadline"/>, a point on the fence's clock (see
+    /// <see cref="Timestamp"/>). Keeps the earliest hint and forwards it to <see cref="OnDeadlineSet"/>.
+    /// Mirrors <c>dma_fence_set_deadline</c>; a hint only, ignored once the fence has signalled.
     /// </summary>
-    public virtual void SetDeadline(long deadlineNs)
+    /// <exception cref="ArgumentOutOfRangeException">The deadline is negative (before the clock's origin) or
+    /// beyond the clock's range; nothing changed.</exception>
+    public void SetDeadline(TimeSpan deadline) => SetDeadlineNs(TimeTicks.ToNs(deadline, nameof(deadline)));
+
+    /// <summary>The exact form of <see cref="SetDeadline"/>, in ns (the uAPI's <c>SYNC_IOC_SET_DEADLINE</c>).</summary>
+    internal void SetDeadlineNs(long deadlineNs)
     {
         long current = Volatile.Read(ref _timeNs);
         while (deadlineNs < current)
@@ -942,7 +985,7 @@ public partial class Fence
             long seen = Interlocked.CompareExchange(ref _timeNs, deadlineNs, current);
             if (seen == current)
             {
-                OnDeadlineSet(deadlineNs);
+                OnDeadlineSetNs(deadlineNs);
                 return;
             }
 
@@ -995,16 +1038,20 @@ public partial class Fence
     /// The global signalled stub (context 0, seqno 0), used to mean "nothing to wait for".
     /// Mirrors <c>dma_fence_get_stub</c>.
     /// </summary>
-    public static Fence Stub { get; } = CreateSignaledStub(FenceClock.NowNs);
+    public static Fence Stub { get; } = CreateSignaledStubNs(FenceClock.NowNs);
 
     /// <summary>
-    /// A new signalled fence on context 0 carrying <paramref name="timestampNs"/>. Mirrors
-    /// <c>dma_fence_allocate_private_stub</c>.
+    /// A new signalled fence on context 0 carrying <paramref name="timestamp"/> (see <see cref="Timestamp"/>).
+    /// Mirrors <c>dma_fence_allocate_private_stub</c>.
     /// </summary>
-    public static Fence CreateSignaledStub(long timestampNs)
+    /// <exception cref="ArgumentOutOfRangeException">The timestamp is negative or beyond the clock's range.</exception>
+    public static Fence CreateSignaledStub(TimeSpan timestamp) => CreateSignaledStubNs(TimeTicks.ToNs(timestamp, nameof(timestamp)));
+
+    /// <summary>The exact form of <see cref="CreateSignaledStub"/>, in ns.</summary>
+    internal static Fence CreateSignaledStubNs(long timestampNs)
     {
         var stub = new FenceSource(FenceContext.Stub, 0);
-        stub.SignalWithTimestamp(timestampNs);
+        stub.SignalWithTimestampNs(0, timestampNs);
         return stub;
     }
 

@@ -54,15 +54,19 @@ public class FenceSource : Fence
     /// <exception cref="ArgumentOutOfRangeException">The error is outside the errno range; nothing changed.</exception>
     public new bool Signal(int error) => base.Signal(error);
 
-    /// <summary>Signals with a caller-given timestamp (monotonic ns, or a simulator's virtual time).
-    /// Mirrors <c>dma_fence_signal_timestamp</c>.</summary>
+    /// <summary>Signals with a caller-given timestamp: a point on the fence's clock, as the time since its
+    /// origin (<see cref="FenceClock.Now"/>, or a simulator's virtual time). Mirrors
+    /// <c>dma_fence_signal_timestamp</c>.</summary>
     /// <returns>True if this call signalled the fence.</returns>
-    public new bool SignalWithTimestamp(long timestampNs) => base.SignalWithTimestamp(timestampNs);
+    /// <exception cref="ArgumentOutOfRangeException">The timestamp is negative or beyond the clock's range
+    /// (292 years); nothing changed.</exception>
+    public new bool SignalWithTimestamp(TimeSpan timestamp) => base.SignalWithTimestamp(timestamp);
 
     /// <summary>Signals with an error and a caller-given timestamp.</summary>
     /// <returns>True if this call signalled the fence.</returns>
-    /// <exception cref="ArgumentOutOfRangeException">The error is outside the errno range; nothing changed.</exception>
-    public new bool SignalWithTimestamp(int error, long timestampNs) => base.SignalWithTimestamp(error, timestampNs);
+    /// <exception cref="ArgumentOutOfRangeException">The error is outside the errno range, or the timestamp
+    /// is negative or beyond the clock's range; nothing changed.</exception>
+    public new bool SignalWithTimestamp(int error, TimeSpan timestamp) => base.SignalWithTimestamp(error, timestamp);
 
     /// <summary>Records an error to report when the fence signals. Mirrors <c>dma_fence_set_error</c>.</summary>
     /// <param name="error">A negative errno in [-4095, -1].</param>

@@ -406,6 +406,29 @@ public sealed class Reservation
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
     public bool Wait(FenceUsage usage, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
+        return WaitOnSystemClock(usage, timeout, cancellationToken);
+    }
+
+    /// <summary>As <see cref="Wait(FenceUsage, TimeSpan, CancellationToken)"/>, with the timeout measured on
+    /// <paramref name="timeProvider"/>'s clock.</summary>
+    /// <param name="usage">The widest usage waited for.</param>
+    /// <param name="timeout">How long to wait on that clock.</param>
+    /// <param name="timeProvider">The clock the timeout runs on: with the virtual GPU's <c>Gpu.TimeProvider</c>
+    /// the timeout follows virtual time, with a <c>FakeTimeProvider</c> it expires when the test advances the
+    /// clock. Another thread must move that clock (or satisfy the wait): this one is blocked.</param>
+    /// <param name="cancellationToken">Interrupts the wait.</param>
+    /// <returns>True if all signalled; false on timeout.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public bool Wait(FenceUsage usage, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        return ClockTimeout.Run(timeout, timeProvider, (Resv: this, Usage: usage), static (s, t, token) => s.Resv.WaitOnSystemClock(s.Usage, t, token), cancellationToken);
+    }
+
+    private bool WaitOnSystemClock(FenceUsage usage, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         Fence.ValidateTimeout(timeout, nameof(timeout));
         ReservationEntry[] snapshot = Volatile.Read(ref _entries);
         long start = FenceClock.NowNs;
@@ -425,7 +448,7 @@ public sealed class Reservation
         return true;
     }
 
-    /// <summary>Waits asynchronously, as <see cref="Wait"/> does. Completes synchronously without
+    /// <summary>Waits asynchronously, as <see cref="Wait(FenceUsage, TimeSpan, CancellationToken)"/> does. Completes synchronously without
     /// allocating when nothing is pending.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The same pair of shapes as Fence.Wait and Fence.WaitAsync: with and without a timeout, each with an optional token.")]
     public ValueTask<bool> WaitAsync(FenceUsage usage, TimeSpan timeout, CancellationToken cancellationToken = default)
@@ -522,13 +545,17 @@ public sealed class Reservation
 
     /// <summary>Forwards a deadline hint to every pending fence with usage ≤ <paramref name="usage"/>.
     /// Mirrors <c>dma_resv_set_deadline</c>.</summary>
-    public void SetDeadline(FenceUsage usage, long deadlineNs)
+    /// <param name="usage">The widest usage whose fences get the hint.</param>
+    /// <param name="deadline">A point on the fences' clock (see <see cref="Fence.Timestamp"/>).</param>
+    /// <exception cref="ArgumentOutOfRangeException">The deadline is negative or beyond the clock's range; no fence got it.</exception>
+    public void SetDeadline(FenceUsage usage, TimeSpan deadline)
     {
+        long deadlineNs = TimeTicks.ToNs(deadline, nameof(deadline));
         foreach (ReservationEntry e in Volatile.Read(ref _entries))
         {
             if (e.Usage <= usage)
             {
-                e.Fence.SetDeadline(deadlineNs);
+                e.Fence.SetDeadlineNs(deadlineNs);
             }
         }
     }

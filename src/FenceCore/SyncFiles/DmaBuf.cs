@@ -44,7 +44,7 @@ public enum DmaBufSync : uint
 /// <para>
 /// CPU access: <c>DMA_BUF_IOCTL_SYNC</c> with START waits, as the kernel's <c>dma_buf_begin_cpu_access</c>
 /// does (<c>dma_resv_wait_timeout</c> on the direction's usage, interruptible, without a timeout), then
-/// brackets the access; END does not wait. <see cref="Uapi.FileTable.DmaBufSync"/> is that ioctl; <see cref="BeginCpuAccess"/>
+/// brackets the access; END does not wait. <see cref="Uapi.FileTable.DmaBufSync"/> is that ioctl; <see cref="BeginCpuAccess(DmaBufSync, TimeSpan, CancellationToken)"/>
 /// and <see cref="EndCpuAccess"/> are the same with a timeout and standard errors.
 /// </para>
 /// </remarks>
@@ -147,6 +147,12 @@ public sealed class DmaBuf
     public ValueTask<bool> PollAsync(bool write, TimeSpan timeout, CancellationToken cancellationToken = default) =>
         Reservation.WaitAsync(FenceUsages.WaitLevelFor(write), timeout, cancellationToken);
 
+    /// <summary>As <see cref="PollAsync(bool, TimeSpan, CancellationToken)"/>, with the timeout measured on
+    /// <paramref name="timeProvider"/>'s clock.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public ValueTask<bool> PollAsync(bool write, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default) =>
+        Reservation.WaitAsync(FenceUsages.WaitLevelFor(write), timeout, timeProvider, cancellationToken);
+
     /// <summary>
     /// Begins CPU access in the direction of <paramref name="flags"/> (READ, WRITE or both), waiting for
     /// everything that direction must wait for: a read waits for writers, a write for readers and writers,
@@ -154,10 +160,18 @@ public sealed class DmaBuf
     /// </summary>
     /// <returns>True when access began; false on timeout (no access begun).</returns>
     /// <exception cref="FenceErrnoException">-EINVAL: bad flags.</exception>
-    public bool BeginCpuAccess(DmaBufSync flags, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public bool BeginCpuAccess(DmaBufSync flags, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        BeginCpuAccess(flags, timeout, TimeProvider.System, cancellationToken);
+
+    /// <summary>As <see cref="BeginCpuAccess(DmaBufSync, TimeSpan, CancellationToken)"/>, with the timeout
+    /// measured on <paramref name="timeProvider"/>'s clock.</summary>
+    /// <returns>True when access began; false on timeout (no access begun).</returns>
+    /// <exception cref="FenceErrnoException">-EINVAL: bad flags.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public bool BeginCpuAccess(DmaBufSync flags, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
     {
         ValidateDirection(flags, "DMA_BUF_IOCTL_SYNC(START)");
-        if (!Reservation.Wait(FenceUsages.WaitLevelFor((flags & DmaBufSync.Write) != 0), timeout, cancellationToken))
+        if (!Reservation.Wait(FenceUsages.WaitLevelFor((flags & DmaBufSync.Write) != 0), timeout, timeProvider, cancellationToken))
         {
             return false;
         }
@@ -166,7 +180,7 @@ public sealed class DmaBuf
         return true;
     }
 
-    /// <summary>Ends a CPU access begun with <see cref="BeginCpuAccess"/>.</summary>
+    /// <summary>Ends a CPU access begun with <see cref="BeginCpuAccess(DmaBufSync, TimeSpan, CancellationToken)"/>.</summary>
     /// <exception cref="FenceErrnoException">-EINVAL: bad flags, or no access is in progress.</exception>
     public void EndCpuAccess(DmaBufSync flags)
     {

@@ -223,9 +223,19 @@ public sealed class SwSyncTimeline : IDisposable
     /// <summary>
     /// The earliest deadline set on one of this timeline's fences. Mirrors <c>SW_SYNC_GET_DEADLINE</c>.
     /// </summary>
+    /// <param name="fence">One of this timeline's points.</param>
+    /// <param name="deadline">The deadline, a point on the fence clock (see <see cref="Fence.Timestamp"/>); zero when none.</param>
     /// <returns>False when no deadline was set (the kernel's -ENOENT).</returns>
     /// <exception cref="ArgumentException">The fence does not belong to this timeline (the kernel's -EINVAL).</exception>
-    public bool TryGetDeadline(Fence fence, out long deadlineNs)
+    public bool TryGetDeadline(Fence fence, out TimeSpan deadline)
+    {
+        bool set = TryGetDeadlineNs(fence, out long ns);
+        deadline = TimeTicks.FromNs(ns);
+        return set;
+    }
+
+    /// <summary>The exact form of <see cref="TryGetDeadline"/>, in ns.</summary>
+    internal bool TryGetDeadlineNs(Fence fence, out long deadlineNs)
     {
         ArgumentNullException.ThrowIfNull(fence);
         if (fence is not SwSyncFence point || !ReferenceEquals(point.Timeline, this))
@@ -439,7 +449,7 @@ public sealed class SwSyncTimeline : IDisposable
         /// <summary>The earliest deadline set on the point, <see cref="long.MaxValue"/> when none; kept here
         /// because the base class's hint is gone once the point signals, and the kernel's sw_sync reports
         /// the deadline of its sync_pt whenever it was set (<c>sw_sync_ioctl_get_deadline</c>). Lowered by
-        /// CAS from <see cref="OnDeadlineSet"/>.</summary>
+        /// CAS from <see cref="OnDeadlineSetNs"/>.</summary>
         public long EarliestDeadlineNs => Volatile.Read(ref _deadlineNs);
 
         private long _deadlineNs = long.MaxValue;
@@ -447,7 +457,7 @@ public sealed class SwSyncTimeline : IDisposable
         /// <summary>Signals the point, with -ENOENT when the timeline closed under it.</summary>
         public void SignalPoint() => Signal(ClosedError ? -Errno.ENOENT : 0);
 
-        protected override void OnDeadlineSet(long deadlineNs)
+        private protected override void OnDeadlineSetNs(long deadlineNs)
         {
             long current = Volatile.Read(ref _deadlineNs);
             while (deadlineNs < current)

@@ -166,16 +166,18 @@ public sealed class SyncFile
                 Truncate(leaf.DriverName),
                 leafStatus,
                 0,
-                leaf.TryGetTimestamp(out long ts) ? ts : 0);
+                leaf.TryGetTimestampNs(out long ts) ? ts : 0);
             status = status <= 0 ? status : leafStatus;
         }
 
         return new SyncFileInfo(Name, status, filled);
     }
 
-    /// <summary>Hints that the fence is needed by <paramref name="deadlineNs"/> (monotonic ns). Mirrors
-    /// <c>SYNC_IOC_SET_DEADLINE</c>.</summary>
-    public void SetDeadline(long deadlineNs) => Fence.SetDeadline(deadlineNs);
+    /// <summary>Hints that the fence is needed by <paramref name="deadline"/>, a point on the fence's clock
+    /// (see <see cref="FenceCore.Fence.Timestamp"/>). Mirrors <c>SYNC_IOC_SET_DEADLINE</c>, whose
+    /// nanosecond form is <c>FileTable.SyncSetDeadline</c>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The deadline is negative or beyond the clock's range.</exception>
+    public void SetDeadline(TimeSpan deadline) => Fence.SetDeadline(deadline);
 
     /// <summary>
     /// poll(): true (EPOLLIN) iff the fence has signalled. The first poll enables signalling on the fence,
@@ -197,6 +199,13 @@ public sealed class SyncFile
     public bool Wait(TimeSpan timeout, CancellationToken cancellationToken = default) =>
         Fence.Wait(timeout, cancellationToken);
 
+    /// <summary>As <see cref="Wait(TimeSpan, CancellationToken)"/>, with the timeout measured on
+    /// <paramref name="timeProvider"/>'s clock (see <see cref="FenceCore.Fence.Wait(TimeSpan, TimeProvider, CancellationToken)"/>).</summary>
+    /// <returns>True if signalled; false on timeout.</returns>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public bool Wait(TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default) =>
+        Fence.Wait(timeout, timeProvider, cancellationToken);
+
     /// <summary>Waits asynchronously until the fence signals.</summary>
     public ValueTask WaitAsync(CancellationToken cancellationToken = default) => Fence.WaitAsync(cancellationToken);
 
@@ -204,6 +213,13 @@ public sealed class SyncFile
     /// <returns>True if signalled; false on timeout.</returns>
     public ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
         Fence.WaitAsync(timeout, cancellationToken);
+
+    /// <summary>As <see cref="WaitAsync(TimeSpan, CancellationToken)"/>, with the timeout measured on
+    /// <paramref name="timeProvider"/>'s clock.</summary>
+    /// <returns>True if signalled; false on timeout.</returns>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public ValueTask<bool> WaitAsync(TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default) =>
+        Fence.WaitAsync(timeout, timeProvider, cancellationToken);
 
     /// <inheritdoc/>
     public override string ToString() => $"sync_file '{Name}' ({Fence})";
@@ -242,5 +258,13 @@ public readonly record struct SyncFileInfo(string Name, int Status, int NumFence
 /// <param name="DriverName">The leaf's driver name.</param>
 /// <param name="Status">0 pending, 1 signalled, or the negative error it signalled with.</param>
 /// <param name="Flags">Always 0.</param>
-/// <param name="TimestampNs">The signal time in ns, or 0 while pending.</param>
-public readonly record struct SyncFenceInfo(string ObjName, string DriverName, int Status, uint Flags, long TimestampNs);
+/// <param name="TimestampNs">The signal time in ns, or 0 while pending: the uAPI's field, exact.</param>
+/// <remarks>The record is the uAPI's struct, shared by <see cref="SyncFile.GetInfo"/> and
+/// <c>FileTable.SyncFileInfo</c>, so it keeps the kernel's nanoseconds; <see cref="Timestamp"/> is the same
+/// time on the idiomatic scale.</remarks>
+public readonly record struct SyncFenceInfo(string ObjName, string DriverName, int Status, uint Flags, long TimestampNs)
+{
+    /// <summary>The signal time as a point on the fence's clock (see <see cref="Fence.Timestamp"/>);
+    /// zero while pending.</summary>
+    public TimeSpan Timestamp => TimeTicks.FromNs(TimestampNs);
+}

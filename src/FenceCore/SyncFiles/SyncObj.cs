@@ -107,7 +107,7 @@ public sealed class SyncObj
     {
         if (signaled)
         {
-            _fence = Fence.CreateSignaledStub(FenceClock.NowNs);
+            _fence = Fence.CreateSignaledStubNs(FenceClock.NowNs);
         }
     }
 
@@ -140,7 +140,7 @@ public sealed class SyncObj
 
     /// <summary>Installs a new signalled stub. Mirrors <c>drm_syncobj_assign_null_handle</c>
     /// (<c>DRM_IOCTL_SYNCOBJ_SIGNAL</c>).</summary>
-    public void Signal() => Replace(FenceCore.Fence.CreateSignaledStub(FenceClock.NowNs));
+    public void Signal() => Replace(FenceCore.Fence.CreateSignaledStubNs(FenceClock.NowNs));
 
     /// <summary>A sync file holding the fence of <paramref name="point"/> as it is now (0: the current
     /// fence). Mirrors <c>drm_syncobj_export_sync_file</c>.</summary>
@@ -255,6 +255,28 @@ public sealed class SyncObj
     /// <exception cref="FenceErrnoException">-ETIME when the point was not submitted in time.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
     public Fence FindFence(ulong point, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        return FindFenceOnSystemClock(point, timeout, cancellationToken);
+    }
+
+    /// <summary>As <see cref="FindFence(ulong, TimeSpan, CancellationToken)"/>, with the timeout measured on
+    /// <paramref name="timeProvider"/>'s clock.</summary>
+    /// <param name="point">The point (0: the binary payload).</param>
+    /// <param name="timeout">How long to wait for the submission on that clock.</param>
+    /// <param name="timeProvider">The clock the timeout runs on: with the virtual GPU's <c>Gpu.TimeProvider</c>
+    /// the timeout follows virtual time, with a <c>FakeTimeProvider</c> it expires when the test advances the
+    /// clock. Another thread must move that clock (or satisfy the wait): this one is blocked.</param>
+    /// <param name="cancellationToken">Interrupts the wait.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="FenceErrnoException">-ETIME when the point was not submitted in time.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public Fence FindFence(ulong point, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken = default)
+    {
+        return ClockTimeout.Run(timeout, timeProvider, (Obj: this, Point: point), static (s, t, token) => s.Obj.FindFenceOnSystemClock(s.Point, t, token), cancellationToken);
+    }
+
+    private Fence FindFenceOnSystemClock(ulong point, TimeSpan timeout, CancellationToken cancellationToken)
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
         if (TryFindFence(point, out Fence? found))
@@ -454,6 +476,29 @@ public sealed class SyncObj
         return WaitIoctl(syncobjs, Fence.AbsoluteNs(timeout), flags, out firstSignaled, cancellationToken);
     }
 
+    /// <summary>As the binary <see cref="Wait(ReadOnlySpan{SyncObj}, TimeSpan, SyncObjWaitOptions, out int, CancellationToken)"/>,
+    /// with the timeout measured on <paramref name="timeProvider"/>'s clock.</summary>
+    /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
+    /// <param name="timeout">How long to wait on that clock.</param>
+    /// <param name="timeProvider">The clock the timeout runs on: with the virtual GPU's <c>Gpu.TimeProvider</c>
+    /// the timeout follows virtual time, with a <c>FakeTimeProvider</c> it expires when the test advances the
+    /// clock. Another thread must move that clock (or satisfy the wait): this one is blocked.</param>
+    /// <param name="flags">The wait flags.</param>
+    /// <param name="firstSignaled">As for the wait on the system's clock.</param>
+    /// <param name="cancellationToken">Interrupts the wait (-ERESTARTSYS).</param>
+    /// <returns>True when the condition was met; false on timeout (-ETIME).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="FenceErrnoException">As for the wait on the system's clock.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, TimeSpan timeout, TimeProvider timeProvider, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
+    {
+        (bool met, firstSignaled) = ClockTimeout.Run(timeout, timeProvider, (Set: syncobjs.ToArray(), Flags: flags),
+            static (s, t, token) => (Wait(s.Set, t, s.Flags, out int first, token), first), cancellationToken);
+        return met;
+    }
+
     /// <summary>The kernel-shaped binary wait, with an absolute <see cref="FenceClock"/> timeout in ns
     /// (<see cref="Uapi.DrmFile.SyncobjWait"/>).</summary>
     internal static bool WaitIoctl(ReadOnlySpan<SyncObj?> syncobjs, long timeoutAbsNs, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
@@ -607,7 +652,7 @@ public sealed class SyncObj
         {
             foreach (WaitEntry e in entries)
             {
-                e.Fence?.SetDeadline(deadlineNs);
+                e.Fence?.SetDeadlineNs(deadlineNs);
             }
         }
 
@@ -710,6 +755,30 @@ public sealed class SyncObj
     {
         Fence.ValidateTimeout(timeout, nameof(timeout));
         return WaitIoctl(syncobjs, points, Fence.AbsoluteNs(timeout), flags, out firstSignaled, 0, cancellationToken);
+    }
+
+    /// <summary>As the timeline <see cref="Wait(ReadOnlySpan{SyncObj}, ReadOnlySpan{ulong}, TimeSpan, SyncObjWaitOptions, out int, CancellationToken)"/>,
+    /// with the timeout measured on <paramref name="timeProvider"/>'s clock.</summary>
+    /// <param name="syncobjs">The syncobjs (a null element is an unknown handle).</param>
+    /// <param name="points">One point per syncobj.</param>
+    /// <param name="timeout">How long to wait on that clock.</param>
+    /// <param name="timeProvider">The clock the timeout runs on: with the virtual GPU's <c>Gpu.TimeProvider</c>
+    /// the timeout follows virtual time, with a <c>FakeTimeProvider</c> it expires when the test advances the
+    /// clock. Another thread must move that clock (or satisfy the wait): this one is blocked.</param>
+    /// <param name="flags">The wait flags.</param>
+    /// <param name="firstSignaled">As for the wait on the system's clock.</param>
+    /// <param name="cancellationToken">Interrupts the wait (-ERESTARTSYS).</param>
+    /// <returns>True when the condition was met; false on timeout (-ETIME).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than infinite) or too long.</exception>
+    /// <exception cref="FenceErrnoException">As for the wait on the system's clock.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled first.</exception>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("ApiDesign", "RS0026", Justification = "The blocking wait's shape plus a clock, as Task.WaitAsync(TimeSpan, TimeProvider, CancellationToken).")]
+    public static bool Wait(ReadOnlySpan<SyncObj?> syncobjs, ReadOnlySpan<ulong> points, TimeSpan timeout, TimeProvider timeProvider, SyncObjWaitOptions flags, out int firstSignaled, CancellationToken cancellationToken = default)
+    {
+        (bool met, firstSignaled) = ClockTimeout.Run(timeout, timeProvider, (Set: syncobjs.ToArray(), Points: points.ToArray(), Flags: flags),
+            static (s, t, token) => (Wait(s.Set, s.Points, t, s.Flags, out int first, token), first), cancellationToken);
+        return met;
     }
 
     /// <inheritdoc/>

@@ -127,7 +127,7 @@ public sealed partial class FileTable
             return -Errno.EINVAL;
         }
 
-        file!.SetDeadline((long)deadlineNs);
+        file!.Fence.SetDeadlineNs((long)deadlineNs);
         return 0;
     }
 

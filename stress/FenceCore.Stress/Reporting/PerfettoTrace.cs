@@ -85,7 +85,7 @@ internal sealed class PerfettoTrace
     }
 
     /// <summary>The workload reports a kill (the GPU has no event for it).</summary>
-    public void ClientKilled(GpuClient client, long timeNs) => AddInstant("kill", $"client {client.Name} killed", -1, _gpu.IndexOf(client.Gpu), timeNs);
+    public void ClientKilled(GpuClient client, TimeSpan time) => AddInstant("kill", $"client {client.Name} killed", -1, _gpu.IndexOf(client.Gpu), time.Ns());
 
     private void OnEvent(int device, GpuEvent e)
     {
@@ -106,23 +106,23 @@ internal sealed class PerfettoTrace
                     }
 
                     int slot = _gpu.Slot(job.Engine);
-                    var record = new JobRecord(TraceId(job), job.Description.Label ?? (job.IsKernelJob ? "kernel" : "job"), job.IsKernelJob, slot, EntityTrack(job.Entity, device), job.SubmitNs);
+                    var record = new JobRecord(TraceId(job), job.Description.Label ?? (job.IsKernelJob ? "kernel" : "job"), job.IsKernelJob, slot, EntityTrack(job.Entity, device), job.SubmitTime.Ns());
                     _jobs[job] = record;
                     _order.Add(record);
                     _queueDepth[slot]++;
                     if (job.Description.Hang)
                     {
-                        AddInstantLocked("hang", $"job {job.Id} will hang", slot, device, e.TimeNs);
+                        AddInstantLocked("hang", $"job {job.Id} will hang", slot, device, e.Time.Ns());
                     }
 
                     if (job.IsKernelJob && record.Name.StartsWith("evict", StringComparison.Ordinal))
                     {
-                        AddInstantLocked("eviction", record.Name, slot, device, e.TimeNs);
+                        AddInstantLocked("eviction", record.Name, slot, device, e.Time.Ns());
                     }
 
                     break;
                 case GpuEventKind.JobStarted when e.Job is { } job && _jobs.TryGetValue(job, out JobRecord? started):
-                    started.StartNs = e.TimeNs;
+                    started.StartNs = e.Time.Ns();
                     _queueDepth[started.Engine]--;
                     foreach (Fence dependency in job.EffectiveDependencies)
                     {
@@ -140,25 +140,25 @@ internal sealed class PerfettoTrace
                     }
 
                     // A job cancelled on the ring keeps a far-future start: it never ran, so it gets no ring slice.
-                    bool ran = job.StartNs >= 0 && job.EndNs >= job.StartNs && job.EndNs <= e.TimeNs;
-                    done.RunStartNs = ran ? job.StartNs : -1;
-                    done.EndNs = ran ? job.EndNs : e.TimeNs;
+                    bool ran = job.StartTime.NsOrNone() >= 0 && job.EndTime.NsOrNone() >= job.StartTime.NsOrNone() && job.EndTime.NsOrNone() <= e.Time.Ns();
+                    done.RunStartNs = ran ? job.StartTime.NsOrNone() : -1;
+                    done.EndNs = ran ? job.EndTime.NsOrNone() : e.Time.Ns();
                     done.Error = job.Finished.Error;
                     break;
                 case GpuEventKind.EngineReset:
-                    AddInstantLocked("reset", $"{e.Engine?.Name} reset", Slot(e.Engine), device, e.TimeNs);
+                    AddInstantLocked("reset", $"{e.Engine?.Name} reset", Slot(e.Engine), device, e.Time.Ns());
                     break;
                 case GpuEventKind.LeakDetected:
-                    AddInstantLocked("leak", $"leak on {e.Buffer?.Name}: {(e.Job is { } j ? $"job {j.Id}" : "CPU access")} touched storage before its move signalled", Slot(e.Engine), device, e.TimeNs);
+                    AddInstantLocked("leak", $"leak on {e.Buffer?.Name}: {(e.Job is { } j ? $"job {j.Id}" : "CPU access")} touched storage before its move signalled", Slot(e.Engine), device, e.Time.Ns());
                     break;
                 case GpuEventKind.DependencyTimeout:
-                    AddInstantLocked("dependency-timeout", $"job {e.Job?.Id}: a dependency did not signal in time", Slot(e.Engine), device, e.TimeNs);
+                    AddInstantLocked("dependency-timeout", $"job {e.Job?.Id}: a dependency did not signal in time", Slot(e.Engine), device, e.Time.Ns());
                     break;
                 case GpuEventKind.DeviceLost:
-                    AddInstantLocked("device-lost", "device lost", -1, device, e.TimeNs);
+                    AddInstantLocked("device-lost", "device lost", -1, device, e.Time.Ns());
                     break;
                 case GpuEventKind.MoveNotified:
-                    AddInstantLocked("move-notify", $"{e.Buffer?.Name}: mapping invalidated by the exporter's move", -1, device, e.TimeNs);
+                    AddInstantLocked("move-notify", $"{e.Buffer?.Name}: mapping invalidated by the exporter's move", -1, device, e.Time.Ns());
                     break;
                 default:
                     return;
@@ -167,7 +167,7 @@ internal sealed class PerfettoTrace
             if (++_eventsSinceSample >= 8)
             {
                 _eventsSinceSample = 0;
-                _counters.Add(new CounterSample(e.TimeNs, [.. _gpu.Devices.Select(d => d.DeviceMemoryUsed)], [.. _gpu.Devices.Select(d => d.JobsSubmitted - d.JobsCompleted)], [.. _queueDepth]));
+                _counters.Add(new CounterSample(e.Time.Ns(), [.. _gpu.Devices.Select(d => d.DeviceMemoryUsed)], [.. _gpu.Devices.Select(d => d.JobsSubmitted - d.JobsCompleted)], [.. _queueDepth]));
             }
         }
     }

@@ -73,16 +73,16 @@ internal sealed class RunStatistics
             case GpuEventKind.JobCompleted when e.Job is { } job:
                 if (!job.IsKernelJob)
                 {
-                    _latencyNs.RecordValue(Math.Clamp(e.TimeNs - job.SubmitNs, 1, HighestTrackableNs));
+                    _latencyNs.RecordValue(Math.Clamp(e.Time.Ns() - job.SubmitTime.Ns(), 1, HighestTrackableNs));
                 }
 
                 // Only jobs that ran on the ring count (a job cancelled there keeps a far-future start).
-                if (job.StartNs >= 0 && job.EndNs >= job.StartNs && job.EndNs <= e.TimeNs && job.Engine is { } engine)
+                if (job.StartTime.NsOrNone() >= 0 && job.EndTime.NsOrNone() >= job.StartTime.NsOrNone() && job.EndTime.NsOrNone() <= e.Time.Ns() && job.Engine is { } engine)
                 {
                     lock (_gate)
                     {
                         int slot = _gpu.Slot(engine);
-                        _engineBusyNs[slot] += job.EndNs - job.StartNs;
+                        _engineBusyNs[slot] += job.EndTime.NsOrNone() - job.StartTime.NsOrNone();
                         _engineJobs[slot]++;
                     }
                 }

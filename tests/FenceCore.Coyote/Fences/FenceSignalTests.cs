@@ -20,19 +20,19 @@ public sealed class FenceSignalTests(ITestOutputHelper output)
         fence.AddCallback(f =>
         {
             Volatile.Write(ref statusInCallback, f.Status);
-            Volatile.Write(ref seenInCallback, f.TimestampNs);
+            Volatile.Write(ref seenInCallback, f.Timestamp.Ticks);
         });
 
         var signallers = new Task<bool>[3];
         for (int i = 0; i < signallers.Length; i++)
         {
             int me = i;
-            signallers[i] = Task.Run(() => fence.SignalWithTimestamp(errors[me], stamps[me]));
+            signallers[i] = Task.Run(() => fence.SignalWithTimestamp(errors[me], TimeSpan.FromTicks(stamps[me])));
         }
 
         // A reader racing the signallers: once it sees the fence signalled, status and timestamp are final.
         Task<(int Status, long Stamp)> reader = Task.Run(() =>
-            fence.TryGetTimestamp(out long ts) ? (fence.Status, ts) : (0, -1L));
+            fence.TryGetTimestamp(out TimeSpan ts) ? (fence.Status, ts.Ticks) : (0, -1L));
 
         await Task.WhenAll(signallers);
         (int readStatus, long readStamp) = await reader;
@@ -51,7 +51,7 @@ public sealed class FenceSignalTests(ITestOutputHelper output)
         Specification.Assert(winners == 1, "{0} signallers won", winners);
         int expectedStatus = errors[winner] < 0 ? errors[winner] : 1;
         Specification.Assert(fence.Status == expectedStatus, "status {0}, winner signalled {1}", fence.Status, errors[winner]);
-        Specification.Assert(fence.TimestampNs == stamps[winner], "timestamp {0}, winner's {1}", fence.TimestampNs, stamps[winner]);
+        Specification.Assert(fence.Timestamp.Ticks == stamps[winner], "timestamp {0}, winner's {1}", fence.Timestamp.Ticks, stamps[winner]);
         Specification.Assert(statusInCallback == expectedStatus, "callback saw status {0}, winner's {1}", statusInCallback, expectedStatus);
         Specification.Assert(seenInCallback == stamps[winner], "callback saw timestamp {0}, winner's {1}", seenInCallback, stamps[winner]);
         Specification.Assert(readStamp == -1 || (readStamp == stamps[winner] && readStatus == expectedStatus),

@@ -44,11 +44,11 @@ public class FenceArrayTests
         var array = Any(a, b);
         array.EnableSignaling();
         a.Signal();
-        long ts = array.TimestampNs;
+        TimeSpan ts = array.Timestamp;
 
         b.Signal();
 
-        Assert.Equal(ts, array.TimestampNs);
+        Assert.Equal(ts, array.Timestamp);
     }
 
     [Fact]
@@ -86,20 +86,20 @@ public class FenceArrayTests
         array.EnableSignaling();
 
         // The walk waits on a; c and b fail before a signals, c first: c's error is the array's.
-        c.SignalWithTimestamp(-Errno.ETIMEDOUT, 100);
-        b.SignalWithTimestamp(-Errno.EIO, 200);
-        a.SignalWithTimestamp(300);
+        c.SignalWithTimestamp(-Errno.ETIMEDOUT, TimeSpan.FromTicks(100));
+        b.SignalWithTimestamp(-Errno.EIO, TimeSpan.FromTicks(200));
+        a.SignalWithTimestamp(TimeSpan.FromTicks(300));
         Assert.False(array.IsSignaled);
-        d.SignalWithTimestamp(400);
+        d.SignalWithTimestamp(TimeSpan.FromTicks(400));
 
         Assert.Equal(-Errno.ETIMEDOUT, array.Error);
-        Assert.Equal(400, array.TimestampNs); // the latest member's time
+        Assert.Equal(TimeSpan.FromTicks(400), array.Timestamp); // the latest member's time
 
         FenceSource e = Mock(), f = Mock();
         var tie = MockArray(e, f);
         tie.EnableSignaling();
-        f.SignalWithTimestamp(-Errno.EIO, 50);
-        e.SignalWithTimestamp(-Errno.ECANCELED, 50);
+        f.SignalWithTimestamp(-Errno.EIO, TimeSpan.FromTicks(50));
+        e.SignalWithTimestamp(-Errno.ECANCELED, TimeSpan.FromTicks(50));
         Assert.Equal(-Errno.ECANCELED, tie.Error);
     }
 
@@ -111,11 +111,11 @@ public class FenceArrayTests
         array.EnableSignaling();
         for (int i = members.Length - 1; i > 0; i--)
         {
-            members[i].SignalWithTimestamp(10 - i);
+            members[i].SignalWithTimestamp(TimeSpan.FromTicks(10 - i));
             Assert.False(array.IsSignaled);
         }
 
-        members[0].SignalWithTimestamp(10);
+        members[0].SignalWithTimestamp(TimeSpan.FromTicks(10));
         Assert.True(array.IsSignaled);
         Assert.Equal(0, array.PendingCount);
     }
@@ -133,7 +133,7 @@ public class FenceArrayTests
 
         Assert.Equal(1, members[0].LinkedCallbackCellsForTesting());
         Assert.All(members[1..], m => Assert.Equal(0, m.LinkedCallbackCellsForTesting()));
-        members[0].SignalWithTimestamp(1);
+        members[0].SignalWithTimestamp(TimeSpan.FromTicks(1));
         Assert.Equal(1, members[1].LinkedCallbackCellsForTesting());
         Assert.True(enableBytes is > 0 and <= 48, $"enable allocated {enableBytes} B");
     }
@@ -209,9 +209,9 @@ public class FenceArrayTests
         var members = Enumerable.Range(0, 3).Select(_ => new TestFences.HookedFence(FenceContext.Allocate(), 1)).ToArray();
         var array = MockArray(members);
 
-        array.SetDeadline(777);
+        array.SetDeadline(TimeSpan.FromTicks(777));
 
-        Assert.All(members, m => Assert.Equal(777, m.Deadline));
+        Assert.All(members, m => Assert.Equal(TimeSpan.FromTicks(777), m.Deadline));
     }
 
     [Fact]
@@ -333,10 +333,10 @@ public class FenceArrayTests
         var m1 = new FenceSource(ctx + 1, 1);
         var array = new FenceArray([m0, m1]);
         array.EnableSignaling();
-        m1.SignalWithTimestamp(900);
-        m0.SignalWithTimestamp(100); // completes the array, but with the earlier time
+        m1.SignalWithTimestamp(TimeSpan.FromTicks(900));
+        m0.SignalWithTimestamp(TimeSpan.FromTicks(100)); // completes the array, but with the earlier time
         Assert.True(array.IsSignaled);
-        Assert.Equal(900, array.TimestampNs); // never before a member it waited for
+        Assert.Equal(TimeSpan.FromTicks(900), array.Timestamp); // never before a member it waited for
     }
 
     [Fact]
@@ -347,9 +347,9 @@ public class FenceArrayTests
         var m1 = new FenceSource(ctx + 1, 1);
         var array = new FenceArray([m0, m1], FenceContext.Allocate(), 1, signalOnAny: true);
         array.EnableSignaling();
-        m1.SignalWithTimestamp(300);
-        Assert.Equal(300, array.TimestampNs);
-        m0.SignalWithTimestamp(400);
-        Assert.Equal(300, array.TimestampNs);
+        m1.SignalWithTimestamp(TimeSpan.FromTicks(300));
+        Assert.Equal(TimeSpan.FromTicks(300), array.Timestamp);
+        m0.SignalWithTimestamp(TimeSpan.FromTicks(400));
+        Assert.Equal(TimeSpan.FromTicks(300), array.Timestamp);
     }
 }

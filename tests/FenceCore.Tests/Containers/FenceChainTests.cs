@@ -309,9 +309,9 @@ public class FenceChainTests
             head = new FenceChain(head, leaf, leaf.Seqno);
         }
 
-        head!.SetDeadline(12345);
+        head!.SetDeadline(TimeSpan.FromTicks(12345));
 
-        Assert.All(leaves, l => Assert.Equal(12345, l.Deadline));
+        Assert.All(leaves, l => Assert.Equal(TimeSpan.FromTicks(12345), l.Deadline));
     }
 
     [Fact]

@@ -85,13 +85,13 @@ public class FenceUnwrapTests
     public void Merge_AllSignalledGivesNewStubWithLatestTimestamp()
     {
         FenceSource f1 = Mock(), f2 = Mock();
-        f1.SignalWithTimestamp(100);
-        f2.SignalWithTimestamp(250);
+        f1.SignalWithTimestamp(TimeSpan.FromTicks(100));
+        f2.SignalWithTimestamp(TimeSpan.FromTicks(250));
 
         Fence merged = FenceUnwrap.Merge(f1, f2);
 
         Assert.True(merged.IsSignaled);
-        Assert.Equal(250, merged.TimestampNs);
+        Assert.Equal(TimeSpan.FromTicks(250), merged.Timestamp);
         Assert.Equal(FenceContext.Stub, merged.Context);
         Assert.NotSame(f1, merged);
         Assert.NotSame(f2, merged);
@@ -101,12 +101,12 @@ public class FenceUnwrapTests
     public void Merge_ExpiredFenceWithItselfStaysSignalledAndDoesNotGrow()
     {
         var f = Mock();
-        f.SignalWithTimestamp(42);
+        f.SignalWithTimestamp(TimeSpan.FromTicks(42));
 
         Fence merged = FenceUnwrap.Merge(f, f);
 
         Assert.True(merged.IsSignaled);
-        Assert.Equal(42, merged.TimestampNs);
+        Assert.Equal(TimeSpan.FromTicks(42), merged.Timestamp);
         Assert.IsNotType<FenceArray>(merged);
     }
 

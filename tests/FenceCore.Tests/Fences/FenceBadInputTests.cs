@@ -65,7 +65,7 @@ public class FenceBadInputTests
     public void Timestamp_BeforeSignal_IsRejected()
     {
         var f = NewFence();
-        var ex = Assert.Throws<InvalidOperationException>(() => f.TimestampNs);
+        var ex = Assert.Throws<InvalidOperationException>(() => f.Timestamp);
         Assert.Contains("only once the fence has signalled", ex.Message, StringComparison.Ordinal);
         Assert.False(f.TryGetTimestamp(out _));
     }

@@ -25,16 +25,16 @@ public class FenceBehaviourTests
     {
         var f = Pending();
         int status = 0;
-        long ts = 0;
+        TimeSpan ts = TimeSpan.Zero;
         f.AddCallback(x =>
         {
             status = x.Status;
-            ts = x.TimestampNs;
+            ts = x.Timestamp;
         });
 
-        f.SignalWithTimestamp(-Errno.ECANCELED, 12345);
+        f.SignalWithTimestamp(-Errno.ECANCELED, TimeSpan.FromTicks(12345));
         Assert.Equal(-Errno.ECANCELED, status);
-        Assert.Equal(12345, ts);
+        Assert.Equal(TimeSpan.FromTicks(12345), ts);
     }
 
     [Fact]
@@ -203,27 +203,27 @@ public class FenceBehaviourTests
     {
         var f = new HookedFence(FenceContext.Allocate(), 1);
         Assert.Null(f.Deadline);
-        f.SetDeadline(500);
-        f.SetDeadline(700);
-        f.SetDeadline(300);
+        f.SetDeadline(TimeSpan.FromTicks(500));
+        f.SetDeadline(TimeSpan.FromTicks(700));
+        f.SetDeadline(TimeSpan.FromTicks(300));
 
-        Assert.Equal(300, f.Deadline);
-        Assert.Equal(new long[] { 500, 300 }, f.DeadlinesSeen);
+        Assert.Equal(TimeSpan.FromTicks(300), f.Deadline);
+        Assert.Equal(new[] { TimeSpan.FromTicks(500), TimeSpan.FromTicks(300) }, f.DeadlinesSeen);
     }
 
     [Fact]
     public void Deadline_SharesItsWordWithTheTimestamp_TheSignalTimeReplacesTheHint()
     {
         var f = new HookedFence(FenceContext.Allocate(), 1);
-        f.SetDeadline(1_000);
-        Assert.Equal(1_000, f.Deadline);
+        f.SetDeadline(TimeSpan.FromTicks(1_000));
+        Assert.Equal(TimeSpan.FromTicks(1_000), f.Deadline);
 
-        f.SignalWithTimestamp(5_000);
-        Assert.Equal(5_000, f.TimestampNs); // not the deadline
+        f.SignalWithTimestamp(TimeSpan.FromTicks(5_000));
+        Assert.Equal(TimeSpan.FromTicks(5_000), f.Timestamp); // not the deadline
         Assert.Null(f.Deadline);
-        f.SetDeadline(10); // earlier than the word's content, but the fence has signalled: no effect
-        Assert.Equal(5_000, f.TimestampNs);
-        Assert.Equal(new long[] { 1_000 }, f.DeadlinesSeen);
+        f.SetDeadline(TimeSpan.FromTicks(10)); // earlier than the word's content, but the fence has signalled: no effect
+        Assert.Equal(TimeSpan.FromTicks(5_000), f.Timestamp);
+        Assert.Equal(new[] { TimeSpan.FromTicks(1_000) }, f.DeadlinesSeen);
     }
 
     [Fact]
@@ -240,14 +240,14 @@ public class FenceBehaviourTests
                 go.SignalAndWait();
                 for (long d = 1_000; d > 0; d -= 10)
                 {
-                    f.SetDeadline(d);
+                    f.SetDeadline(TimeSpan.FromTicks(d));
                 }
             });
             setter.Start();
             go.SignalAndWait();
-            f.SignalWithTimestamp(1_000_000);
+            f.SignalWithTimestamp(TimeSpan.FromTicks(1_000_000));
             setter.Join();
-            Assert.Equal(1_000_000, f.TimestampNs);
+            Assert.Equal(TimeSpan.FromTicks(1_000_000), f.Timestamp);
             Assert.Null(f.Deadline);
         }
     }
@@ -257,7 +257,7 @@ public class FenceBehaviourTests
     {
         var f = new HookedFence(FenceContext.Allocate(), 1);
         f.Signal();
-        f.SetDeadline(10);
+        f.SetDeadline(TimeSpan.FromTicks(10));
         Assert.Null(f.Deadline);
         Assert.Empty(f.DeadlinesSeen);
     }
@@ -265,23 +265,23 @@ public class FenceBehaviourTests
     [Fact]
     public void PrivateStub_IsSignalledOnContextZeroWithItsTimestamp()
     {
-        Fence stub = Fence.CreateSignaledStub(987654321);
+        Fence stub = Fence.CreateSignaledStub(TimeSpan.FromTicks(987654321));
         Assert.True(stub.IsSignaled);
         Assert.Equal(FenceContext.Stub, stub.Context);
-        Assert.Equal(987654321, stub.TimestampNs);
+        Assert.Equal(TimeSpan.FromTicks(987654321), stub.Timestamp);
         Assert.NotSame(Fence.Stub, stub);
     }
 
     [Fact]
     public void Signal_UsesMonotonicClock()
     {
-        long before = FenceClock.NowNs;
+        TimeSpan before = FenceClock.Now;
         var f = Pending();
         f.Signal();
-        long after = FenceClock.NowNs;
-        Assert.InRange(f.TimestampNs, before, after);
-        Assert.True(f.TryGetTimestamp(out long ts));
-        Assert.Equal(f.TimestampNs, ts);
+        TimeSpan after = FenceClock.Now;
+        Assert.InRange(f.Timestamp, before, after);
+        Assert.True(f.TryGetTimestamp(out TimeSpan ts));
+        Assert.Equal(f.Timestamp, ts);
     }
 
     [Fact]
@@ -295,7 +295,7 @@ public class FenceBehaviourTests
             var threads = Enumerable.Range(1, 4).Select(i => new Thread(() =>
             {
                 go.Wait();
-                if (f.SignalWithTimestamp(-i, i * 1000))
+                if (f.SignalWithTimestamp(-i, TimeSpan.FromTicks(i * 1000)))
                 {
                     Interlocked.Exchange(ref winner, i);
                 }
@@ -306,7 +306,7 @@ public class FenceBehaviourTests
 
             Assert.InRange(winner, 1, 4);
             Assert.Equal(-winner, f.Error);
-            Assert.Equal(winner * 1000, f.TimestampNs);
+            Assert.Equal(TimeSpan.FromTicks(winner * 1000), f.Timestamp);
         }
     }
 

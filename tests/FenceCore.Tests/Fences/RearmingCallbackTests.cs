@@ -70,7 +70,7 @@ public sealed class RearmingCallbackTests
     {
         var a = new FenceSource(FenceContext.Allocate(), 1);
         a.Signal();
-        var wait = new WaitAll([a, Fence.CreateSignaledStub(0)]);
+        var wait = new WaitAll([a, Fence.CreateSignaledStub(TimeSpan.FromTicks(0))]);
         wait.Start();
         Assert.True(wait.Done);
         Assert.False(wait.IsQueued);

@@ -25,9 +25,9 @@ public class StDmaFenceTests
         Assert.True(f.IsSignaled);
         Assert.True(f.IsSignaled);
 
-        long ts = f.TimestampNs;
+        TimeSpan ts = f.Timestamp;
         Assert.False(f.Signal());
-        Assert.Equal(ts, f.TimestampNs);
+        Assert.Equal(ts, f.Timestamp);
     }
 
     [Fact]

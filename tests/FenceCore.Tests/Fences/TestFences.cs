@@ -30,7 +30,7 @@ internal static class TestFences
         public int EnableCalls;
         public volatile bool HardwareDone;
         public int PollError;
-        public List<long> DeadlinesSeen { get; } = [];
+        public List<TimeSpan> DeadlinesSeen { get; } = [];
 
         protected override bool OnEnableSignaling()
         {
@@ -53,11 +53,11 @@ internal static class TestFences
             return true;
         }
 
-        protected override void OnDeadlineSet(long deadlineNs)
+        protected override void OnDeadlineSet(TimeSpan deadline)
         {
             lock (DeadlinesSeen)
             {
-                DeadlinesSeen.Add(deadlineNs);
+                DeadlinesSeen.Add(deadline);
             }
         }
     }

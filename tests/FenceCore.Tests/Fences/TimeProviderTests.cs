@@ -46,11 +46,11 @@ public class TimeProviderTests
 
         a.Signal();
         time.Advance(TimeSpan.FromMilliseconds(2));
-        b.SignalWithTimestamp(42);
+        b.SignalWithTimestamp(TimeSpan.FromTicks(42));
 
         Assert.Same(time, timeline.TimeProvider);
-        Assert.Equal(FenceTimeline.ToNs(time) - 2_000_000, a.TimestampNs);
-        Assert.Equal(42, b.TimestampNs);
+        Assert.Equal(FenceClock.GetNow(time) - TimeSpan.FromMilliseconds(2), a.Timestamp);
+        Assert.Equal(TimeSpan.FromTicks(42), b.Timestamp);
     }
 
     [Fact]
@@ -61,12 +61,12 @@ public class TimeProviderTests
         var f = new FenceSource(FenceContext.Allocate(), 1);
 
         ValueTask<bool> wait = f.WaitAsync(TimeSpan.FromMilliseconds(2), time);
-        gpu.RunFor(1_999_000);
+        gpu.RunFor(TimeSpan.FromMicroseconds(1999));
         bool beforeDue = wait.IsCompleted;
-        gpu.RunFor(1_000);
+        gpu.RunFor(TimeSpan.FromMicroseconds(1));
 
         Assert.Equal(1_000_000_000, time.TimestampFrequency);
-        Assert.Equal(gpu.NowNs, time.GetTimestamp());
+        Assert.Equal(gpu.Now, time.GetElapsedTime(0));
         Assert.False(beforeDue);
         Assert.False(await wait.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
     }
@@ -75,16 +75,16 @@ public class TimeProviderTests
     public void VirtualGpu_Timer_ChangeAndDispose_AndPeriodic()
     {
         using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Virtual });
-        var fired = new List<long>();
-        ITimer periodic = gpu.TimeProvider.CreateTimer(_ => fired.Add(gpu.NowNs), null, TimeSpan.FromMicroseconds(10), TimeSpan.FromMicroseconds(10));
-        ITimer cancelled = gpu.TimeProvider.CreateTimer(_ => fired.Add(-1), null, TimeSpan.FromMicroseconds(5), Timeout.InfiniteTimeSpan);
+        var fired = new List<TimeSpan>();
+        ITimer periodic = gpu.TimeProvider.CreateTimer(_ => fired.Add(gpu.Now), null, TimeSpan.FromMicroseconds(10), TimeSpan.FromMicroseconds(10));
+        ITimer cancelled = gpu.TimeProvider.CreateTimer(_ => fired.Add(TimeSpan.MinValue), null, TimeSpan.FromMicroseconds(5), Timeout.InfiniteTimeSpan);
         cancelled.Dispose();
 
-        gpu.RunFor(35_000);
+        gpu.RunFor(TimeSpan.FromMicroseconds(35));
         periodic.Dispose();
-        gpu.RunFor(100_000);
+        gpu.RunFor(TimeSpan.FromMicroseconds(100));
 
-        Assert.Equal([10_000L, 20_000, 30_000], fired);
+        Assert.Equal([TimeSpan.FromMicroseconds(10), TimeSpan.FromMicroseconds(20), TimeSpan.FromMicroseconds(30)], fired);
         Assert.False(cancelled.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan));
     }
 
@@ -128,9 +128,9 @@ public class TimeProviderTests
 
         ValueTask<SyncObjWaitResult> submit = SyncObj.WaitAsync([syncobj], [1], TimeSpan.FromMicroseconds(50), gpu.TimeProvider, SyncObjWaitOptions.WaitForSubmit);
         ValueTask<bool> busy = resv.WaitAsync(FenceUsage.Read, TimeSpan.FromMicroseconds(80), gpu.TimeProvider);
-        gpu.RunFor(49_000);
+        gpu.RunFor(TimeSpan.FromMicroseconds(49));
         bool early = submit.IsCompleted || busy.IsCompleted;
-        gpu.RunFor(40_000);
+        gpu.RunFor(TimeSpan.FromMicroseconds(40));
 
         Assert.False(early);
         Assert.Equal(new SyncObjWaitResult(false, -1), await submit.AsTask().WaitAsync(TimeSpan.FromSeconds(10)));

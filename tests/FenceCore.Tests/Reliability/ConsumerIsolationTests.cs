@@ -11,10 +11,10 @@ namespace FenceCore.Tests.Reliability;
 /// </summary>
 public class ConsumerIsolationTests
 {
-    private const long Us = 1_000;
+    private static readonly TimeSpan Us = TimeSpan.FromMicroseconds(1);
 
-    private static JobDescription Job(EngineKind engine, long durationNs, params BufferAccess[] buffers) =>
-        new() { Engine = engine, DurationNs = durationNs, Buffers = buffers };
+    private static JobDescription Job(EngineKind engine, TimeSpan duration, params BufferAccess[] buffers) =>
+        new() { Engine = engine, Duration = duration, Buffers = buffers };
 
     [Fact]
     public void ThrowingScheduledCallback_DoesNotWedgeTheGpu()
@@ -95,7 +95,7 @@ public class ConsumerIsolationTests
         GpuJob first = client.Submit(new JobDescription { Engine = EngineKind.Graphics, Dependencies = [go] });
         Assert.NotNull(first.Scheduled.AddCallback(_ => throw new InvalidOperationException("consumer bug")));
         Assert.NotNull(first.Finished.AddCallback(_ => throw new InvalidOperationException("consumer bug")));
-        GpuJob second = client.Submit(Job(EngineKind.Graphics, 0));
+        GpuJob second = client.Submit(Job(EngineKind.Graphics, TimeSpan.Zero));
         go.Signal();
 
         Assert.True(second.Finished.Wait(TimeSpan.FromSeconds(10)));
@@ -174,7 +174,7 @@ public class SubmitFailurePathTests
         Assert.Throws<InvalidOperationException>(() => client.Submit(new JobDescription
         {
             Engine = EngineKind.Graphics,
-            DurationNs = 1000,
+            Duration = TimeSpan.FromMicroseconds(1),
             Buffers = [new BufferAccess(buffer, Write: true)],
         }));
         gpu.AfterArmForTesting = null;
@@ -186,7 +186,7 @@ public class SubmitFailurePathTests
         Assert.True(buffer.Reservation.TestSignaled(FenceUsage.Bookkeep)); // no unsignalled fence is left behind
 
         // The GPU goes on: the next submission on the same buffer runs.
-        GpuJob next = client.Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 1000, Buffers = [new BufferAccess(buffer, Write: true)] });
+        GpuJob next = client.Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = TimeSpan.FromMicroseconds(1), Buffers = [new BufferAccess(buffer, Write: true)] });
         gpu.RunUntilIdle();
         Assert.Equal(1, next.Finished.Status);
     }

@@ -19,7 +19,7 @@ public sealed class ThreadsModeRaceTests
         GpuClient client = gpu.CreateClient("c");
         GpuBuffer a = gpu.CreateBuffer(1L << 20, "a");
         GpuBuffer b = gpu.CreateBuffer(1L << 20, "b");
-        client.Submit(new JobDescription { Buffers = [new BufferAccess(a, Write: true)], DurationNs = 1_000 });
+        client.Submit(new JobDescription { Buffers = [new BufferAccess(a, Write: true)], Duration = TimeSpan.FromMicroseconds(1) });
         gpu.RunUntilIdle();
         Assert.Equal(BufferPlacement.Device, a.Placement);
 
@@ -29,7 +29,7 @@ public sealed class ThreadsModeRaceTests
         {
             try
             {
-                client.Submit(new JobDescription { Buffers = [new BufferAccess(b, Write: true)], DurationNs = 1_000 });
+                client.Submit(new JobDescription { Buffers = [new BufferAccess(b, Write: true)], Duration = TimeSpan.FromMicroseconds(1) });
             }
             catch (InvalidOperationException ex)
             {
@@ -46,7 +46,7 @@ public sealed class ThreadsModeRaceTests
         Assert.Equal(0, gpu.LeakCount);
 
         // After the access the buffer may move again.
-        client.Submit(new JobDescription { Buffers = [new BufferAccess(b, Write: true)], DurationNs = 1_000 });
+        client.Submit(new JobDescription { Buffers = [new BufferAccess(b, Write: true)], Duration = TimeSpan.FromMicroseconds(1) });
         gpu.RunUntilIdle();
         Assert.Equal(BufferPlacement.System, a.Placement);
         Assert.Equal(BufferPlacement.Device, b.Placement);

@@ -296,8 +296,8 @@ public class ReservationTests
         var bk = NewFence();
         resv.AddFence(w, FenceUsage.Write);
         resv.AddFence(bk, FenceUsage.Bookkeep);
-        resv.SetDeadline(FenceUsage.Read, 1234);
-        Assert.Equal(1234, w.Deadline);
+        resv.SetDeadline(FenceUsage.Read, TimeSpan.FromTicks(1234));
+        Assert.Equal(TimeSpan.FromTicks(1234), w.Deadline);
         Assert.Null(bk.Deadline);
     }
 

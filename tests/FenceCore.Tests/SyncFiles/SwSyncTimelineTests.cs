@@ -133,10 +133,10 @@ public class SwSyncTimelineTests
         using var tl = new SwSyncTimeline();
         Fence f = tl.CreateFence(5);
         Assert.False(tl.TryGetDeadline(f, out _));
-        f.SetDeadline(1000);
-        f.SetDeadline(2000);
-        Assert.True(tl.TryGetDeadline(f, out long d));
-        Assert.Equal(1000, d);
+        f.SetDeadline(TimeSpan.FromTicks(1000));
+        f.SetDeadline(TimeSpan.FromTicks(2000));
+        Assert.True(tl.TryGetDeadline(f, out TimeSpan d));
+        Assert.Equal(TimeSpan.FromTicks(1000), d);
         var ex = Assert.Throws<ArgumentException>(() => tl.TryGetDeadline(new FenceSource(FenceContext.Allocate(), 1), out _));
         Assert.Contains("-EINVAL", ex.Message, StringComparison.Ordinal);
     }

@@ -52,13 +52,13 @@ public class SyncFileTests
     public void Merge_ExpiredFencesGiveASignalledFreshStub()
     {
         FenceSource f1 = Pending(), f2 = Pending();
-        f1.SignalWithTimestamp(10);
-        f2.SignalWithTimestamp(20);
+        f1.SignalWithTimestamp(TimeSpan.FromTicks(10));
+        f2.SignalWithTimestamp(TimeSpan.FromTicks(20));
 
         var merged = SyncFile.Merge("expired", new SyncFile(f1), new SyncFile(f2));
 
         Assert.True(merged.IsReady);
-        Assert.Equal(20, merged.Fence.TimestampNs);
+        Assert.Equal(TimeSpan.FromTicks(20), merged.Fence.Timestamp);
         Assert.NotSame(f1, merged.Fence);
         Assert.NotSame(f2, merged.Fence);
     }
@@ -151,14 +151,15 @@ public class SyncFileTests
     public void Info_FullQueryDescribesEveryLeafInUnwrapOrder()
     {
         FenceSource f1 = Pending(), f2 = Pending();
-        f1.SignalWithTimestamp(-Errno.ETIMEDOUT, 555);
+        f1.SignalWithTimestamp(-Errno.ETIMEDOUT, TimeSpan.FromTicks(555));
         var file = new SyncFile(new FenceArray([f1, f2]));
         var buffer = new SyncFenceInfo[2];
 
         SyncFileInfo info = file.GetInfo(buffer);
 
         Assert.Equal(2, info.NumFences);
-        Assert.Equal(new SyncFenceInfo("unbound", "fencecore", -Errno.ETIMEDOUT, 0, 555), buffer[0]);
+        Assert.Equal(new SyncFenceInfo("unbound", "fencecore", -Errno.ETIMEDOUT, 0, 55_500), buffer[0]); // the uAPI record counts ns
+        Assert.Equal(TimeSpan.FromTicks(555), buffer[0].Timestamp);
         Assert.Equal(new SyncFenceInfo("unbound", "fencecore", 0, 0, 0), buffer[1]);
     }
 
@@ -244,9 +245,9 @@ public class SyncFileTests
     {
         var f = Pending();
 
-        new SyncFile(f).SetDeadline(9_000);
+        new SyncFile(f).SetDeadline(TimeSpan.FromTicks(9_000));
 
-        Assert.Equal(9_000, f.Deadline);
+        Assert.Equal(TimeSpan.FromTicks(9_000), f.Deadline);
     }
 
     [Fact]

@@ -546,7 +546,7 @@ public class SyncObjTests
 
         Assert.Equal(-FenceCore.Errno.ETIME, drm.SyncobjTimelineWait([h], [1ul], 0, FenceCore.Uapi.DrmSyncobjFlags.WaitDeadline, out _, deadlineNsec: 4242));
 
-        Assert.Equal(4242, f.Deadline);
+        Assert.Equal(4242, f.DeadlineNs); // exact: finer than a TimeSpan tick
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ public class FileTableIoctlTests
         int fd = _files.Install(new SyncFile(f));
 
         Assert.Equal(0, _files.SyncSetDeadline(fd, 5_000, 0));
-        Assert.Equal(5_000L, f.Deadline);
+        Assert.Equal(5_000, f.DeadlineNs); // the uAPI's ns, exact (the idiomatic Deadline is the same point in 100 ns ticks)
         Assert.Equal(-Errno.EBADF, _files.SyncSetDeadline(fd + 50, 1, 0));
     }
 }

@@ -6,9 +6,9 @@ namespace FenceCore.Tests.VirtualGpu;
 /// <summary>The bounded event feed (issue 13): observers read a channel instead of running code on the scheduler's paths.</summary>
 public class GpuEventFeedTests
 {
-    private const long Us = 1_000;
+    private static readonly TimeSpan Us = TimeSpan.FromMicroseconds(1);
 
-    private static JobDescription Job(long durationNs) => new() { Engine = EngineKind.Graphics, DurationNs = durationNs };
+    private static JobDescription Job(TimeSpan duration) => new() { Engine = EngineKind.Graphics, Duration = duration };
 
     [Fact]
     public void Feed_CarriesTheSameEventsAsASubscriber_InOrder()

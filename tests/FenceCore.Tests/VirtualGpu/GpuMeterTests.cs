@@ -49,7 +49,7 @@ public sealed class GpuMeterTests
         GpuClient client = gpu.CreateClient("c");
         for (int i = 0; i < n; i++)
         {
-            client.Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 1_000 });
+            client.Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = TimeSpan.FromMicroseconds(1) });
         }
 
         gpu.RunUntilIdle();

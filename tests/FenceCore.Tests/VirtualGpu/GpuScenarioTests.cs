@@ -5,8 +5,8 @@ namespace FenceCore.Tests.VirtualGpu;
 /// <summary>Scenario tests for each scheduler rule, each fault and its error code, memory pressure and the leak detector.</summary>
 public class GpuScenarioTests
 {
-    private const long Us = 1_000;
-    private const long Ms = 1_000_000;
+    private static readonly TimeSpan Us = TimeSpan.FromMicroseconds(1);
+    private static readonly TimeSpan Ms = TimeSpan.FromMilliseconds(1);
 
     private static Gpu NewGpu(Func<GpuConfig, GpuConfig>? tweak = null)
     {
@@ -14,8 +14,8 @@ public class GpuScenarioTests
         return new Gpu(tweak is null ? config : tweak(config));
     }
 
-    private static JobDescription Job(EngineKind engine, long durationNs, params BufferAccess[] buffers) =>
-        new() { Engine = engine, DurationNs = durationNs, Buffers = buffers };
+    private static JobDescription Job(EngineKind engine, TimeSpan duration, params BufferAccess[] buffers) =>
+        new() { Engine = engine, Duration = duration, Buffers = buffers };
 
     [Fact]
     public void Job_RunsForItsDuration_AndSignalsScheduledThenFinished()
@@ -29,7 +29,7 @@ public class GpuScenarioTests
         Assert.False(job.Finished.IsSignaled);
         gpu.RunUntil(60 * Us);
         Assert.Equal(1, job.Finished.Status);
-        Assert.Equal(job.StartNs + (50 * Us), job.EndNs);
+        Assert.Equal(job.StartTime + (50 * Us), job.EndTime);
         Assert.Equal(GpuJobState.Done, job.State);
     }
 
@@ -50,7 +50,7 @@ public class GpuScenarioTests
         Assert.Equal(jobs.Select(j => j.Finished.Seqno), jobs.Select(j => j.Finished.Seqno).Order());
         for (int i = 1; i < jobs.Count; i++)
         {
-            Assert.True(jobs[i].StartNs >= jobs[i - 1].EndNs);
+            Assert.True(jobs[i].StartTime >= jobs[i - 1].EndTime);
         }
     }
 
@@ -67,9 +67,9 @@ public class GpuScenarioTests
 
         Assert.Contains(write.Finished, read1.EffectiveDependencies);
         gpu.RunUntilIdle();
-        Assert.True(read1.StartNs >= write.EndNs);
-        Assert.True(read2.StartNs >= write.EndNs);
-        Assert.True(read2.StartNs < read1.EndNs, "two readers on different engines overlap");
+        Assert.True(read1.StartTime >= write.EndTime);
+        Assert.True(read2.StartTime >= write.EndTime);
+        Assert.True(read2.StartTime < read1.EndTime, "two readers on different engines overlap");
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public class GpuScenarioTests
         GpuJob write = b.Submit(Job(EngineKind.Video, 10 * Us, new BufferAccess(bo, true)));
 
         gpu.RunUntilIdle();
-        Assert.True(write.StartNs >= read.EndNs);
+        Assert.True(write.StartTime >= read.EndTime);
     }
 
     [Fact]
@@ -99,7 +99,7 @@ public class GpuScenarioTests
         Assert.Contains(write.Scheduled, read.EffectiveDependencies);
         Assert.DoesNotContain(write.Finished, read.EffectiveDependencies);
         gpu.RunUntilIdle();
-        Assert.True(read.StartNs >= write.EndNs, "the ring runs in order, so the read still executes after the write");
+        Assert.True(read.StartTime >= write.EndTime, "the ring runs in order, so the read still executes after the write");
     }
 
     [Fact]
@@ -134,7 +134,7 @@ public class GpuScenarioTests
         Assert.False(j2.Scheduled.IsSignaled);
         Assert.Equal(1, gpu.Engines[0].CreditsInFlight);
         gpu.RunUntilIdle();
-        Assert.True(j2.Scheduled.TimestampNs >= j1.Finished.TimestampNs || j2.StartNs >= j1.EndNs);
+        Assert.True(j2.Scheduled.Timestamp >= j1.Finished.Timestamp || j2.StartTime >= j1.EndTime);
     }
 
     [Fact]
@@ -149,8 +149,8 @@ public class GpuScenarioTests
         GpuJob h = high.Submit(Job(EngineKind.Graphics, 10 * Us));
 
         gpu.RunUntilIdle();
-        Assert.True(h.StartNs < l.StartNs);
-        Assert.True(busy.EndNs <= h.StartNs);
+        Assert.True(h.StartTime < l.StartTime);
+        Assert.True(busy.EndTime <= h.StartTime);
     }
 
     /// <summary>Issue 11's watchdog failure with <c>--buffers-per-job 0</c>: under strict priorities a
@@ -162,12 +162,12 @@ public class GpuScenarioTests
         using Gpu gpu = NewGpu(_ => new GpuConfig { Engines = [new("gfx", EngineKind.Graphics, CreditLimit: 1), new("copy0", EngineKind.Copy)] });
         var clients = new[] { gpu.CreateClient("high", GpuPriority.High), gpu.CreateClient("normal"), gpu.CreateClient("low", GpuPriority.Low) };
         var done = new int[clients.Length];
-        long stopAt = 20 * Ms;
+        TimeSpan stopAt = 20 * Ms;
         GpuJob? firstLow = null;
 
         void Loop(int i)
         {
-            if (gpu.NowNs >= stopAt)
+            if (gpu.Now >= stopAt)
             {
                 return;
             }
@@ -177,7 +177,7 @@ public class GpuScenarioTests
             job.Finished.AddCallback(_ =>
             {
                 done[i]++;
-                gpu.Schedule(gpu.NowNs, () => Loop(i)); // closed loop: resubmit at once, the engine never idles
+                gpu.Schedule(gpu.Now, () => Loop(i)); // closed loop: resubmit at once, the engine never idles
             });
         }
 
@@ -188,7 +188,7 @@ public class GpuScenarioTests
 
         gpu.RunUntilIdle();
         Assert.NotNull(firstLow);
-        Assert.True(firstLow.EndNs < 1 * Ms, $"the first low-priority job ended at {firstLow.EndNs / 1e6:F3} ms");
+        Assert.True(firstLow.EndTime < 1 * Ms, $"the first low-priority job ended at {firstLow.EndTime?.TotalMilliseconds:F3} ms");
 
         // Weights 1, 2, 4: the higher priority gets the larger share, and the low one a real share. (Not the
         // exact 4:2:1: a finished client is briefly not ready while its next job is submitted.)
@@ -251,7 +251,7 @@ public class GpuScenarioTests
         Assert.Equal(-Errno.ESRCH, waiting.Finished.Status);
         Assert.Equal(-Errno.ESRCH, queued.Finished.Status);
         Assert.Equal([running.Id, waiting.Id, queued.Id], order);
-        Assert.Equal(-Errno.ESRCH, c.Submit(Job(EngineKind.Graphics, 1)).Finished.Status);
+        Assert.Equal(-Errno.ESRCH, c.Submit(Job(EngineKind.Graphics, TimeSpan.FromTicks(1))).Finished.Status);
     }
 
     [Fact]
@@ -267,7 +267,7 @@ public class GpuScenarioTests
         gpu.LoseDevice();
         gpu.RunUntilIdle();
         Assert.All(new[] { running, queued, other }, j => Assert.Equal(-Errno.ENODEV, j.Finished.Status));
-        var ex = Assert.Throws<FenceErrnoException>(() => c.Submit(Job(EngineKind.Graphics, 1))); // was a bare InvalidOperationException
+        var ex = Assert.Throws<FenceErrnoException>(() => c.Submit(Job(EngineKind.Graphics, TimeSpan.FromTicks(1)))); // was a bare InvalidOperationException
         Assert.Equal(-Errno.ENODEV, ex.Errno);
         Assert.IsAssignableFrom<InvalidOperationException>(ex);
         Assert.Contains("-ENODEV", ex.Message, StringComparison.Ordinal);
@@ -323,7 +323,7 @@ public class GpuScenarioTests
         Assert.Contains(bo.StorageFence!, mine.EffectiveDependencies);
         Fence clear = bo.StorageFence!;
         gpu.RunUntilIdle();
-        Assert.True(mine.StartNs >= ((GpuFence)clear).Job!.EndNs, "the clear's KERNEL fence is never skipped");
+        Assert.True(mine.StartTime >= ((GpuFence)clear).Job!.EndTime, "the clear's KERNEL fence is never skipped");
         Assert.Equal(0, gpu.LeakCount);
     }
 
@@ -355,11 +355,11 @@ public class GpuScenarioTests
         GpuBuffer bo = gpu.CreateBuffer(1024 * 1024);
         GpuClient c = gpu.CreateClient("c");
         GpuJob write = c.Submit(Job(EngineKind.Graphics, 100 * Us, new BufferAccess(bo, true)));
-        long accessedAt = -1;
-        gpu.CpuAccess(bo, write: false, _ => accessedAt = gpu.NowNs);
+        TimeSpan? accessedAt = null;
+        gpu.CpuAccess(bo, write: false, _ => accessedAt = gpu.Now);
 
         gpu.RunUntilIdle();
-        Assert.True(accessedAt >= write.EndNs);
+        Assert.True(accessedAt >= write.EndTime);
         Assert.Equal(0, gpu.LeakCount);
     }
 
@@ -399,12 +399,12 @@ public class GpuScenarioTests
         var binary = new SyncObj();
         GpuJob first = producer.Submit(new JobDescription
         {
-            Engine = EngineKind.Graphics, DurationNs = 100 * Us, SyncObjSignals = [new(timeline, 1), new(binary, 0)],
+            Engine = EngineKind.Graphics, Duration = 100 * Us, SyncObjSignals = [new(timeline, 1), new(binary, 0)],
         });
         var external = new FenceSource(FenceContext.Allocate(), 1);
         GpuJob second = consumer.Submit(new JobDescription
         {
-            Engine = EngineKind.Compute, DurationNs = 10 * Us,
+            Engine = EngineKind.Compute, Duration = 10 * Us,
             SyncObjWaits = [new(timeline, 1)], SyncFiles = [new SyncFile(external)],
         });
 
@@ -412,7 +412,7 @@ public class GpuScenarioTests
         Assert.Contains(external, second.EffectiveDependencies);
         external.Signal();
         gpu.RunUntilIdle();
-        Assert.True(second.StartNs >= first.EndNs);
+        Assert.True(second.StartTime >= first.EndTime);
         Assert.Equal(1ul, timeline.QueryPoint());
     }
 
@@ -440,7 +440,7 @@ public class GpuScenarioTests
         Assert.Throws<ArgumentException>(() => new Gpu(new GpuConfig { DeviceMemoryBytes = 0 }));
         using Gpu gpu = NewGpu();
         Assert.Throws<ArgumentOutOfRangeException>(() => gpu.CreateBuffer(0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => gpu.CreateClient("c").Submit(new JobDescription { DurationNs = -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => gpu.CreateClient("c").Submit(new JobDescription { Duration = TimeSpan.FromTicks(-1) }));
         Assert.Equal(0, gpu.JobsSubmitted);
     }
 
@@ -458,8 +458,8 @@ public class GpuScenarioTests
                 GpuClient c = clients[rng.Next(clients.Length)];
                 var kind = (EngineKind)rng.Next(4);
                 var accesses = Enumerable.Range(0, rng.Next(1, 4)).Select(_ => new BufferAccess(buffers[rng.Next(buffers.Length)], rng.Next(2) == 0)).ToArray();
-                long at = i * 5 * Us;
-                gpu.Schedule(at, () => c.Submit(new JobDescription { Engine = kind, DurationNs = rng.Next(1, 50) * Us, Buffers = accesses }));
+                TimeSpan at = i * 5 * Us;
+                gpu.Schedule(at, () => c.Submit(new JobDescription { Engine = kind, Duration = rng.Next(1, 50) * Us, Buffers = accesses }));
             }
 
             gpu.RunUntilIdle();
@@ -483,7 +483,7 @@ public class GpuScenarioTests
             var rng = new Random(t);
             for (int i = 0; i < 500; i++)
             {
-                jobs.Add(c.Submit(Job((EngineKind)rng.Next(4), 0, new BufferAccess(buffers[rng.Next(8)], true), new BufferAccess(buffers[rng.Next(8)], false))));
+                jobs.Add(c.Submit(Job((EngineKind)rng.Next(4), TimeSpan.Zero, new BufferAccess(buffers[rng.Next(8)], true), new BufferAccess(buffers[rng.Next(8)], false))));
             }
         })).ToList();
         threads.ForEach(t => t.Start());

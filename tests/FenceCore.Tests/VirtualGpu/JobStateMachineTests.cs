@@ -6,14 +6,14 @@ namespace FenceCore.Tests.VirtualGpu;
 /// public state reads from it.</summary>
 public sealed class JobStateMachineTests
 {
-    private static GpuJob OneJob(Gpu gpu, long durationNs = 1_000) =>
-        gpu.CreateClient("c").Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = durationNs });
+    private static GpuJob OneJob(Gpu gpu, TimeSpan? duration = null) =>
+        gpu.CreateClient("c").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = duration ?? TimeSpan.FromMicroseconds(1) });
 
     [Fact]
     public void ARunningJob_GoesQueuedRunningDone()
     {
         using var gpu = new Gpu(new GpuConfig());
-        GpuJob job = OneJob(gpu, durationNs: 10_000);
+        GpuJob job = OneJob(gpu, TimeSpan.FromMicroseconds(10));
         var seen = new List<GpuJobState> { job.State };
         gpu.Subscribe(e =>
         {
@@ -32,11 +32,11 @@ public sealed class JobStateMachineTests
     {
         using var gpu = new Gpu(new GpuConfig());
         GpuClient client = gpu.CreateClient("c");
-        GpuJob first = client.Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 1_000, Dependencies = [new FenceSource(FenceContext.Allocate(), 1)] });
+        GpuJob first = client.Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = TimeSpan.FromMicroseconds(1), Dependencies = [new FenceSource(FenceContext.Allocate(), 1)] });
         gpu.Kill(client);
         Assert.Equal(GpuJobState.Done, first.State);
         Assert.Equal(-Errno.ESRCH, first.Finished.Error);
-        Assert.Equal(-1, first.StartNs);
+        Assert.Null(first.StartTime);
     }
 
     [Theory]
@@ -76,31 +76,31 @@ public sealed class DependencyTimeoutTests
     public void WaitsBegunAtDifferentTimes_EachTimeOutAtItsOwnDeadline_AndSatisfiedOnesDoNot()
     {
         using var gpu = new Gpu(new GpuConfig { DependencyTimeout = TimeSpan.FromMicroseconds(100) });
-        var timedOut = new List<(long Job, long TimeNs)>();
+        var timedOut = new List<(long Job, TimeSpan Time)>();
         gpu.Subscribe(e =>
         {
             if (e.Kind == GpuEventKind.DependencyTimeout)
             {
-                timedOut.Add((e.Job!.Id, e.TimeNs));
+                timedOut.Add((e.Job!.Id, e.Time));
             }
         });
 
         var never = new FenceSource(FenceContext.Allocate(), 1);
         var later = new FenceSource(FenceContext.Allocate(), 1);
         var jobs = new List<GpuJob>();
-        gpu.Schedule(50_000, () => later.Signal()); // the second wait ends before its deadline (110 us)
-        foreach ((long at, Fence dep) in ((long, Fence)[])[(0, never), (10_000, later), (30_000, never), (30_000, never), (250_000, never)])
+        gpu.Schedule(TimeSpan.FromMicroseconds(50), () => later.Signal()); // the second wait ends before its deadline (110 us)
+        foreach ((int atUs, Fence dep) in ((int, Fence)[])[(0, never), (10, later), (30, never), (30, never), (250, never)])
         {
-            gpu.RunUntil(at);
-            jobs.Add(gpu.CreateClient($"c{jobs.Count}").Submit(new JobDescription { Engine = EngineKind.Compute, DurationNs = 1_000, Dependencies = [dep] }));
+            gpu.RunUntil(TimeSpan.FromMicroseconds(atUs));
+            jobs.Add(gpu.CreateClient($"c{jobs.Count}").Submit(new JobDescription { Engine = EngineKind.Compute, Duration = TimeSpan.FromMicroseconds(1), Dependencies = [dep] }));
         }
 
         gpu.RunUntilIdle();
 
-        Assert.Equal([(jobs[0].Id, 100_000L), (jobs[2].Id, 130_000L), (jobs[3].Id, 130_000L), (jobs[4].Id, 350_000L)], timedOut);
+        Assert.Equal([(jobs[0].Id, TimeSpan.FromMicroseconds(100)), (jobs[2].Id, TimeSpan.FromMicroseconds(130)), (jobs[3].Id, TimeSpan.FromMicroseconds(130)), (jobs[4].Id, TimeSpan.FromMicroseconds(350))], timedOut);
         Assert.Equal(-Errno.ETIME, jobs[0].Finished.Error);
         Assert.Equal(0, jobs[1].Finished.Error);
-        Assert.True(jobs[1].StartNs >= 50_000);
+        Assert.True(jobs[1].StartTime >= TimeSpan.FromMicroseconds(50));
         Assert.Equal(0, gpu.PendingEvents);
     }
 }

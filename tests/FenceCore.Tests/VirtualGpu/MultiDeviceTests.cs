@@ -7,8 +7,8 @@ namespace FenceCore.Tests.VirtualGpu;
 /// importer that skips KERNEL fences, and one event loop for all devices.</summary>
 public class MultiDeviceTests
 {
-    private const long Us = 1_000;
-    private const long Ms = 1_000_000;
+    private static readonly TimeSpan Us = TimeSpan.FromMicroseconds(1);
+    private static readonly TimeSpan Ms = TimeSpan.FromMilliseconds(1);
     private const long MiB = 1024 * 1024;
 
     private static (Gpu A, Gpu B) TwoDevices(Func<GpuConfig, GpuConfig>? a = null, Func<GpuConfig, GpuConfig>? b = null)
@@ -18,8 +18,8 @@ public class MultiDeviceTests
         return (gpuA, gpuB);
     }
 
-    private static JobDescription Job(EngineKind engine, long durationNs, params BufferAccess[] buffers) =>
-        new() { Engine = engine, DurationNs = durationNs, Buffers = buffers };
+    private static JobDescription Job(EngineKind engine, TimeSpan duration, params BufferAccess[] buffers) =>
+        new() { Engine = engine, Duration = duration, Buffers = buffers };
 
     private static List<GpuEvent> Record(Gpu gpu, GpuEventKind kind)
     {
@@ -54,7 +54,7 @@ public class MultiDeviceTests
 
             a.RunUntilIdle(); // one loop runs both devices
             Assert.Equal(1, compose.Finished.Status);
-            Assert.True(compose.StartNs >= render.EndNs, "the reader on B started before the writer on A finished");
+            Assert.True(compose.StartTime >= render.EndTime, "the reader on B started before the writer on A finished");
             Assert.NotEqual(render.Finished.Context, compose.Finished.Context);
             Assert.Equal(0, a.LeakCount + b.LeakCount);
         }
@@ -183,7 +183,7 @@ public class MultiDeviceTests
             var move = (GpuFence)shared.StorageFence!;
             Assert.Equal(FenceUsage.Kernel, shared.Reservation.Snapshot.ToArray().Single(e => ReferenceEquals(e.Fence, move)).Usage);
             a.RunUntilIdle();
-            Assert.True(next.StartNs >= move.Job!.EndNs, "the importer's job ran before the exporter's move finished");
+            Assert.True(next.StartTime >= move.Job!.EndTime, "the importer's job ran before the exporter's move finished");
             Assert.Equal(0, a.LeakCount + b.LeakCount);
         }
     }
@@ -207,8 +207,8 @@ public class MultiDeviceTests
             Assert.Equal(BufferPlacement.System, shared.Placement);
             Assert.Contains("bounce", bounce.Job!.Description.Label, StringComparison.Ordinal);
             a.RunUntilIdle();
-            Assert.True(read.StartNs >= bounce.Job.EndNs, "the read began before the bounce copy ended");
-            Assert.True(bounce.Job.StartNs >= render.EndNs, "the bounce copied before the writer finished");
+            Assert.True(read.StartTime >= bounce.Job.EndTime, "the read began before the bounce copy ended");
+            Assert.True(bounce.Job.StartTime >= render.EndTime, "the bounce copied before the writer finished");
             Assert.Equal(0, a.LeakCount + b.LeakCount);
         }
 
@@ -236,12 +236,12 @@ public class MultiDeviceTests
         {
             // Both devices' first engine is "gfx", index 0: the same-engine rule must compare engines, not names.
             GpuJob onA = a.CreateClient("a").Submit(Job(EngineKind.Graphics, 100 * Us));
-            GpuJob onB = b.CreateClient("b").Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 10 * Us, Dependencies = [onA.Finished] });
+            GpuJob onB = b.CreateClient("b").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Dependencies = [onA.Finished] });
             Assert.Equal(onA.Engine.Index, onB.Engine.Index);
             Assert.Contains(onA.Finished, onB.EffectiveDependencies);
             Assert.DoesNotContain(onA.Scheduled, onB.EffectiveDependencies);
             a.RunUntilIdle();
-            Assert.True(onB.StartNs >= onA.EndNs);
+            Assert.True(onB.StartTime >= onA.EndTime);
         }
     }
 
@@ -263,7 +263,7 @@ public class MultiDeviceTests
             Assert.Equal(-Errno.ENODEV, render.Finished.Error);
             a.RunUntilIdle();
             Assert.True(compose.Finished.IsSignaled, "B's job waited forever on the lost device");
-            Assert.True(compose.EndNs < 10 * Ms, "B waited for the lost job's full duration");
+            Assert.True(compose.EndTime < 10 * Ms, "B waited for the lost job's full duration");
 
             Assert.Equal(-Errno.ENODEV, Assert.Throws<FenceErrnoException>(() => b.Import(dmaBuf)).Errno);
             Assert.Equal(-Errno.ENODEV, Assert.Throws<FenceErrnoException>(() => a.Export(shared)).Errno);
@@ -282,15 +282,15 @@ public class MultiDeviceTests
         {
             GpuBuffer shared = a.CreateBuffer(MiB, "shared");
             GpuBuffer imported = b.Import(a.Export(shared));
-            GpuJob hang = a.CreateClient("app").Submit(new JobDescription { Engine = EngineKind.Graphics, DurationNs = 10 * Us, Hang = true, Buffers = [new BufferAccess(shared, true)] });
+            GpuJob hang = a.CreateClient("app").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Hang = true, Buffers = [new BufferAccess(shared, true)] });
             GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
             GpuJob independent = b.CreateClient("other").Submit(Job(EngineKind.Compute, 10 * Us));
             a.RunUntilIdle();
 
             Assert.True(hang.Finished.Error < 0);
             Assert.True(compose.Finished.IsSignaled);
-            Assert.True(compose.EndNs - compose.SubmitNs <= b.Config.DependencyTimeout.Ticks * 100 + (1 * Ms), "B waited past its dependency timeout");
-            Assert.True(independent.EndNs < 1 * Ms, "an unrelated job on B was blocked by A's hang");
+            Assert.True(compose.EndTime - compose.SubmitTime <= b.Config.DependencyTimeout + (1 * Ms), "B waited past its dependency timeout");
+            Assert.True(independent.EndTime < 1 * Ms, "an unrelated job on B was blocked by A's hang");
         }
     }
 
@@ -379,7 +379,7 @@ public class MultiDeviceTests
         render.RunUntilIdle();
 
         var bounce = (GpuFence)frame.StorageFence!;
-        Assert.True(bounce.Job!.StartNs >= draw.EndNs && flip.StartNs >= bounce.Job.EndNs, "not draw, bounce, flip");
+        Assert.True(bounce.Job!.StartTime >= draw.EndTime && flip.StartTime >= bounce.Job.EndTime, "not draw, bounce, flip");
         Assert.Equal(BufferPlacement.System, frame.Placement);
     }
 }
