@@ -28,8 +28,18 @@ internal static class TimeTicks
         return time.Ticks * NsPerTick;
     }
 
-    /// <summary>The ns of a duration, for the virtual GPU's internal clocks (the same range rule).</summary>
-    public static long DurationToNs(TimeSpan duration, string paramName) => ToNs(duration, paramName);
+    /// <summary>The ns of a duration, for the virtual GPU's internal clocks (the same range, its own message).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The duration is negative or longer than <see cref="MaxTicks"/>.</exception>
+    public static long DurationToNs(TimeSpan duration, string paramName)
+    {
+        if ((ulong)duration.Ticks > MaxTicks)
+        {
+            throw new ArgumentOutOfRangeException(paramName, duration,
+                "A duration must not be negative, and must be at most 292 years (TimeSpan.FromTicks(long.MaxValue / 100)).");
+        }
+
+        return duration.Ticks * NsPerTick;
+    }
 
     private static void ThrowOutOfRange(TimeSpan time, string paramName) =>
         throw new ArgumentOutOfRangeException(paramName, time,

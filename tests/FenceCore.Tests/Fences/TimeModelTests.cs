@@ -115,6 +115,7 @@ public sealed class TimeModelTests
         var never = Assert.Throws<ArgumentOutOfRangeException>(() => gpu.Schedule(TimeSpan.FromTicks(-1), () => { }));
         var tooLong = Assert.Throws<ArgumentOutOfRangeException>(() => new JobDescription { Duration = TimeSpan.MaxValue });
         Assert.Equal("duration", back.ParamName);
+        Assert.Contains("A duration must not be negative", back.Message, StringComparison.Ordinal);
         Assert.Equal("time", never.ParamName);
         Assert.Contains("292 years", tooLong.Message, StringComparison.Ordinal);
         Assert.Equal(now, gpu.Now);
