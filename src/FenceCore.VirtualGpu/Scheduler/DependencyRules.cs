@@ -17,9 +17,37 @@ internal static class DependencyRules
         }
 
         // PERF: one scratch list per thread (reused, never shared) and one exact array for the job, instead
-        // of a list and its copy per submission.
-        List<Fence> result = t_scratch ??= new List<Fence>(16);
-        result.Clear();
+        // of a list and its copy per submission. Taken, not borrowed: a dependency's poll below may signal it
+        // and run its callbacks here, and a callback that submits re-enters this method on this thread (it
+        // then gets a list of its own); the list goes back when this call is done with it.
+        List<Fence> result = Rent();
+        try
+        {
+            return NormalizeInto(job, deps, result);
+        }
+        finally
+        {
+            Return(result);
+        }
+    }
+
+    /// <summary>Takes the thread's scratch list (a new one when it is taken by an outer call).</summary>
+    private static List<Fence> Rent()
+    {
+        List<Fence> list = t_scratch ?? new List<Fence>(16);
+        t_scratch = null;
+        return list;
+    }
+
+    /// <summary>Gives the scratch list back, emptied: it must not keep fences alive.</summary>
+    private static void Return(List<Fence> list)
+    {
+        list.Clear();
+        t_scratch = list;
+    }
+
+    private static Fence[] NormalizeInto(GpuJob job, List<Fence> deps, List<Fence> result)
+    {
         foreach (Fence dep in deps)
         {
             Fence f = dep;
@@ -53,14 +81,7 @@ internal static class DependencyRules
             }
         }
 
-        if (result.Count == 0)
-        {
-            return [];
-        }
-
-        Fence[] effective = [.. result];
-        result.Clear(); // drop the references: the scratch list must not keep fences alive
-        return effective;
+        return result.Count == 0 ? [] : [.. result];
     }
 
     [ThreadStatic]

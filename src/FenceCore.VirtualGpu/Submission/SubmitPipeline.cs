@@ -72,22 +72,29 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 armed.StorageFences = storage;
                 armed.Accesses = accesses;
 
-                // 3. Implicit sync, then the explicit dependencies.
-                // Sized for the usual case (a few implicit fences per buffer, then the explicit ones), so the
-                // list does not grow while implicit sync fills it.
-                var deps = new List<Fence>((accesses.Length * 2) + desc.Dependencies.Count + desc.SyncFiles.Count + syncObjDeps.Length);
-                ImplicitSync.Apply(_gpu.Config, client, armed, accesses, deps);
-                _gpu.AfterArmForTesting?.Invoke(armed); // the job's fence is now in its buffers' reservations
-                armed.ImplicitDependencyCount = deps.Count;
-                AddExplicit(desc.Dependencies, deps);
-                foreach (SyncFile file in desc.SyncFiles)
+                // 3. Implicit sync, then the explicit dependencies, gathered in the thread's scratch list (taken,
+                // so a submission re-entered from a dependency's callback gets its own), then kept as one exact
+                // array. PERF: 120 B of list and spare capacity per job became 24 B plus 8 per dependency.
+                List<Fence> deps = RentDependencyList();
+                try
                 {
-                    AddExplicit([file.Fence], deps);
-                }
+                    ImplicitSync.Apply(_gpu.Config, client, armed, accesses, deps);
+                    _gpu.AfterArmForTesting?.Invoke(armed); // the job's fence is now in its buffers' reservations
+                    armed.ImplicitDependencyCount = deps.Count;
+                    AddExplicit(desc.Dependencies, deps);
+                    foreach (SyncFile file in desc.SyncFiles)
+                    {
+                        AddExplicit([file.Fence], deps);
+                    }
 
-                AddExplicit(syncObjDeps, deps);
-                armed.SubmittedDependencies = deps;
-                armed.EffectiveDependencies = DependencyRules.Normalize(armed, deps);
+                    AddExplicit(syncObjDeps, deps);
+                    armed.SubmittedDependencies = deps.Count == 0 ? [] : [.. deps];
+                    armed.EffectiveDependencies = DependencyRules.Normalize(armed, deps);
+                }
+                finally
+                {
+                    ReturnDependencyList(deps);
+                }
 
                 // 4. Push.
                 isHead = Push(entity, armed);
@@ -314,6 +321,25 @@ internal sealed class SubmitPipeline(Gpu gpu)
         return best;
     }
 
+    /// <summary>The thread's dependency list for one submission, taken (not shared): a submission re-entered on
+    /// this thread, from a callback that a dependency's poll ran, finds none and makes its own.</summary>
+    private static List<Fence> RentDependencyList()
+    {
+        List<Fence> list = t_dependencies ?? new List<Fence>(16);
+        t_dependencies = null;
+        return list;
+    }
+
+    /// <summary>Gives the list back, emptied: it must not keep fences alive.</summary>
+    private static void ReturnDependencyList(List<Fence> list)
+    {
+        list.Clear();
+        t_dependencies = list;
+    }
+
+    [ThreadStatic]
+    private static List<Fence>? t_dependencies;
+
     private static void AddExplicit(IReadOnlyList<Fence> explicitDeps, List<Fence> deps)
     {
         foreach (Fence f in explicitDeps)
@@ -334,15 +360,22 @@ internal sealed class SubmitPipeline(Gpu gpu)
         lock (_gpu.KernelEntity.Gate)
         {
             job = Arm(null, _gpu.KernelEntity, desc);
-            var deps = new List<Fence>();
-            if (extraDeps is not null)
+            List<Fence> deps = RentDependencyList();
+            try
             {
-                deps.AddRange(extraDeps);
-            }
+                if (extraDeps is not null)
+                {
+                    deps.AddRange(extraDeps);
+                }
 
-            // A move waits for everything on the buffer, bookkeeping included, and is itself a KERNEL fence.
-            buffer.Reservation.AddFenceWithDependencies(job.Finished, FenceUsage.Kernel, FenceUsage.Bookkeep, deps);
-            job.EffectiveDependencies = DependencyRules.Normalize(job, deps);
+                // A move waits for everything on the buffer, bookkeeping included, and is itself a KERNEL fence.
+                buffer.Reservation.AddFenceWithDependencies(job.Finished, FenceUsage.Kernel, FenceUsage.Bookkeep, deps);
+                job.EffectiveDependencies = DependencyRules.Normalize(job, deps);
+            }
+            finally
+            {
+                ReturnDependencyList(deps);
+            }
             isHead = Push(_gpu.KernelEntity, job); // killed only by device loss: the move fails, its fence signals
         }
 
