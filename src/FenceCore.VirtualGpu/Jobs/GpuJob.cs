@@ -109,10 +109,12 @@ public sealed class GpuJob
     /// <summary>When it was submitted, on the GPU's clock (see <see cref="Gpu.Now"/>).</summary>
     public TimeSpan SubmitTime => TimeTicks.FromNs(SubmitNs);
 
-    /// <summary>When execution starts on the ring (after the previous ring job); null until the job starts.</summary>
+    /// <summary>When execution starts on the ring (after the ring's earlier jobs); null until the scheduler hands
+    /// the job to its ring, which sets it (so it may then lie ahead of <see cref="Gpu.Now"/>).</summary>
     public TimeSpan? StartTime => StartNs >= 0 ? TimeTicks.FromNs(StartNs) : null;
 
-    /// <summary>When execution ends; null until the job starts, and for a hung job, which never ends on its own.</summary>
+    /// <summary>When execution ends; null until the scheduler hands the job to its ring, and for a hung job,
+    /// which never ends on its own.</summary>
     public TimeSpan? EndTime => EndNs >= 0 ? TimeTicks.FromNs(EndNs) : null;
 
     /// <summary>Submission time in ns.</summary>
