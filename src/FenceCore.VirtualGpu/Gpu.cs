@@ -159,9 +159,10 @@ public sealed class Gpu : IDisposable
         }
     }
 
-    /// <summary>The current time on the GPU's clock, since its origin: virtual time (0 when the GPU was
-    /// created), or the monotonic clock (<see cref="FenceClock.Now"/>) in threads mode. Its fences'
-    /// <see cref="Fence.Timestamp"/>s, its events' and jobs' times are points on this clock.</summary>
+    /// <summary>The current time on the GPU's clock, since its origin, the GPU's creation: virtual time, or in
+    /// threads mode the real time elapsed since then (a monotonic count of its own, so not on
+    /// <see cref="FenceClock.Now"/>'s origin). Its fences' <see cref="Fence.Timestamp"/>s, its events' and jobs'
+    /// times are points on this clock: a deadline hint for one of its fences is <c>gpu.Now + lead</c>.</summary>
     /// <remarks>Inside, the GPU counts ns, as the kernel's ktime does: moves and copies take fractions of a
     /// <see cref="TimeSpan"/> tick (100 ns), and the digest folds those exact times. The public times are the
     /// same points truncated to the tick. For waits and timeouts that must follow this clock, use
@@ -174,7 +175,8 @@ public sealed class Gpu : IDisposable
     /// <summary>
     /// The GPU's clock as a <see cref="System.TimeProvider"/>: in virtual mode, virtual time (timestamps in ns,
     /// timers that fire when the event loop reaches them), so waits and timeouts given it follow the
-    /// simulation; in threads mode, <see cref="TimeProvider.System"/>.
+    /// simulation; in threads mode, <see cref="TimeProvider.System"/>, which runs at the same rate as
+    /// <see cref="Now"/> but from another origin: use it for timeouts, and <see cref="Now"/> for points in time.
     /// </summary>
     public TimeProvider TimeProvider => _timeProvider ??= _virtual is null ? TimeProvider.System : new GpuTimeProvider(this);
 
@@ -392,11 +394,11 @@ public sealed class Gpu : IDisposable
     /// <summary>Runs <paramref name="action"/> at <paramref name="time"/> on the GPU's clock (see <see cref="Now"/>);
     /// a time already passed runs it at the next step.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="action"/> is null.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or beyond the clock's range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or past the GPU clock's range (about 36 years).</exception>
     public void Schedule(TimeSpan time, Action action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        _dispatcher.PostAt(TimeTicks.ToNs(time, nameof(time)), static a => ((Action)a!)(), action);
+        _dispatcher.PostAt(ToClockNs(time, nameof(time)), static a => ((Action)a!)(), action);
     }
 
     /// <summary>
@@ -405,11 +407,28 @@ public sealed class Gpu : IDisposable
     /// shape of <c>ThreadPool.UnsafeQueueUserWorkItem(callback, state, preferLocal)</c>).
     /// </summary>
     /// <exception cref="ArgumentNullException"><paramref name="action"/> is null.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or beyond the clock's range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or past the GPU clock's range (about 36 years).</exception>
     public void Schedule(TimeSpan time, Action<object?> action, object? state)
     {
         ArgumentNullException.ThrowIfNull(action);
-        _dispatcher.PostAt(TimeTicks.ToNs(time, nameof(time)), action, state);
+        _dispatcher.PostAt(ToClockNs(time, nameof(time)), action, state);
+    }
+
+    /// <summary>The end of the GPU's clock, about 36.5 years of ns: the scheduler reads a ring time past it as a
+    /// ring stalled behind a hung job, so no point in time on the public surface may reach it.</summary>
+    internal const long MaxClockNs = long.MaxValue / 8;
+
+    /// <summary>A point in time on the GPU's clock, in its ns.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Negative, or past <see cref="MaxClockNs"/>.</exception>
+    private static long ToClockNs(TimeSpan time, string paramName)
+    {
+        if ((ulong)time.Ticks > MaxClockNs / 100)
+        {
+            throw new ArgumentOutOfRangeException(paramName, time,
+                "A point on the GPU's clock is the time since its origin: it must not be negative, and must be at most about 36 years (long.MaxValue / 8 ns; later ring times mean a ring stalled behind a hung job).");
+        }
+
+        return time.Ticks * 100;
     }
 
     /// <summary>Virtual mode: schedules from any thread (the time provider's timers, which async
@@ -419,9 +438,9 @@ public sealed class Gpu : IDisposable
 
     /// <summary>Virtual mode: runs every event up to <paramref name="time"/> and sets the clock there (a time
     /// already passed runs nothing and leaves the clock alone).</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or beyond the clock's range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="time"/> is negative or past the GPU clock's range (about 36 years).</exception>
     /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
-    public void RunUntil(TimeSpan time) => RequireVirtual().RunUntil(TimeTicks.ToNs(time, nameof(time)));
+    public void RunUntil(TimeSpan time) => RequireVirtual().RunUntil(ToClockNs(time, nameof(time)));
 
     /// <summary>Virtual mode: runs every event in the next <paramref name="duration"/> and advances the clock by it.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="duration"/> is negative, or ends beyond the clock's range.</exception>
@@ -431,7 +450,7 @@ public sealed class Gpu : IDisposable
         long durationNs = TimeTicks.DurationToNs(duration, nameof(duration));
         VirtualDispatcher loop = RequireVirtual();
         long now = NowNs;
-        if (durationNs > long.MaxValue / 8 - now)
+        if (durationNs > MaxClockNs - now)
         {
             throw new ArgumentOutOfRangeException(nameof(duration), duration, "RunFor: the run would end past the virtual clock's range (about 36 years).");
         }
@@ -441,12 +460,12 @@ public sealed class Gpu : IDisposable
 
     /// <summary>Virtual mode: runs until no event is left (the far future: about 36 years of virtual time).</summary>
     /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
-    public void RunUntilIdle() => RequireVirtual().RunUntilIdle(long.MaxValue / 8);
+    public void RunUntilIdle() => RequireVirtual().RunUntilIdle(MaxClockNs);
 
     /// <summary>Virtual mode: runs until no event is due before <paramref name="limit"/> on the GPU's clock.</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limit"/> is negative or beyond the clock's range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limit"/> is negative or past the GPU clock's range (about 36 years).</exception>
     /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
-    public void RunUntilIdle(TimeSpan limit) => RequireVirtual().RunUntilIdle(TimeTicks.ToNs(limit, nameof(limit)));
+    public void RunUntilIdle(TimeSpan limit) => RequireVirtual().RunUntilIdle(ToClockNs(limit, nameof(limit)));
 
     /// <summary>Virtual mode: runs one event; false when none is left.</summary>
     public bool RunOne() => RequireVirtual().RunOne();

@@ -275,8 +275,9 @@ internal sealed class InvariantChecker
     private void CheckWriter(GpuJob job, GpuJob[] preds, long nowNs)
     {
         // A job that took a ring slot has its hardware fence (whatever its phase now: done, by the time its
-        // completion is checked); one that never did touched nothing.
-        if (job.Hardware is null)
+        // completion is checked); one that never did touched nothing, and neither did one that waited on its ring
+        // behind a hung job until the reset cancelled it (no start time).
+        if (job.Hardware is null || job.StartTime is null)
         {
             return;
         }
@@ -290,7 +291,7 @@ internal sealed class InvariantChecker
 
             bool ok = ReferenceEquals(p.Engine, job.Engine)
                 ? p.Hardware!.Seqno < job.Hardware!.Seqno
-                : p.Finished.IsSignaled && p.Finished.Timestamp.Ns() <= job.StartTime.NsOrNone();
+                : p.Finished.IsSignaled && p.Finished.Timestamp.Ns() <= job.StartTime.Value.Ns();
             WriterExclusive.Check(ok, () => $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
         }
     }

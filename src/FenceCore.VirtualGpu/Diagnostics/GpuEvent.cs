@@ -64,7 +64,7 @@ public readonly record struct GpuEvent
     /// <summary>What happened.</summary>
     public GpuEventKind Kind { get; }
 
-    /// <summary>When, on the GPU's clock (virtual time, or the monotonic clock in threads mode; see <see cref="Gpu.Now"/>).</summary>
+    /// <summary>When, on the GPU's clock (virtual time, or the real time since the GPU's creation in threads mode; see <see cref="Gpu.Now"/>).</summary>
     public TimeSpan Time => TimeTicks.FromNs(TimeNs);
 
     /// <summary>The exact time in ns, which the digest folds.</summary>

@@ -111,11 +111,13 @@ public sealed class GpuJob
 
     /// <summary>When execution starts on the ring (after the ring's earlier jobs); null until the scheduler hands
     /// the job to its ring, which sets it (so it may then lie ahead of <see cref="Gpu.Now"/>).</summary>
-    public TimeSpan? StartTime => StartNs >= 0 ? TimeTicks.FromNs(StartNs) : null;
+    /// <remarks>Null too for a job queued behind a hung job on its ring: its ring time is the stall mark, not a
+    /// time it will run at (the reset cancels it).</remarks>
+    public TimeSpan? StartTime => StartNs is >= 0 and < Gpu.MaxClockNs ? TimeTicks.FromNs(StartNs) : null;
 
     /// <summary>When execution ends; null until the scheduler hands the job to its ring, and for a hung job,
     /// which never ends on its own.</summary>
-    public TimeSpan? EndTime => EndNs >= 0 ? TimeTicks.FromNs(EndNs) : null;
+    public TimeSpan? EndTime => EndNs >= 0 && StartNs < Gpu.MaxClockNs ? TimeTicks.FromNs(EndNs) : null;
 
     /// <summary>Submission time in ns.</summary>
     internal long SubmitNs { get; set; }

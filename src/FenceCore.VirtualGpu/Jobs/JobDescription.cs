@@ -38,13 +38,13 @@ public sealed class JobDescription
 
     /// <summary>Execution time once the job reaches the front of its ring (virtual mode); 10 µs by default.
     /// Must not be negative (the submission checks).</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The duration is longer than 292 years.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The duration is longer than the GPU's clock (about 36 years).</exception>
     public TimeSpan Duration
     {
         get => TimeTicks.FromNs(DurationNs);
-        init => DurationNs = value.Ticks is >= -TimeTicks.MaxTicks and <= TimeTicks.MaxTicks
+        init => DurationNs = value.Ticks is >= -(Gpu.MaxClockNs / 100) and <= Gpu.MaxClockNs / 100
             ? value.Ticks * 100
-            : throw new ArgumentOutOfRangeException(nameof(value), value, "A job's duration must fit the GPU's ns clock (at most 292 years).");
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "A job's duration must fit the GPU's clock (at most about 36 years, long.MaxValue / 8 ns).");
     }
 
     /// <summary>The duration in ns: exact for a <see cref="Duration"/> (a tick is 100 ns), and finer for the

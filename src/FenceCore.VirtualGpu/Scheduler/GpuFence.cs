@@ -15,7 +15,7 @@ public enum GpuFenceKind
 }
 
 /// <summary>A fence created by the virtual GPU. It reports its signal to the GPU, which checks and records it.
-/// Its timestamp is a point on the GPU's clock (<see cref="Gpu.Now"/>): virtual time in virtual mode, the monotonic clock in threads mode.</summary>
+/// Its timestamp is a point on the GPU's clock (<see cref="Gpu.Now"/>): virtual time in virtual mode, the real time since the GPU's creation in threads mode.</summary>
 public sealed class GpuFence : Fence
 {
     /// <summary>Set once at creation. PERF: the GPU and the timeline's name are reached through the job (its

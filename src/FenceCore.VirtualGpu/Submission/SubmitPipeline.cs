@@ -188,7 +188,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
     {
         if (desc.DurationNs < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(desc), desc.DurationNs, "A job's duration must not be negative.");
+            throw new ArgumentOutOfRangeException(nameof(desc), desc.Duration, "JobDescription.Duration must not be negative.");
         }
 
         if (desc.Credits < 1)

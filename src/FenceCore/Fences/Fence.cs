@@ -973,6 +973,14 @@ public partial class Fence
     /// <summary>The exact form of <see cref="SetDeadline"/>, in ns (the uAPI's <c>SYNC_IOC_SET_DEADLINE</c>).</summary>
     internal void SetDeadlineNs(long deadlineNs)
     {
+        // The uAPI's u64 deadline past 2^63 - 1 is the kernel's negative ktime: a time already passed. The
+        // public surface has no time before the clock's origin, so such a hint is recorded as the origin,
+        // still "needed now", and never reaches OnDeadlineSet as a negative TimeSpan.
+        if (deadlineNs < 0)
+        {
+            deadlineNs = 0;
+        }
+
         long current = Volatile.Read(ref _timeNs);
         while (deadlineNs < current)
         {

@@ -117,10 +117,61 @@ public sealed class TimeModelTests
         Assert.Equal("duration", back.ParamName);
         Assert.Contains("A duration must not be negative", back.Message, StringComparison.Ordinal);
         Assert.Equal("time", never.ParamName);
-        Assert.Contains("292 years", tooLong.Message, StringComparison.Ordinal);
+        Assert.Contains("36 years", tooLong.Message, StringComparison.Ordinal);
         Assert.Equal(now, gpu.Now);
 
         var made = new GpuEvent(GpuEventKind.JobSubmitted, TimeSpan.FromTicks(5), null, null, 0);
         Assert.Equal(TimeSpan.FromTicks(5), made.Time);
+    }
+    [Fact]
+    public void AJobQueuedBehindAHungJob_HasNoStartTime_NotTheStallMark()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Virtual });
+        GpuClient client = gpu.CreateClient("c");
+        GpuJob hung = client.Submit(new JobDescription { Engine = EngineKind.Graphics, Hang = true });
+        GpuJob behind = gpu.CreateClient("d").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = TimeSpan.FromMicroseconds(5) });
+
+        gpu.RunUntil(TimeSpan.FromMicroseconds(50)); // both on the ring; the engine timeout has not fired yet
+
+        Assert.NotNull(hung.StartTime);
+        Assert.Null(hung.EndTime);
+        Assert.Null(behind.StartTime); // was about 73 years: the ring's stall mark
+        Assert.Null(behind.EndTime);
+    }
+
+    [Fact]
+    public void TimesPastTheGpuClocksRange_AreRejected()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Virtual });
+        TimeSpan forty = TimeSpan.FromDays(365 * 40);
+
+        var until = Assert.Throws<ArgumentOutOfRangeException>(() => gpu.RunUntil(forty)); // was accepted: later jobs never completed
+        var at = Assert.Throws<ArgumentOutOfRangeException>(() => gpu.Schedule(forty, () => { }));
+        var idle = Assert.Throws<ArgumentOutOfRangeException>(() => gpu.RunUntilIdle(forty));
+        var duration = Assert.Throws<ArgumentOutOfRangeException>(() => new JobDescription { Duration = forty });
+
+        Assert.Equal("time", until.ParamName);
+        Assert.Equal("time", at.ParamName);
+        Assert.Equal("limit", idle.ParamName);
+        Assert.Contains("36 years", until.Message, StringComparison.Ordinal);
+        Assert.Contains("36 years", duration.Message, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.Zero, gpu.Now);
+
+        var negative = Assert.Throws<ArgumentOutOfRangeException>(() => gpu.CreateClient("c").Submit(new JobDescription { Duration = TimeSpan.FromTicks(-5) }));
+        Assert.Contains("JobDescription.Duration", negative.Message, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromTicks(-5), negative.ActualValue);
+    }
+
+    [Fact]
+    public void AUapiDeadlinePastTwoToTheSixtyThree_IsTheOrigin_NeverANegativeTimeSpan()
+    {
+        var f = new TestFences.HookedFence(FenceContext.Allocate(), 1);
+        var files = new FileTable();
+        int fd = files.Install(new SyncFile(f));
+
+        Assert.Equal(0, files.SyncSetDeadline(fd, ulong.MaxValue - 1000, 0)); // the kernel's negative ktime: already passed
+
+        Assert.Equal(TimeSpan.Zero, f.Deadline); // was negative
+        Assert.Equal([TimeSpan.Zero], f.DeadlinesSeen);
     }
 }
