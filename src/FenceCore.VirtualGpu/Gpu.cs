@@ -420,16 +420,8 @@ public sealed class Gpu : IDisposable
 
     /// <summary>A point in time on the GPU's clock, in its ns.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Negative, or past <see cref="MaxClockNs"/>.</exception>
-    private static long ToClockNs(TimeSpan time, string paramName)
-    {
-        if ((ulong)time.Ticks > MaxClockNs / 100)
-        {
-            throw new ArgumentOutOfRangeException(paramName, time,
-                "A point on the GPU's clock is the time since its origin: it must not be negative, and must be at most about 36 years (long.MaxValue / 8 ns; later ring times mean a ring stalled behind a hung job).");
-        }
-
-        return time.Ticks * 100;
-    }
+    private static long ToClockNs(TimeSpan time, string paramName) => TimeTicks.ToNs(time, paramName, MaxClockNs / 100,
+        "A point on the GPU's clock is the time since its origin: it must not be negative, and must be at most about 36 years (long.MaxValue / 8 ns; later ring times mean a ring stalled behind a hung job).");
 
     /// <summary>Virtual mode: schedules from any thread (the time provider's timers, which async
     /// continuations create on the thread pool); the loop picks it up before its next event.</summary>
@@ -447,7 +439,8 @@ public sealed class Gpu : IDisposable
     /// <exception cref="InvalidOperationException">The GPU runs in threads mode.</exception>
     public void RunFor(TimeSpan duration)
     {
-        long durationNs = TimeTicks.DurationToNs(duration, nameof(duration));
+        long durationNs = TimeTicks.ToNs(duration, nameof(duration), MaxClockNs / 100,
+            "A duration must not be negative, and must be at most about 36 years (the GPU's clock, long.MaxValue / 8 ns).");
         VirtualDispatcher loop = RequireVirtual();
         long now = NowNs;
         if (durationNs > MaxClockNs - now)

@@ -16,34 +16,17 @@ internal static class DependencyRules
             return [];
         }
 
-        // PERF: one scratch list per thread (reused, never shared) and one exact array for the job, instead
-        // of a list and its copy per submission. Taken, not borrowed: a dependency's poll below may signal it
-        // and run its callbacks here, and a callback that submits re-enters this method on this thread (it
-        // then gets a list of its own); the list goes back when this call is done with it.
-        List<Fence> result = Rent();
+        // PERF: a scratch list of the thread's and one exact array for the job, instead of a list and its copy
+        // per submission. Taken, not borrowed: a dependency's poll below may run a callback that submits.
+        List<Fence> result = FenceListScratch.Rent();
         try
         {
             return NormalizeInto(job, deps, result);
         }
         finally
         {
-            Return(result);
+            FenceListScratch.Return(result);
         }
-    }
-
-    /// <summary>Takes the thread's scratch list (a new one when it is taken by an outer call).</summary>
-    private static List<Fence> Rent()
-    {
-        List<Fence> list = t_scratch ?? new List<Fence>(16);
-        t_scratch = null;
-        return list;
-    }
-
-    /// <summary>Gives the scratch list back, emptied: it must not keep fences alive.</summary>
-    private static void Return(List<Fence> list)
-    {
-        list.Clear();
-        t_scratch = list;
     }
 
     private static Fence[] NormalizeInto(GpuJob job, List<Fence> deps, List<Fence> result)
@@ -83,7 +66,4 @@ internal static class DependencyRules
 
         return result.Count == 0 ? [] : [.. result];
     }
-
-    [ThreadStatic]
-    private static List<Fence>? t_scratch;
 }

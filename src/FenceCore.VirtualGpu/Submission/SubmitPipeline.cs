@@ -75,7 +75,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 // 3. Implicit sync, then the explicit dependencies, gathered in the thread's scratch list (taken,
                 // so a submission re-entered from a dependency's callback gets its own), then kept as one exact
                 // array. PERF: 120 B of list and spare capacity per job became 24 B plus 8 per dependency.
-                List<Fence> deps = RentDependencyList();
+                List<Fence> deps = FenceListScratch.Rent();
                 try
                 {
                     ImplicitSync.Apply(_gpu.Config, client, armed, accesses, deps);
@@ -93,7 +93,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 }
                 finally
                 {
-                    ReturnDependencyList(deps);
+                    FenceListScratch.Return(deps);
                 }
 
                 // 4. Push.
@@ -321,25 +321,6 @@ internal sealed class SubmitPipeline(Gpu gpu)
         return best;
     }
 
-    /// <summary>The thread's dependency list for one submission, taken (not shared): a submission re-entered on
-    /// this thread, from a callback that a dependency's poll ran, finds none and makes its own.</summary>
-    private static List<Fence> RentDependencyList()
-    {
-        List<Fence> list = t_dependencies ?? new List<Fence>(16);
-        t_dependencies = null;
-        return list;
-    }
-
-    /// <summary>Gives the list back, emptied: it must not keep fences alive.</summary>
-    private static void ReturnDependencyList(List<Fence> list)
-    {
-        list.Clear();
-        t_dependencies = list;
-    }
-
-    [ThreadStatic]
-    private static List<Fence>? t_dependencies;
-
     private static void AddExplicit(IReadOnlyList<Fence> explicitDeps, List<Fence> deps)
     {
         foreach (Fence f in explicitDeps)
@@ -360,7 +341,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
         lock (_gpu.KernelEntity.Gate)
         {
             job = Arm(null, _gpu.KernelEntity, desc);
-            List<Fence> deps = RentDependencyList();
+            List<Fence> deps = FenceListScratch.Rent();
             try
             {
                 if (extraDeps is not null)
@@ -374,7 +355,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
             }
             finally
             {
-                ReturnDependencyList(deps);
+                FenceListScratch.Return(deps);
             }
             isHead = Push(_gpu.KernelEntity, job); // killed only by device loss: the move fails, its fence signals
         }

@@ -97,7 +97,7 @@ public static class FenceUnwrap
 
             return n switch
             {
-                0 => CreateSignaledStub(timestamp),
+                0 => Fence.CreateSignaledStubNs(timestamp),
                 1 => scratch[0],
                 _ => new FenceArray(scratch[..n]),
             };
@@ -170,7 +170,7 @@ public static class FenceUnwrap
         InsertionSortByContext(kept);
         merged = distinct switch
         {
-            0 => CreateSignaledStub(timestamp),
+            0 => Fence.CreateSignaledStubNs(timestamp),
             1 => kept[0],
             _ => new FenceArray(kept),
         };
@@ -223,7 +223,7 @@ public static class FenceUnwrap
 
         if (a is null)
         {
-            return CreateSignaledStub(timestamp);
+            return Fence.CreateSignaledStubNs(timestamp);
         }
 
         if (b is null)
@@ -487,8 +487,6 @@ public static class FenceUnwrap
             fences[j + 1] = item;
         }
     }
-
-    private static Fence CreateSignaledStub(long timestampNs) => Fence.CreateSignaledStubNs(timestampNs);
 
     /// <summary>The kernel's <c>fence_cmp</c>: context ascending, then the later fence first.</summary>
     private readonly struct ContextThenLatestFirst : IComparer<Fence>
