@@ -1,3 +1,5 @@
+using FenceCore.Internal;
+
 namespace FenceCore.VirtualGpu;
 
 /// <summary>A hardware engine (ring) with its scheduler. Mirrors a <c>drm_gpu_scheduler</c> and its ring.</summary>
@@ -66,8 +68,9 @@ public sealed class Engine
     /// Under <see cref="Gate"/>.</summary>
     internal long LastEndNs;
 
-    /// <summary>One thread at a time signals this engine's completed jobs (its own lock-free protocol).</summary>
-    internal readonly DrainGate Drainer = new();
+    /// <summary>One thread at a time signals this engine's completed jobs: the library's serial drain, the
+    /// funnel sw_sync's reached points go through too (its own lock-free protocol).</summary>
+    internal readonly SerialDrain Drainer = new();
 
     /// <summary>Load score for balancing: jobs armed on this engine and not yet done. Interlocked increments
     /// and decrements, read with Volatile.Read (a stale read only makes balancing less even).</summary>

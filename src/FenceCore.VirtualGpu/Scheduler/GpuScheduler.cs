@@ -1,3 +1,5 @@
+using FenceCore.Internal;
+
 namespace FenceCore.VirtualGpu;
 
 /// <summary>
@@ -211,15 +213,23 @@ internal sealed class GpuScheduler(Gpu gpu)
             }
         }
 
-        engine.Drainer.Drain(engine, static e => e.Owner!.Scheduler.SignalNextCompleted(e), static e =>
-        {
-            lock (e.Gate)
-            {
-                return e.Completed.Count > 0;
-            }
-        });
+        engine.Drainer.Drain(new CompletedJobs(this, engine));
 
         Kick(engine);
+    }
+
+    /// <summary>An engine's completed jobs, as its serial drain sees them.</summary>
+    private readonly struct CompletedJobs(GpuScheduler scheduler, Engine engine) : ISerialDrainWork
+    {
+        public bool TakeOne() => scheduler.SignalNextCompleted(engine);
+
+        public bool HasWork()
+        {
+            lock (engine.Gate)
+            {
+                return engine.Completed.Count > 0;
+            }
+        }
     }
 
     /// <summary>Signals the oldest completed job of the engine; false when none is left. Runs under the engine's

@@ -11,10 +11,11 @@ namespace FenceCore;
 /// <remarks>
 /// <para>
 /// Creation and increments serialize on a private lock, as the kernel's timeline spinlock does; the
-/// lock guards the pending set, the queue of reached points and the drain's bookkeeping, and is never
-/// held while a fence signals or a callback runs. One thread at a time signals the reached points, in
-/// seqno order (the drainer); a thread whose increment reached points while another drains waits until
-/// the drainer has signalled them.
+/// lock guards the pending set, the queue of reached points and the count of signalled ones, and is
+/// never held while a fence signals or a callback runs. One thread at a time signals the reached points,
+/// in seqno order (the drainer, claimed lock-free through the library's serial drain, the funnel the
+/// virtual GPU's engines use too); a thread whose increment reached points while another drains waits
+/// until the drainer has signalled them.
 /// </para>
 /// <para>
 /// So, as in the kernel, when <see cref="Increment"/> returns every point it reached has signalled, and
@@ -48,14 +49,17 @@ public sealed class SwSyncTimeline : IDisposable
     /// <summary>The current value, as an int for atomics. Written under <see cref="_gate"/>; read lock-free.</summary>
     private int _value;
 
-    /// <summary>How many points were ever queued for signalling. Under <see cref="_gate"/>.</summary>
+    /// <summary>How many points were ever queued for signalling. Written under <see cref="_gate"/> with
+    /// Volatile.Write; read under it, or with Volatile.Read by <see cref="HasQueued"/>.</summary>
     private long _queued;
 
-    /// <summary>How many queued points have signalled (their <c>Signal</c> returned). Under <see cref="_gate"/>.</summary>
+    /// <summary>How many queued points have signalled (their <c>Signal</c> returned). Written under
+    /// <see cref="_gate"/> with Volatile.Write; read under it, or with Volatile.Read by <see cref="HasQueued"/>.</summary>
     private long _signalled;
 
-    /// <summary>Managed thread id of the thread draining <see cref="_toSignal"/>, 0 when none. Under <see cref="_gate"/>.</summary>
-    private int _drainer;
+    /// <summary>One thread at a time signals <see cref="_toSignal"/> (the library's serial drain, which the
+    /// virtual GPU's engines use too); its owner is lock-free, the queue it drains is under <see cref="_gate"/>.</summary>
+    private readonly SerialDrain _drain = new();
 
     /// <summary>Threads waiting in <see cref="Monitor.Wait(object)"/> for the drainer. Under <see cref="_gate"/>.</summary>
     private int _waiters;
@@ -162,7 +166,6 @@ public sealed class SwSyncTimeline : IDisposable
     public void Increment(uint count = 1)
     {
         long ticket;
-        bool owner;
         lock (_gate)
         {
             if (_closed)
@@ -181,10 +184,9 @@ public sealed class SwSyncTimeline : IDisposable
             }
 
             ticket = _queued;
-            owner = ClaimDrain();
         }
 
-        Finish(owner, ticket);
+        Finish(ticket);
     }
 
     /// <summary>
@@ -194,7 +196,6 @@ public sealed class SwSyncTimeline : IDisposable
     public void Close()
     {
         long ticket;
-        bool owner;
         lock (_gate)
         {
             if (_closed)
@@ -211,10 +212,9 @@ public sealed class SwSyncTimeline : IDisposable
 
             _pending.Clear();
             ticket = _queued;
-            owner = ClaimDrain();
         }
 
-        Finish(owner, ticket);
+        Finish(ticket);
     }
 
     /// <inheritdoc/>
@@ -274,7 +274,7 @@ public sealed class SwSyncTimeline : IDisposable
     private void Queue(SwSyncFence fence)
     {
         _toSignal.Enqueue(fence);
-        _queued++;
+        Volatile.Write(ref _queued, _queued + 1); // read lock-free by the drain's second look (HasQueued)
     }
 
     /// <summary>A reached point that the drainer has not finished signalling, or null. Under <see cref="_gate"/>;
@@ -302,126 +302,131 @@ public sealed class SwSyncTimeline : IDisposable
         return null;
     }
 
-    /// <summary>Makes this thread the drainer when nobody drains and there is work. Under <see cref="_gate"/>.</summary>
-    private bool ClaimDrain()
+    /// <summary>
+    /// Drains the reached points, or, when another thread drains, waits until the first
+    /// <paramref name="ticket"/> queued points have signalled. Returns at once when called from the
+    /// drainer's own thread (a re-entrant increment from a callback): the drain this thread is running
+    /// signals the rest before its own call returns.
+    /// </summary>
+    private void Finish(long ticket)
     {
-        if (_drainer != 0 || _toSignal.Count == 0)
+        while (true)
         {
-            return false;
+            try
+            {
+                if (_drain.Drain(new DrainWork(this)))
+                {
+                    return; // this thread drained the queue empty, its own points with it
+                }
+            }
+            catch
+            {
+                lock (_gate)
+                {
+                    WakeWaiters(); // the drain was released without finishing: a waiter may take it over
+                }
+
+                throw;
+            }
+
+            if (_drain.IsDrainingOnThisThread)
+            {
+                return; // re-entrant, from a callback
+            }
+
+            lock (_gate)
+            {
+                // Woken after each signal (CompleteInFlight) and when a failed drain lets go (above). A
+                // drain that ends normally has completed every queued point, so it woke this thread with
+                // its ticket reached; only a failed one can leave the queue to this thread.
+                while (_signalled < ticket && _drain.IsDraining)
+                {
+                    _waiters++;
+                    try
+                    {
+                        Monitor.Wait(_gate);
+                    }
+                    finally
+                    {
+                        _waiters--;
+                    }
+                }
+
+                if (_signalled >= ticket)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>The drain's step: books the point signalled last, then signals the next queued one; false
+    /// when none is left.</summary>
+    private bool SignalNext()
+    {
+        SwSyncFence? next;
+        lock (_gate)
+        {
+            CompleteInFlight();
+            if (!_toSignal.TryDequeue(out next))
+            {
+                return false;
+            }
+
+            _inFlight = next;
         }
 
-        _drainer = Environment.CurrentManagedThreadId;
+        try
+        {
+            next.SignalPoint(); // never throws for a callback: those go to the timeline's policy
+        }
+        catch
+        {
+            lock (_gate)
+            {
+                CompleteInFlight(); // the point is signalled (the signal is published whatever happens)
+            }
+
+            throw;
+        }
+
         return true;
     }
 
-    /// <summary>Drains as the owner, or waits until the first <paramref name="ticket"/> queued points have signalled.</summary>
-    private void Finish(bool owner, long ticket)
+    /// <summary>The drain's second look, after it lets go: a point queued meanwhile. Lock-free: the drain's
+    /// release is a full fence, and a producer that found the drain taken had published its count before
+    /// its failed claim; after a normal drain every dequeued point is booked, so the counts differ exactly
+    /// when a point waits in the queue.</summary>
+    private bool HasQueued() => Volatile.Read(ref _queued) != Volatile.Read(ref _signalled);
+
+    /// <summary>Books the point being signalled, if any, and wakes the threads waiting for it. Under <see cref="_gate"/>.</summary>
+    private void CompleteInFlight()
     {
-        if (owner || WaitFor(ticket))
+        if (_inFlight is null)
         {
-            DrainAsOwner();
+            return;
         }
-    }
 
-    /// <summary>
-    /// Waits until the first <paramref name="ticket"/> queued points have signalled. Returns true when
-    /// the drainer left work behind and this thread has claimed the drain; returns at once when called
-    /// from the drainer's own thread (a re-entrant increment from a callback).
-    /// </summary>
-    private bool WaitFor(long ticket)
-    {
-        int me = Environment.CurrentManagedThreadId;
-        lock (_gate)
-        {
-            while (_signalled < ticket)
-            {
-                if (_drainer == me)
-                {
-                    return false; // re-entrant, from a callback: the drain this thread is running signals the rest
-                }
-
-                if (_drainer == 0)
-                {
-                    return ClaimDrain(); // the drainer left (only if it failed): take over
-                }
-
-                _waiters++;
-                try
-                {
-                    Monitor.Wait(_gate); // woken after each signal and when the drainer leaves
-                }
-                finally
-                {
-                    _waiters--;
-                }
-            }
-
-            return false;
-        }
-    }
-
-    /// <summary>Signals every queued point in order; the caller has claimed the drain.</summary>
-    private void DrainAsOwner()
-    {
-        bool released = false;
-        try
-        {
-            SwSyncFence? done = null;
-            while (true)
-            {
-                SwSyncFence? next;
-                lock (_gate)
-                {
-                    if (done is not null)
-                    {
-                        Completed();
-                    }
-
-                    if (!_toSignal.TryDequeue(out next))
-                    {
-                        Release(); // in the same lock as the last check: nothing can be queued in between
-                        released = true;
-                        break;
-                    }
-
-                    _inFlight = next;
-                }
-
-                done = next;
-                next.SignalPoint(); // never throws for a callback: those go to the timeline's policy
-            }
-        }
-        finally
-        {
-            if (!released)
-            {
-                lock (_gate)
-                {
-                    Release(); // whatever happened, the timeline can never stay stuck
-                }
-            }
-        }
-    }
-
-    /// <summary>Gives up the drain and wakes every waiter. Under <see cref="_gate"/>.</summary>
-    private void Release()
-    {
         _inFlight = null;
-        _drainer = 0;
+        Volatile.Write(ref _signalled, _signalled + 1);
+        WakeWaiters();
+    }
+
+    /// <summary>Wakes every thread waiting for a signal. Under <see cref="_gate"/>.</summary>
+    private void WakeWaiters()
+    {
         if (_waiters > 0)
         {
             Monitor.PulseAll(_gate);
         }
     }
 
-    /// <summary>Books a signalled point and wakes the threads waiting for it. Under <see cref="_gate"/>.</summary>
-    private void Completed()
+    /// <summary>The reached points' queue, as the serial drain sees it.</summary>
+    private readonly struct DrainWork(SwSyncTimeline timeline) : ISerialDrainWork
     {
-        _signalled++;
-        if (_waiters > 0)
-        {
-            Monitor.PulseAll(_gate);
-        }
+        public bool TakeOne() => timeline.SignalNext();
+
+        public bool HasWork() => timeline.HasQueued();
     }
 
     /// <summary>Orders pending points by distance from the order base (32-bit wrap).</summary>

@@ -142,16 +142,16 @@ public sealed class CanaryTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void BrokenDrainGateWithoutSecondLook_IsCaughtByCoyote()
+    public void BrokenSerialDrainWithoutSecondLook_IsCaughtByCoyote()
     {
-        var gate = new AsyncLocal<BrokenDrainGate>();
+        var gate = new AsyncLocal<BrokenSerialDrain>();
         CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () =>
         {
-            gate.Value = new BrokenDrainGate();
-            return FenceCore.Coyote.VirtualGpu.DrainGateTests.Scenario(w => gate.Value!.Drain(w, static x => x.TakeOne()), withFault: false);
-        }, CoyoteHarness.DefaultIterations, configure: null, nameof(BrokenDrainGateWithoutSecondLook_IsCaughtByCoyote));
+            gate.Value = new BrokenSerialDrain();
+            return FenceCore.Coyote.VirtualGpu.SerialDrainTests.Scenario(w => gate.Value!.Drain(w, static x => x.TakeOne()), withFault: false);
+        }, CoyoteHarness.DefaultIterations, configure: null, nameof(BrokenSerialDrainWithoutSecondLook_IsCaughtByCoyote));
 
-        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded lost wake-up in the drain gate.");
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded lost wake-up in the serial drain.");
         Assert.Contains(outcome.BugReports, r => r.Contains("lost wake-up", StringComparison.Ordinal));
         Assert.Empty(outcome.UncontrolledInvocations);
     }

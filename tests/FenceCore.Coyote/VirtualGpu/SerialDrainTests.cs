@@ -1,18 +1,19 @@
-using FenceCore.VirtualGpu;
+using FenceCore.Internal;
 using Microsoft.Coyote.Specifications;
 using Xunit.Abstractions;
 
 namespace FenceCore.Coyote.VirtualGpu;
 
 /// <summary>
-/// The engine drain (<see cref="DrainGate"/>, used by the virtual GPU to signal an engine's completed
-/// jobs): producers queue items and drain concurrently; every item is taken exactly once, by one drainer
-/// at a time, none is left behind, and a drain that throws does not wedge the gate.
+/// The library's serial drain (<see cref="SerialDrain"/>, the funnel of sw_sync's reached points and of the
+/// virtual GPU's completed jobs per engine): producers queue items and drain concurrently; every item is
+/// taken exactly once, by one drainer at a time, none is left behind, a drain that throws does not wedge
+/// the funnel, and a producer re-entering from inside the drain is told it is the drainer.
 /// </summary>
-public sealed class DrainGateTests(ITestOutputHelper output)
+public sealed class SerialDrainTests(ITestOutputHelper output)
 {
-    /// <summary>A queue under a lock, as the engine's completed queue is, drained through a gate.</summary>
-    internal sealed class Work
+    /// <summary>A queue under a lock, as the engine's completed queue is, drained through the funnel.</summary>
+    internal sealed class Work : ISerialDrainWork
     {
         private readonly Queue<int> _queue = new();
         private int _inside;
@@ -21,7 +22,10 @@ public sealed class DrainGateTests(ITestOutputHelper output)
 
         public int MaxConcurrentDrainers { get; private set; }
 
-        /// <summary>Items whose drain throws once (the consumer fault the gate must survive).</summary>
+        /// <summary>Runs after an item is taken, on the drainer's thread (a callback that produces more work).</summary>
+        public Action<Work, int>? OnTaken { get; set; }
+
+        /// <summary>Items whose drain throws once (the consumer fault the funnel must survive).</summary>
         public HashSet<int> ThrowOnce { get; } = [];
 
         public void Enqueue(int item)
@@ -56,6 +60,7 @@ public sealed class DrainGateTests(ITestOutputHelper output)
                 }
 
                 Taken.Add(item); // safe only because one drainer runs at a time (asserted)
+                OnTaken?.Invoke(this, item);
                 if (ThrowOnce.Remove(item))
                 {
                     throw new InvalidOperationException("consumer fault");
@@ -101,22 +106,47 @@ public sealed class DrainGateTests(ITestOutputHelper output)
     }
 
     private static void RealDrain(Work work) =>
-        s_gate.Value!.Drain(work, static w => w.TakeOne(), static w => w.HasWork());
+        s_gate.Value!.Drain(work);
 
-    // One gate per test iteration (the scenario runs many times in one process).
-    private static readonly AsyncLocal<DrainGate> s_gate = new();
+    // One drain per test iteration (the scenario runs many times in one process).
+    private static readonly AsyncLocal<SerialDrain> s_gate = new();
 
     [Fact]
     public void ConcurrentProducers_EveryItemDrainedOnceByOneDrainer() => CoyoteHarness.Check(output, () =>
     {
-        s_gate.Value = new DrainGate();
+        s_gate.Value = new SerialDrain();
         return Scenario(RealDrain, withFault: false);
     });
 
     [Fact]
-    public void ADrainThatThrows_ReleasesTheGate() => CoyoteHarness.Check(output, () =>
+    public void ADrainThatThrows_ReleasesTheDrain() => CoyoteHarness.Check(output, () =>
     {
-        s_gate.Value = new DrainGate();
+        s_gate.Value = new SerialDrain();
         return Scenario(RealDrain, withFault: true);
+    });
+
+    [Fact]
+    public void AProducerInsideTheDrain_IsToldItIsTheDrainer_AndItsItemIsDrained() => CoyoteHarness.Check(output, async () =>
+    {
+        var drain = new SerialDrain();
+        var work = new Work();
+        bool reentrantSawItself = false;
+        work.OnTaken = (w, item) =>
+        {
+            if (item == 0)
+            {
+                w.Enqueue(100); // as a fence callback that increments the same timeline
+                drain.Drain(w);
+                reentrantSawItself = drain.IsDrainingOnThisThread;
+            }
+        };
+
+        Task[] producers = [.. Enumerable.Range(0, 2).Select(i => Task.Run(() => Produce(x => drain.Drain(x), work, i)))];
+        await Task.WhenAll(producers);
+
+        Specification.Assert(reentrantSawItself, "a drain re-entered from its own callback was not told it is the drainer");
+        Specification.Assert(!drain.IsDraining, "the drain was left claimed");
+        Specification.Assert(!work.HasWork(), "the re-entrant item was left in the queue");
+        Specification.Assert(work.Taken.Count == 3 && work.Taken.Distinct().Count() == 3, "items taken: {0}", string.Join(",", work.Taken));
     });
 }

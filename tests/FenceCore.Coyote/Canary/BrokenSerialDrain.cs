@@ -1,11 +1,11 @@
 namespace FenceCore.Coyote.Canary;
 
 /// <summary>
-/// <c>FenceCore.VirtualGpu.DrainGate</c> with its one subtle line left out: after releasing the flag it
+/// <c>FenceCore.Internal.SerialDrain</c> with its one subtle line left out: after releasing the owner it
 /// does not look at the queue again. An item queued after the drainer last found the queue empty, by a
-/// producer that then saw the flag still set, is left behind. Coyote must find that interleaving.
+/// producer that then saw the owner still set, is left behind. Coyote must find that interleaving.
 /// </summary>
-internal sealed class BrokenDrainGate
+internal sealed class BrokenSerialDrain
 {
     private int _draining;
 
@@ -27,6 +27,6 @@ internal sealed class BrokenDrainGate
             Volatile.Write(ref _draining, 0);
         }
 
-        // SEEDED BUG: DrainGate loops while hasWork(state) says the queue is not empty.
+        // SEEDED BUG: SerialDrain loops while hasWork(state) says the queue is not empty.
     }
 }
