@@ -141,6 +141,30 @@ public sealed class CanaryTests(ITestOutputHelper output)
         Assert.Empty(outcome.UncontrolledInvocations);
     }
 
+    /// <summary>The race of <c>FastSignalTests</c> on the model that links without announcing: an add that
+    /// returned true must see its callback run.</summary>
+    private static async Task AddAgainstFastSignal()
+    {
+        var fence = new BrokenFastSignal();
+        int runs = 0;
+        Task<bool> adder = Task.Run(() => fence.Add(new BrokenFastSignal.Cell(() => Interlocked.Increment(ref runs))));
+        Task<bool> signaller = Task.Run(fence.Signal);
+        bool added = await adder;
+        await signaller;
+        Specification.Assert(!added || Volatile.Read(ref runs) == 1, "canary: an added callback never ran");
+    }
+
+    [Fact]
+    public void BrokenFastSignalWithoutAnnounce_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, AddAgainstFastSignal, CoyoteHarness.DefaultIterations,
+            configure: null, nameof(BrokenFastSignalWithoutAnnounce_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded add that links without announcing.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("canary: an added callback never ran", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
     [Fact]
     public void BrokenSerialDrainWithoutSecondLook_IsCaughtByCoyote()
     {

@@ -376,4 +376,64 @@ public class FenceBehaviourTests
         Assert.True(f.IsSignaled);
         Assert.Equal(1, cb.Count);
     }
+
+    /// <summary>A hook that adds a callback to its own fence: the add must not wait for a publish that comes
+    /// only after the hook (a subclass signals down the exchange path, which walks the added cell).</summary>
+    private sealed class SelfAddingHookFence() : FenceSource(FenceContext.Allocate(), 1)
+    {
+        public Recorder Added { get; } = new();
+
+        public bool AddResult { get; private set; }
+
+        protected override void OnSignaled() => AddResult = AddCallback(Added);
+    }
+
+    [Fact]
+    public void AHookThatAddsToItsOwnFence_DoesNotWait_AndItsCallbackRuns()
+    {
+        var f = new SelfAddingHookFence();
+        var signal = Task.Run(f.Signal);
+        Assert.True(signal.Wait(TimeSpan.FromSeconds(10)), "the signal did not return: the hook's add waited for its own publish");
+        Assert.True(f.AddResult);
+        Assert.Equal(1, f.Added.Count);
+    }
+
+    [Fact]
+    public void APlainSourceSignalledWithNobodyWaiting_RefusesLaterAdds_WithItsErrorAndTimestampVisible()
+    {
+        var f = new FenceSource(FenceContext.Allocate(), 1);
+        Assert.True(f.SignalWithTimestamp(-Errno.EIO, TimeSpan.FromTicks(1234)));
+        Assert.False(f.SignalWithTimestamp(0, TimeSpan.FromTicks(99)));
+
+        var cb = new Recorder();
+        Assert.False(f.AddCallback(cb));
+        Assert.Equal(0, cb.Count);
+        Assert.True(f.IsSignaled);
+        Assert.Equal(-Errno.EIO, f.Status);
+        Assert.Equal(TimeSpan.FromTicks(1234), f.Timestamp);
+
+        // The refused node is free: it queues on another fence and runs there.
+        var g = new FenceSource(FenceContext.Allocate(), 1);
+        Assert.True(g.AddCallback(cb));
+        g.Signal();
+        Assert.Equal(1, cb.Count);
+    }
+
+    [Fact]
+    public void APlainSourceWithACallbackOrAnEnabledSignal_StillRunsItsCallbacksOnce()
+    {
+        var withCallback = new FenceSource(FenceContext.Allocate(), 1);
+        var cb = new Recorder();
+        Assert.True(withCallback.AddCallback(cb));
+        Assert.True(withCallback.RemoveCallback(cb));
+        Assert.True(withCallback.AddCallback(cb)); // announced once; the second add links again
+        withCallback.Signal();
+        Assert.Equal(1, cb.Count);
+
+        var enabled = new FenceSource(FenceContext.Allocate(), 1);
+        enabled.EnableSignaling();
+        Assert.True(enabled.Signal());
+        Assert.True(enabled.IsSignaled);
+        Assert.False(enabled.AddCallback(new Recorder()));
+    }
 }
