@@ -17,7 +17,8 @@ namespace FenceCore;
 /// </para>
 /// <para>
 /// Lock-free: no lock is taken on <see cref="Signal()"/>, <see cref="IsSignaled"/> or
-/// <see cref="AddCallback(FenceCallback)"/>. The callback list is a Treiber stack; the one signaller
+/// <see cref="AddCallback(FenceCallback)"/> (an add that races a fast signal, below, waits only for that
+/// signaller's next few stores). The callback list is a Treiber stack; the one signaller
 /// that wins the claim (a compare-and-swap on the flag word) writes the error and the timestamp, then
 /// swaps the list's head for the signalled sentinel, which publishes the signal and takes the list.
 /// Callbacks always run outside any lock. An adder announces itself on the flag word before it links its
