@@ -81,7 +81,7 @@ public sealed class FenceArray : Fence
     /// <exception cref="ArgumentException">The set is empty, or a member is a container.</exception>
     /// <exception cref="ArgumentNullException">A member is null.</exception>
     public FenceArray(ReadOnlySpan<Fence> fences, ulong context, ulong seqno, bool signalOnAny)
-        : base(context, seqno)
+        : base(context, seqno, FenceOptions.None, customClock: false, noSignaledHook: true)
     {
         if (fences.IsEmpty)
         {
@@ -112,7 +112,7 @@ public sealed class FenceArray : Fence
     internal static FenceArray Own(Fence[] members) => new(members);
 
     private FenceArray(Fence[] ownedMembers)
-        : base(FenceContext.Allocate(), 1)
+        : base(FenceContext.Allocate(), 1, FenceOptions.None, customClock: false, noSignaledHook: true)
     {
         _fences = ownedMembers;
         _numPending = 1;

@@ -440,7 +440,8 @@ public sealed class SwSyncTimeline : IDisposable
     }
 
     /// <summary>A point on a <see cref="SwSyncTimeline"/>.</summary>
-    private sealed class SwSyncFence(SwSyncTimeline timeline, uint value) : Fence(timeline.Context, value)
+    private sealed class SwSyncFence(SwSyncTimeline timeline, uint value)
+        : Fence(timeline.Context, value, FenceOptions.None, customClock: false, noSignaledHook: true)
     {
         public SwSyncTimeline Timeline { get; } = timeline;
 

@@ -13,9 +13,17 @@ namespace FenceCore.Coyote.Fences;
 public sealed class FastSignalTests(ITestOutputHelper output)
 {
     [Fact]
-    public void AddAgainstAFastSignal_RunsOnceOrSeesTheWholeSignal() => CoyoteHarness.Check(output, async () =>
+    public void AddAgainstAFastSignal_RunsOnceOrSeesTheWholeSignal() =>
+        CoyoteHarness.Check(output, () => AddAgainstFastSignal(new FenceSource(FenceContext.Allocate(), 1)));
+
+    /// <summary>The same race on a <see cref="FenceTimeline"/>'s fence, one of the library's hookless types
+    /// that take the fast signal too.</summary>
+    [Fact]
+    public void AddAgainstAFastSignal_OnATimelinesFence() =>
+        CoyoteHarness.Check(output, () => AddAgainstFastSignal(new FenceTimeline("coyote").CreateFence()));
+
+    private static async Task AddAgainstFastSignal(FenceSource fence)
     {
-        var fence = new FenceSource(FenceContext.Allocate(), 1);
         var first = new CountingCallback();
         var second = new CountingCallback();
 
@@ -60,7 +68,7 @@ public sealed class FastSignalTests(ITestOutputHelper output)
                 Specification.Assert(st == status && ts == stamp, "a refused add saw {0} at {1}; the winner's are {2} at {3}", st, ts, status, stamp);
             }
         }
-    });
+    }
 
     [Fact]
     public void AddRemoveAgainstAFastSignal_RemovedXorRun() => CoyoteHarness.Check(output, async () =>

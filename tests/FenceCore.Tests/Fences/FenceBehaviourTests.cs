@@ -436,4 +436,46 @@ public class FenceBehaviourTests
         Assert.True(enabled.IsSignaled);
         Assert.False(enabled.AddCallback(new Recorder()));
     }
+
+    /// <summary>Records each signal the hook saw, to check that a subclass's hook still runs once.</summary>
+    private sealed class CountingHookSource() : FenceSource(FenceContext.Allocate(), 1)
+    {
+        public int Hooks { get; private set; }
+
+        protected override void OnSignaled() => Hooks++;
+    }
+
+    [Fact]
+    public void HooklessLibraryFencesAndHookedSubclasses_SignalOnce_WithTheirHooksRun()
+    {
+        var timeline = new FenceTimeline("t");
+        FenceSource point = timeline.CreateFence();
+        Assert.True(point.SignalWithTimestamp(-Errno.EIO, TimeSpan.FromTicks(7)));
+        Assert.False(point.Signal());
+        Assert.Equal(-Errno.EIO, point.Status);
+        Assert.Equal(TimeSpan.FromTicks(7), point.Timestamp);
+        Assert.False(point.AddCallback(new Recorder()));
+
+        var hooked = new CountingHookSource();
+        Assert.True(hooked.Signal());
+        Assert.False(hooked.Signal());
+        Assert.Equal(1, hooked.Hooks);
+
+        // An array and a chain over signalled members signal (through their poll) with nobody waiting.
+        ulong ctx = FenceContext.Allocate(2);
+        var a = new FenceSource(ctx, 1);
+        var b = new FenceSource(ctx + 1, 1);
+        var array = new FenceArray([a, b]);
+        a.Signal();
+        b.Signal(-Errno.EIO);
+        Assert.True(array.Poll());
+        Assert.Equal(-Errno.EIO, array.Status);
+        Assert.False(array.AddCallback(new Recorder()));
+
+        using var sw = new SwSyncTimeline();
+        Fence swPoint = sw.CreateFence(1);
+        sw.Increment();
+        Assert.True(swPoint.IsSignaled);
+        Assert.False(swPoint.AddCallback(new Recorder()));
+    }
 }
