@@ -93,13 +93,16 @@ public partial class Fence
     private FenceCallback? _callbacks;
 
     /// <summary>
-    /// The time word. Pending: the earliest deadline hint in ns, <see cref="long.MaxValue"/> when none,
-    /// lowered only by CAS (<see cref="SetDeadline"/>, which stops once it sees the claim). Claimed: the
-    /// signal time in ns, written once by the winning signaller before it publishes; immutable after. A
-    /// deadline CAS that races the claim either lands before the signaller's write (which replaces it) or
-    /// fails, because it expects the deadline it read and finds the timestamp.
+    /// The time word. Pending: the complement of the earliest deadline hint in ns (a negative value;
+    /// <c>~long.MaxValue</c> when none), lowered only by CAS (<see cref="SetDeadline"/>, which stops once it
+    /// sees the claim). Claimed: the signal time in ns (never negative), written once by the winning
+    /// signaller before it publishes; immutable after. A deadline CAS that races the claim either lands
+    /// before the signaller's write (which replaces it) or fails, because it expects a complemented hint
+    /// and finds a timestamp: the two ranges are disjoint, so a timestamp equal to the hint it replaced
+    /// cannot pass for it (it did when both were stored as they are; Coyote found the lost timestamp,
+    /// <c>FenceSignalTests.ADeadlineLoweredWhileTheFenceSignalsAtTheOldDeadline_LeavesTheTimestamp</c>).
     /// </summary>
-    private long _timeNs = long.MaxValue;
+    private long _timeNs = ~long.MaxValue;
 
     /// <summary>
     /// Flag word: <see cref="ClaimedBit"/> (a signaller has won), <see cref="Seqno64Bit"/> (immutable),
@@ -322,7 +325,7 @@ public partial class Fence
                 return null;
             }
 
-            long d = Volatile.Read(ref _timeNs);
+            long d = ~Volatile.Read(ref _timeNs);
 
             // A claim after the first check may have replaced the hint with the timestamp: the claim is
             // ordered before that write, so the second check sees it.
@@ -448,6 +451,7 @@ public partial class Fence
         }
 
         _timeNs = useTimestamp ? timestampNs : (state & CustomClockBit) == 0 ? FenceClock.NowNs : ClockNowNs();
+        Debug.Assert(_timeNs >= 0, "a timestamp is never negative: the time word tells it from a complemented hint by its sign");
 
         if ((claimed & FastClaimBit) != 0)
         {
@@ -1078,8 +1082,10 @@ public partial class Fence
             deadlineNs = 0;
         }
 
+        // The word holds ~hint while pending; a timestamp (never negative) complements to a negative value,
+        // below any hint, so the loop ends once the signaller has written it.
         long current = Volatile.Read(ref _timeNs);
-        while (deadlineNs < current)
+        while (deadlineNs < ~current)
         {
             // Re-checked after each read of the time word: once claimed, the word is the timestamp.
             if ((Volatile.Read(ref _state) & ClaimedBit) != 0)
@@ -1087,7 +1093,7 @@ public partial class Fence
                 return;
             }
 
-            long seen = Interlocked.CompareExchange(ref _timeNs, deadlineNs, current);
+            long seen = Interlocked.CompareExchange(ref _timeNs, ~deadlineNs, current);
             if (seen == current)
             {
                 OnDeadlineSetNs(deadlineNs);

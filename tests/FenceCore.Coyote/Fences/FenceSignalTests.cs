@@ -58,6 +58,26 @@ public sealed class FenceSignalTests(ITestOutputHelper output)
             "a racing reader saw status {0} at {1}; the winner's are {2} at {3}", readStatus, readStamp, expectedStatus, stamps[winner]);
     });
 
+    /// <summary>The time word holds the deadline hint while pending and the timestamp once claimed. A hint
+    /// lowered while the fence signals at exactly the earlier hint's time must not replace the timestamp (a
+    /// compare-and-swap that expects the hint's value found the equal timestamp and succeeded, before the
+    /// fix). A simulator's virtual time makes such equal times ordinary (a deadline at a vblank, the fence
+    /// signalled at that vblank).</summary>
+    [Fact]
+    public void ADeadlineLoweredWhileTheFenceSignalsAtTheOldDeadline_LeavesTheTimestamp() => CoyoteHarness.Check(output, async () =>
+    {
+        var fence = new FenceSource(FenceContext.Allocate(), 1);
+        fence.SetDeadline(TimeSpan.FromTicks(500));
+
+        Task<bool> signaller = Task.Run(() => fence.SignalWithTimestamp(TimeSpan.FromTicks(500)));
+        Task hint = Task.Run(() => fence.SetDeadline(TimeSpan.FromTicks(100)));
+        await signaller;
+        await hint;
+
+        Specification.Assert(fence.Timestamp == TimeSpan.FromTicks(500), "timestamp {0} ticks, signalled at 500", fence.Timestamp.Ticks);
+        Specification.Assert(fence.Deadline is null, "a signalled fence reports the deadline {0}", fence.Deadline);
+    });
+
     [Fact]
     public void EnableSignalingAgainstSignal_HookRunsAtMostOnceAndNeverAfterTheSignal() => CoyoteHarness.Check(output, async () =>
     {
