@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using FenceCore.Internal;
 
 namespace FenceCore;
@@ -56,7 +57,16 @@ public sealed class FenceArray : Fence
     /// compare-and-swap that armed the node orders after this thread's writes.</summary>
     private int _enableProgress;
 
-    private readonly Fence[] _fences;
+    /// <summary>Up to <see cref="InlineCapacity"/> members are kept here, in the array's own object; a larger
+    /// array keeps its member array in slot 0. PERF: an array of a few fences (what merges, waits and
+    /// <c>GetSingleton</c> mostly build) is one allocation instead of two (MergeSmallBenchmarks,
+    /// FenceArrayAllBenchmarks); a larger one pays for the three slots it does not use. Written only by the
+    /// constructors.</summary>
+    private readonly Slots _slots;
+
+    /// <summary>The number of members of a small array (at least 1, as every array has a member); 0 for a
+    /// larger one, whose count is its member array's length. A byte, so the object stays at 104 B.</summary>
+    private readonly byte _smallCount;
     private readonly bool _signalOnAny;
 
     /// <summary>Signal-on-any: 1 until a member signals. Decremented only with Interlocked; the decrement
@@ -102,27 +112,70 @@ public sealed class FenceArray : Fence
             }
         }
 
-        _fences = fences.ToArray();
+        if (fences.Length <= InlineCapacity)
+        {
+            _smallCount = (byte)fences.Length;
+            for (int i = 0; i < fences.Length; i++)
+            {
+                _slots[i] = fences[i];
+            }
+        }
+        else
+        {
+            _slots[0] = fences.ToArray();
+        }
+
         _signalOnAny = signalOnAny;
         _numPending = 1;
     }
 
-    /// <summary>A wait-all array on a new context, seqno 1, that takes <paramref name="members"/> as its own
-    /// (no copy, no checks): for callers that have just built the array of plain, non-null fences.</summary>
-    internal static FenceArray Own(Fence[] members) => new(members);
+    /// <summary>A wait-all array of two plain, non-null fences on a new context, seqno 1, in one allocation
+    /// (no checks: for the merge, which has just made them).</summary>
+    internal static FenceArray Own(Fence a, Fence b) => new(a, b, null);
 
-    private FenceArray(Fence[] ownedMembers)
+    /// <summary>As <see cref="Own(Fence, Fence)"/>, of three.</summary>
+    internal static FenceArray Own(Fence a, Fence b, Fence c) => new(a, b, c);
+
+    private FenceArray(Fence a, Fence b, Fence? c)
         : base(FenceContext.Allocate(), 1, FenceOptions.None, customClock: false, noSignaledHook: true)
     {
-        _fences = ownedMembers;
+        _slots[0] = a;
+        _slots[1] = b;
+        _slots[2] = c;
+        _smallCount = c is null ? (byte)2 : (byte)3;
         _numPending = 1;
     }
 
+    /// <summary>How many members an array keeps in its own object.</summary>
+    private const int InlineCapacity = 4;
+
+    /// <summary>The slots of <see cref="_slots"/>: the members, or a larger array's member array.</summary>
+    [InlineArray(InlineCapacity)]
+    private struct Slots
+    {
+        private object? _first;
+    }
+
+    /// <summary>The members, wherever they are kept.</summary>
+    private ReadOnlySpan<Fence> Members
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            ref object? first = ref Unsafe.AsRef(in _slots[0]);
+            return _smallCount == 0
+                ? Unsafe.As<Fence[]>(first!)
+
+                // The slots hold Fence references only (the constructors put them there), so they read as Fences.
+                : MemoryMarshal.CreateReadOnlySpan(ref Unsafe.As<object?, Fence>(ref first), _smallCount);
+        }
+    }
+
     /// <summary>The members, in construction order.</summary>
-    public ReadOnlySpan<Fence> Fences => _fences;
+    public ReadOnlySpan<Fence> Fences => Members;
 
     /// <summary>The number of members.</summary>
-    public int Count => _fences.Length;
+    public int Count => _smallCount != 0 ? _smallCount : Unsafe.As<Fence[]>(_slots[0]!).Length;
 
     /// <summary>True when the array signals on the first member instead of the last.</summary>
     public bool SignalOnAny => _signalOnAny;
@@ -135,7 +188,7 @@ public sealed class FenceArray : Fence
 
     /// <summary>Members whose signal the array still waits for: for signal-on-all, those the walk has not
     /// passed; for signal-on-any, the count (may go negative).</summary>
-    internal int PendingCount => _signalOnAny ? Volatile.Read(ref _numPending) : _fences.Length - Volatile.Read(ref _enableProgress);
+    internal int PendingCount => _signalOnAny ? Volatile.Read(ref _numPending) : Count - Volatile.Read(ref _enableProgress);
 
     /// <inheritdoc/>
     protected override bool OnEnableSignaling()
@@ -150,9 +203,9 @@ public sealed class FenceArray : Fence
             return true;
         }
 
-        for (; _enableProgress < _fences.Length; _enableProgress++)
+        for (; _enableProgress < Count; _enableProgress++)
         {
-            Fence member = _fences[_enableProgress];
+            Fence member = Members[_enableProgress];
             var node = new MemberCallback(this);
             if (!member.AddCallback(node))
             {
@@ -175,9 +228,9 @@ public sealed class FenceArray : Fence
             return false;
         }
 
-        int needed = _signalOnAny ? 1 : _fences.Length;
+        int needed = _signalOnAny ? 1 : Count;
         int signaled = 0;
-        foreach (Fence member in _fences)
+        foreach (Fence member in Members)
         {
             if (member.Poll())
             {
@@ -199,7 +252,7 @@ public sealed class FenceArray : Fence
     /// <summary>Forwards the hint to every member, as <c>dma_fence_array_set_deadline</c> does.</summary>
     private protected override void OnDeadlineSetNs(long deadlineNs)
     {
-        foreach (Fence member in _fences)
+        foreach (Fence member in Members)
         {
             member.SetDeadlineNs(deadlineNs);
         }
@@ -216,14 +269,14 @@ public sealed class FenceArray : Fence
     public static Fence? First(Fence? head) => head switch
     {
         null => null,
-        FenceArray array => array._fences[0],
+        FenceArray array => array.Members[0],
         _ => head,
     };
 
     /// <summary>Member <paramref name="index"/> of <paramref name="head"/>, or null when it is not an array
     /// or the index is past the end. Mirrors <c>dma_fence_array_next</c>.</summary>
     public static Fence? Next(Fence? head, int index) =>
-        head is FenceArray array && (uint)index < (uint)array._fences.Length ? array._fences[index] : null;
+        head is FenceArray array && (uint)index < (uint)array.Count ? array.Members[index] : null;
 
     /// <summary>True when <paramref name="fence"/>, or every member of it if it is an array, is on
     /// <paramref name="context"/>. Mirrors <c>dma_fence_match_context</c>.</summary>
@@ -235,7 +288,7 @@ public sealed class FenceArray : Fence
             return fence.Context == context;
         }
 
-        foreach (Fence member in array._fences)
+        foreach (Fence member in array.Members)
         {
             if (member.Context != context)
             {
@@ -259,7 +312,7 @@ public sealed class FenceArray : Fence
     /// the array when none is left. Runs on one thread at a time (see <see cref="_enableProgress"/>).</summary>
     private void ContinueWalk(AllOfWalker walker)
     {
-        Fence[] members = _fences;
+        ReadOnlySpan<Fence> members = Members;
         for (int i = _enableProgress; i < members.Length; i = ++_enableProgress)
         {
             // After a true result the node may already be running on the member's signalling thread, so
@@ -280,7 +333,7 @@ public sealed class FenceArray : Fence
         long latest = 0;
         long firstFailure = long.MaxValue;
         int error = 0;
-        foreach (Fence member in _fences)
+        foreach (Fence member in Members)
         {
             long t = member.TimestampNs;
             latest = Math.Max(latest, t);
@@ -335,13 +388,36 @@ public sealed class FenceArray : Fence
     public struct Enumerator
     {
         private readonly Fence? _head;
+
+        /// <summary>A large array's member array, or null.</summary>
         private readonly Fence[]? _members;
+
+        /// <summary>A small array, whose members are in its slots, or null.</summary>
+        private readonly FenceArray? _small;
+        private readonly int _count;
         private int _index;
 
         internal Enumerator(Fence? head)
         {
             _head = head;
-            _members = (head as FenceArray)?._fences;
+            if (head is FenceArray array)
+            {
+                if (array._smallCount == 0)
+                {
+                    _members = Unsafe.As<Fence[]>(array._slots[0]!);
+                    _count = _members.Length;
+                }
+                else
+                {
+                    _small = array;
+                    _count = array._smallCount;
+                }
+            }
+            else
+            {
+                _count = head is null ? 0 : 1;
+            }
+
             _index = -1;
         }
 
@@ -349,7 +425,7 @@ public sealed class FenceArray : Fence
         public readonly Fence Current
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => _members is not null ? _members[_index] : _head!;
+            get => _small is not null ? Unsafe.As<Fence>(_small._slots[_index]!) : _members is not null ? _members[_index] : _head!;
         }
 
         /// <summary>Advances to the next fence.</summary>
@@ -357,7 +433,7 @@ public sealed class FenceArray : Fence
         public bool MoveNext()
         {
             int next = _index + 1;
-            int count = _members?.Length ?? (_head is null ? 0 : 1);
+            int count = _count;
             if (next < count)
             {
                 _index = next;

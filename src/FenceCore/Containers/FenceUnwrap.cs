@@ -239,7 +239,7 @@ public static class FenceUnwrap
 
         if (c is null)
         {
-            return FenceArray.Own([a, b]);
+            return FenceArray.Own(a, b);
         }
 
         if (b.Context > c.Context)
@@ -251,7 +251,7 @@ public static class FenceUnwrap
             }
         }
 
-        return FenceArray.Own([a, b, c]);
+        return FenceArray.Own(a, b, c);
     }
 
     /// <summary>Orders fences of distinct contexts by context.</summary>

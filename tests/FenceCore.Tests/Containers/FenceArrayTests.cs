@@ -352,4 +352,73 @@ public class FenceArrayTests
         m0.SignalWithTimestamp(TimeSpan.FromTicks(400));
         Assert.Equal(TimeSpan.FromTicks(300), array.Timestamp);
     }
+
+    /// <summary>Arrays of up to four members keep them in the array's own object, larger ones in a member
+    /// array: every view of the members is the same on both sides of that boundary.</summary>
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(3, false)]
+    [InlineData(4, false)]
+    [InlineData(5, false)]
+    [InlineData(6, false)]
+    [InlineData(4, true)]
+    [InlineData(5, true)]
+    public void MembersReadTheSame_AcrossTheInlineBoundary(int count, bool signalOnAny)
+    {
+        ulong ctx = FenceContext.Allocate(count);
+        var members = new FenceSource[count];
+        for (int i = 0; i < count; i++)
+        {
+            members[i] = new FenceSource(ctx + (ulong)i, 1);
+        }
+
+        var array = new FenceArray(members, FenceContext.Allocate(), 1, signalOnAny);
+        Assert.Equal(count, array.Count);
+        Assert.Equal(members, array.Fences.ToArray());
+        var walked = new List<Fence>();
+        foreach (Fence f in FenceArray.ForEach(array))
+        {
+            walked.Add(f);
+        }
+
+        Assert.Equal(members, walked);
+        Assert.Same(members[0], FenceArray.First(array));
+        Assert.Same(members[count - 1], FenceArray.Next(array, count - 1));
+        Assert.Null(FenceArray.Next(array, count));
+        Assert.False(FenceArray.MatchContext(array, ctx) && count > 1);
+
+        array.SetDeadline(TimeSpan.FromTicks(77));
+        Assert.All(members, m => Assert.Equal(TimeSpan.FromTicks(77), m.Deadline));
+
+        array.EnableSignaling();
+        for (int i = 0; i < count; i++)
+        {
+            Assert.Equal(signalOnAny ? i > 0 : false, array.IsSignaled);
+            members[i].SignalWithTimestamp(i == 0 ? -Errno.EIO : 0, TimeSpan.FromTicks(100 + i));
+        }
+
+        Assert.True(array.IsSignaled);
+        Assert.Equal(-Errno.EIO, array.Status);
+        Assert.Equal(TimeSpan.FromTicks(signalOnAny ? 100 : 100 + count - 1), array.Timestamp);
+    }
+
+    [Fact]
+    public void MergesOfTwoAndThree_BuildOneObjectArrays_WithTheMembersInContextOrder()
+    {
+        ulong ctx = FenceContext.Allocate(3);
+        var a = new FenceSource(ctx + 2, 1);
+        var b = new FenceSource(ctx, 1);
+        var c = new FenceSource(ctx + 1, 1);
+
+        var two = Assert.IsType<FenceArray>(FenceUnwrap.Merge(a, b));
+        Assert.Equal(new Fence[] { b, a }, two.Fences.ToArray());
+        var three = Assert.IsType<FenceArray>(FenceUnwrap.Merge(a, b, c));
+        Assert.Equal(new Fence[] { b, c, a }, three.Fences.ToArray());
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Fence merged = FenceUnwrap.Merge(a, b, c);
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(104, bytes); // one object: the array and its three members' slots
+        GC.KeepAlive(merged);
+    }
 }
