@@ -22,10 +22,12 @@ namespace FenceCore;
 /// that wins the claim (a compare-and-swap on the flag word) writes the error and the timestamp, then
 /// swaps the list's head for the signalled sentinel, which publishes the signal and takes the list.
 /// Callbacks always run outside any lock. An adder announces itself on the flag word before it links its
-/// first cell; a <see cref="FenceSource"/> that no adder has announced on (most fences: nobody waits) is
-/// claimed and its list closed by the one compare-and-swap on that int, and publishes with a store. An
-/// adder that finds such a claim waits the few stores until the signal is published (it has no hook or
-/// callback to wait behind), so a false from <see cref="AddCallback(FenceCallback)"/> always means the
+/// first cell; a fence without an <see cref="OnSignaled"/> hook (a <see cref="FenceSource"/>, or one of the
+/// library's own types: a <see cref="FenceTimeline"/>'s fences, sw_sync points, arrays and chains) that no
+/// adder has announced on (most fences: nobody waits) is claimed and its list closed by the one
+/// compare-and-swap on that int, and publishes with a store. An adder that finds such a claim waits the
+/// few stores until the signal is published (there is no hook or callback to wait behind, only the
+/// timestamp's clock read), so a false from <see cref="AddCallback(FenceCallback)"/> always means the
 /// signal, its error and timestamp are visible.
 /// The kernel's signal takes the fence's spinlock and sets the signalled bit, two locked operations;
 /// this one costs one for a fence with no callback (Coyote: <c>FastSignalTests</c>, with a canary that
@@ -870,7 +872,9 @@ public partial class Fence
     }
 
     /// <summary>Spins until a fast signaller's store publishes: it is between its claim and that store, with
-    /// no hook and no callback in between (only the timestamp's clock read).</summary>
+    /// no hook and no callback in between, only the timestamp's clock read (a <see cref="FenceTimeline"/>'s
+    /// <see cref="TimeProvider"/>, for a timeline that has one: a provider must not add callbacks to the
+    /// fence it is stamping).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void WaitForFastPublish()
     {
