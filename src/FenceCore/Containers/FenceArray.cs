@@ -156,6 +156,13 @@ public sealed class FenceArray : Fence
         private object? _first;
     }
 
+    /// <summary>A larger array's member array (slot 0); only when <see cref="_smallCount"/> is 0.</summary>
+    private Fence[] LargeMembers
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Unsafe.As<Fence[]>(_slots[0]!);
+    }
+
     /// <summary>The members, wherever they are kept.</summary>
     private ReadOnlySpan<Fence> Members
     {
@@ -164,7 +171,7 @@ public sealed class FenceArray : Fence
         {
             ref object? first = ref Unsafe.AsRef(in _slots[0]);
             return _smallCount == 0
-                ? Unsafe.As<Fence[]>(first!)
+                ? LargeMembers
 
                 // The slots hold Fence references only (the constructors put them there), so they read as Fences.
                 : MemoryMarshal.CreateReadOnlySpan(ref Unsafe.As<object?, Fence>(ref first), _smallCount);
@@ -175,7 +182,7 @@ public sealed class FenceArray : Fence
     public ReadOnlySpan<Fence> Fences => Members;
 
     /// <summary>The number of members.</summary>
-    public int Count => _smallCount != 0 ? _smallCount : Unsafe.As<Fence[]>(_slots[0]!).Length;
+    public int Count => _smallCount != 0 ? _smallCount : LargeMembers.Length;
 
     /// <summary>True when the array signals on the first member instead of the last.</summary>
     public bool SignalOnAny => _signalOnAny;
@@ -203,9 +210,10 @@ public sealed class FenceArray : Fence
             return true;
         }
 
-        for (; _enableProgress < Count; _enableProgress++)
+        ReadOnlySpan<Fence> members = Members;
+        for (; _enableProgress < members.Length; _enableProgress++)
         {
-            Fence member = Members[_enableProgress];
+            Fence member = members[_enableProgress];
             var node = new MemberCallback(this);
             if (!member.AddCallback(node))
             {
@@ -404,7 +412,7 @@ public sealed class FenceArray : Fence
             {
                 if (array._smallCount == 0)
                 {
-                    _members = Unsafe.As<Fence[]>(array._slots[0]!);
+                    _members = array.LargeMembers;
                     _count = _members.Length;
                 }
                 else
