@@ -52,6 +52,16 @@ internal sealed class InvariantChecker
     private readonly Dictionary<GpuBuffer, BufferHistory> _history = [];
     private readonly Dictionary<GpuJob, GpuJob[]> _predecessors = [];
     private readonly HashSet<GpuJob> _inFlight = [];
+
+    /// <summary>Per storage (a buffer's origin), the moves and clears submitted and not yet completed.</summary>
+    private readonly Dictionary<GpuBuffer, List<GpuJob>> _pendingMoves = [];
+
+    /// <summary>The storage each pending move or clear establishes.</summary>
+    private readonly Dictionary<GpuJob, GpuBuffer> _moveStorage = [];
+
+    /// <summary>Virtual mode: for each job that was submitted while a move of a buffer it touches was pending,
+    /// those moves (it must not touch the buffer before they finish); checked when the job completes.</summary>
+    private readonly Dictionary<GpuJob, (GpuJob Move, BufferAccess Access)[]> _movesBefore = [];
     private readonly bool _threadsMode;
     private long _lastWatchdogScanNs;
 
@@ -68,7 +78,7 @@ internal sealed class InvariantChecker
         SyncObjMonotonic = new("syncobj-monotonic", "a timeline syncobj's query never goes backwards");
         Watchdog = new("watchdog", $"every job's finished fence signals within {watchdogMs} ms of GPU time");
         CreditLimit = new("credit-limit", "jobs in flight on a ring never exceed its credit limit");
-        NoLeak = new("no-access-during-move", "no job or CPU access touches storage before its move or clear signalled (KERNEL fences)");
+        NoLeak = new("no-access-during-move", "no job starts on a buffer before every move or clear of its storage submitted ahead of it finished, on any device (KERNEL fences); no CPU access touches storage being moved");
         MemoryBounded = new("memory-bounded", "device memory in use never exceeds capacity; the managed heap stays under its limit");
         Liveness = new("every-job-completes", "every submitted job has completed when the run drains");
         HeapPerJob = new("heap-per-job-in-flight", string.Create(CultureInfo.InvariantCulture,
@@ -130,7 +140,7 @@ internal sealed class InvariantChecker
             switch (e.Kind)
             {
                 case GpuEventKind.JobSubmitted when e.Job is { } job:
-                    OnSubmitted(job);
+                    OnSubmitted(job, e.Buffer);
                     break;
                 case GpuEventKind.JobStarted when e.Job is { } job:
                     OnStarted(job, e.Time.Ns());
@@ -138,7 +148,10 @@ internal sealed class InvariantChecker
                 case GpuEventKind.JobCompleted when e.Job is { } job:
                     OnCompleted(job, e.Time.Ns());
                     break;
-                case GpuEventKind.LeakDetected:
+                case GpuEventKind.LeakDetected when e.Job is null || _threadsMode:
+                    // A job's access is the checker's own check in virtual mode (CheckMoves); the device's leak
+                    // detector stays the judge of CPU accesses, and of jobs in threads mode, where events of
+                    // several workers arrive out of submission order.
                     NoLeak.Fail($"{(e.Job is null ? "a CPU access" : e.Job.ToString())} touched {e.Buffer?.Name} before its move or clear signalled", e.Time.Ns());
                     break;
                 case GpuEventKind.CpuAccess:
@@ -148,13 +161,18 @@ internal sealed class InvariantChecker
         }
     }
 
-    private void OnSubmitted(GpuJob job)
+    private void OnSubmitted(GpuJob job, GpuBuffer? moved)
     {
         // In threads mode a job can complete on a worker before its submission event is seen here.
         bool alreadyDone = job.Finished.IsSignaled;
         if (!alreadyDone)
         {
             _inFlight.Add(job);
+        }
+
+        if (!_threadsMode)
+        {
+            TrackMoves(job, moved);
         }
 
         Gpu device = job.Engine.Device;
@@ -248,9 +266,114 @@ internal sealed class InvariantChecker
         CreditLimit.Check(inUse <= job.Engine.Config.CreditLimit, () => $"{job.Engine.Name} has {inUse} credits in flight, limit {job.Engine.Config.CreditLimit}", nowNs);
     }
 
+    /// <summary>
+    /// Virtual mode: a move or clear becomes pending on its storage; any other job records the moves
+    /// pending on the storage of the buffers it touches, which it must not overtake.
+    /// </summary>
+    private void TrackMoves(GpuJob job, GpuBuffer? moved)
+    {
+        if (job.IsKernelJob)
+        {
+            if (moved is not null)
+            {
+                GpuBuffer storage = moved.Origin;
+                if (!_pendingMoves.TryGetValue(storage, out List<GpuJob>? pending))
+                {
+                    pending = [];
+                    _pendingMoves[storage] = pending;
+                }
+
+                pending.Add(job);
+                _moveStorage[job] = storage;
+            }
+
+            return;
+        }
+
+        List<(GpuJob, BufferAccess)>? before = null;
+        foreach (BufferAccess a in job.Accesses)
+        {
+            if (_pendingMoves.TryGetValue(a.Buffer.Origin, out List<GpuJob>? pending))
+            {
+                foreach (GpuJob move in pending)
+                {
+                    (before ??= []).Add((move, a));
+                }
+            }
+        }
+
+        if (before is not null)
+        {
+            _movesBefore[job] = [.. before];
+        }
+    }
+
+    /// <summary>
+    /// A completed job that ran did not start before the moves pending at its submission on the storage it
+    /// touches had finished, unless its ring ran the move first (the same ring executes in order).
+    /// </summary>
+    private void CheckMoves(GpuJob job, long nowNs)
+    {
+        if (job.IsKernelJob)
+        {
+            if (_moveStorage.Remove(job, out GpuBuffer? storage) && _pendingMoves.TryGetValue(storage, out List<GpuJob>? pending))
+            {
+                pending.Remove(job);
+                if (pending.Count == 0)
+                {
+                    _pendingMoves.Remove(storage);
+                }
+            }
+
+            return;
+        }
+
+        bool had = _movesBefore.Remove(job, out (GpuJob Move, BufferAccess Access)[]? moves);
+        if (job.Hardware is null || job.StartTime is not { } start)
+        {
+            return; // it never ran, so it touched nothing
+        }
+
+        if (!had)
+        {
+            NoLeak.Pass();
+            return;
+        }
+
+        // One check per job, as the device's leak detector records one leak per job.
+        foreach ((GpuJob move, BufferAccess access) in moves!)
+        {
+            bool onRingFirst = move.Hardware is { } moveHw && ReferenceEquals(move.Engine, job.Engine) && moveHw.Seqno < job.Hardware.Seqno;
+            bool finished = move.Finished.IsSignaled && move.Finished.Timestamp <= start;
+            if (!onRingFirst && !finished)
+            {
+                NoLeak.Check(false, () => DescribeOvertake(job, access, move, start), nowNs);
+                return;
+            }
+        }
+
+        NoLeak.Pass();
+    }
+
+    private static string DescribeOvertake(GpuJob job, BufferAccess access, GpuJob move, TimeSpan start)
+    {
+        GpuBuffer storage = access.Buffer.Origin;
+        string verb = access.Write ? "wrote" : "read";
+        string what = access.Buffer.IsImported
+            ? $"{access.Buffer.Name}, its import of {storage.Name} exported by {storage.Device.Name}, before {storage.Device.Name}'s {move} of that memory finished: a cross-device access to memory being moved"
+            : $"{access.Buffer.Name} before {move} of its storage finished";
+        string end = move.Finished.IsSignaled ? $"at {move.Finished.Timestamp.TotalMicroseconds:F1} µs" : "not yet";
+        return string.Create(CultureInfo.InvariantCulture, $"{job} on {job.Engine.Device.Name} started at {start.TotalMicroseconds:F1} µs and {verb} {what} (the move finished {end})");
+    }
+
     private void OnCompleted(GpuJob job, long nowNs)
     {
         _inFlight.Remove(job);
+        if (!_threadsMode)
+        {
+            CheckMoves(job, nowNs);
+        }
+
         Watchdog.Check(nowNs - job.SubmitTime.Ns() <= _watchdogNs, () => $"{job} took {(nowNs - job.SubmitTime.Ns()) / 1e6:F3} ms to finish", nowNs);
         if (_predecessors.Remove(job, out GpuJob[]? preds))
         {

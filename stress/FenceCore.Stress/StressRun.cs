@@ -181,12 +181,12 @@ internal static class StressRun
                 o.Mode.ToString().ToLowerInvariant(), o.Jobs, o.DurationSeconds, o.Clients, o.ExplicitFraction, o.Buffers, o.MaxBuffersPerJob, o.FixedBuffersPerJob,
                 o.InFlightPerClient, [.. gpu.Primary.Engines.Select(e => new ReportEngineConfig(e.Name, RunStatistics.Kind(e.Kind), e.Config.CreditLimit))],
                 config.DeviceMemoryBytes, o.HangRate, o.KillRate, o.ForeignRate, o.Mode == GpuTimeMode.Threads ? o.Threads : 1,
-                o.Cores ?? Environment.ProcessorCount, o.Checks, o.InjectSkipKernelFences, o.Devices, o.InjectImporterSkipsKernelFences),
+                o.Cores ?? Environment.ProcessorCount, o.Checks, o.InjectSkipKernelFences, o.Devices, o.InjectImporterSkipsKernelFences, o.SharedFraction),
             Counts = new ReportCounts(
                 gpu.JobsSubmitted, gpu.JobsCompleted, workload.Submitted, stats.KernelJobs, stats.Evictions, gpu.FencesSignaled, gpu.EventCount,
                 gpu.Engines.Sum(e => e.Resets), workload.Hangs, workload.Kills, workload.ForeignDependencies, stats.DependencyTimeouts,
                 workload.Exports, workload.CpuAccesses, workload.SyncObjQueries, gpu.LeakCount,
-                workload.Imports, workload.MoveNotifications, stats.CrossDeviceLeaks),
+                workload.Imports, workload.MoveNotifications, stats.CrossDeviceLeaks, workload.CompositorJobs, workload.ImportReads, workload.ImportWrites),
             Throughput = new ReportThroughput(Math.Round(seconds, 3), Math.Round(gpu.NowNs / 1e9, 6), Math.Round(gpu.JobsCompleted / seconds), Math.Round(gpu.FencesSignaled / seconds)),
             Latency = stats.LatencyReport(o.Mode == GpuTimeMode.Virtual ? "virtual" : "monotonic"),
             Memory = new ReportMemory(

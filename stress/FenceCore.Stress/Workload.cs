@@ -5,7 +5,8 @@ namespace FenceCore.Stress;
 /// <summary>
 /// The stress workload: closed-loop clients (each keeps a few jobs in flight and submits the next when
 /// one finishes) over shared buffers, with explicit-sync clients, exports, CPU accesses, timeline
-/// syncobjs and injected faults (hangs, kills, foreign fences that never signal).
+/// syncobjs and injected faults (hangs, kills, foreign fences that never signal). With several devices,
+/// each device also has a compositor that reads what the other devices render (<see cref="ShareBuffers"/>).
 /// </summary>
 internal sealed class Workload
 {
@@ -26,9 +27,16 @@ internal sealed class Workload
     private readonly GpuBuffer[] _buffers;
     private readonly DmaBuf[] _dmaBufs;
 
-    /// <summary>Per device, the buffers its clients pick from: its own, then its imports of the shared
-    /// buffers of the other devices. With one device, <see cref="_buffers"/>.</summary>
+    /// <summary>Per device, the buffers its render clients pick from: its own (with one device,
+    /// <see cref="_buffers"/>).</summary>
     private readonly GpuBuffer[][] _views;
+
+    /// <summary>Per device, its imports of the other devices' shared buffers: what its compositor reads.
+    /// Empty with one device.</summary>
+    private readonly List<GpuBuffer>[] _imports;
+
+    /// <summary>Per device, the buffers its compositor writes: its own unshared ones. Empty with one device.</summary>
+    private readonly GpuBuffer[][] _targets;
     private readonly Dictionary<GpuBuffer, int> _index = [];
     private readonly ClientState[] _clients;
     private readonly Dictionary<GpuClient, ClientState> _byClient = [];
@@ -61,7 +69,18 @@ internal sealed class Workload
             _index[_buffers[i]] = i;
         }
 
-        _views = count == 1 ? [_buffers] : ShareBuffers(devices, o);
+        _views = new GpuBuffer[count][];
+        _imports = [.. Enumerable.Range(0, count).Select(_ => new List<GpuBuffer>())];
+        _targets = new GpuBuffer[count][];
+        if (count == 1)
+        {
+            _views[0] = _buffers;
+            _targets[0] = [];
+        }
+        else
+        {
+            ShareBuffers(devices, o);
+        }
         int explicitClients = (int)Math.Round(o.Clients * o.ExplicitFraction);
         _clients = new ClientState[o.Clients];
         for (int i = 0; i < o.Clients; i++)
@@ -73,28 +92,31 @@ internal sealed class Workload
     }
 
     /// <summary>
-    /// The compositor case across devices: every <see cref="StressSettings.SharedEvery"/>-th buffer of each
-    /// device is exported, and every other device imports it. Of the shared buffers, one in four is imported
-    /// pinned and the rest dynamically; every second import allows peer-to-peer (when the devices do), the
-    /// others bounce through system memory.
+    /// The compositor case across devices: a <see cref="StressSettings.SharedFraction"/> of each device's
+    /// buffers, spread evenly over them, is exported, and every other device imports it. Of the shared
+    /// buffers, one in four is imported pinned and the rest dynamically; every second import allows
+    /// peer-to-peer (when the devices do), the others bounce through system memory. The device's render
+    /// clients use its own buffers (the exported ones included, which they render into); its compositor
+    /// reads the imports and writes its own unshared buffers (see <see cref="NextCompositorJob"/>).
     /// </summary>
-    private GpuBuffer[][] ShareBuffers(DeviceSet devices, StressSettings o)
+    private void ShareBuffers(DeviceSet devices, StressSettings o)
     {
         int count = devices.Devices.Count;
-        var own = new GpuBuffer[count][];
-        var views = new List<GpuBuffer>[count];
-        for (int d = 0; d < count; d++)
-        {
-            own[d] = [.. _buffers.Where(b => ReferenceEquals(b.Device, devices.Devices[d]))];
-            views[d] = [.. own[d]];
-        }
-
         int shared = 0;
         for (int d = 0; d < count; d++)
         {
-            for (int k = 0; k < own[d].Length; k += o.SharedEvery)
+            GpuBuffer[] own = [.. _buffers.Where(b => ReferenceEquals(b.Device, devices.Devices[d]))];
+            _views[d] = own;
+            var targets = new List<GpuBuffer>();
+            for (int k = 0; k < own.Length; k++)
             {
-                GpuBuffer origin = own[d][k];
+                if (!IsShared(k, o.SharedFraction))
+                {
+                    targets.Add(own[k]);
+                    continue;
+                }
+
+                GpuBuffer origin = own[k];
                 int i = _index[origin];
                 for (int other = 0; other < count; other++)
                 {
@@ -103,23 +125,35 @@ internal sealed class Workload
                         ImportMode mode = shared % 4 == 0 ? ImportMode.Pinned : ImportMode.Dynamic;
                         GpuBuffer import = devices.Devices[other].Import(_dmaBufs[i], mode, allowPeerToPeer: shared % 2 == 0);
                         _index[import] = i;
-                        views[other].Add(import);
+                        _imports[other].Add(import);
                         Imports++;
                     }
                 }
 
                 shared++;
             }
-        }
 
-        return [.. views.Select(v => v.ToArray())];
+            // Every buffer shared: the compositor writes into its own buffers anyway (they are its scanout).
+            _targets[d] = targets.Count > 0 ? [.. targets] : own;
+        }
     }
+
+    /// <summary>True when buffer <paramref name="k"/> of a device is one of the shared ones: the k-th buffer
+    /// crosses a multiple of 1 / <paramref name="fraction"/>, so shared buffers spread evenly.</summary>
+    private static bool IsShared(int k, double fraction) => (long)((k + 1) * fraction) > (long)(k * fraction);
 
     /// <summary>Imports made at the start (one per shared buffer and importing device).</summary>
     public int Imports { get; private set; }
 
     /// <summary>Move notifications the imports received.</summary>
-    public long MoveNotifications => _views.Sum(v => v.Where(b => b.IsImported).Sum(b => b.MoveNotifications));
+    public long MoveNotifications => _imports.Sum(v => v.Sum(b => b.MoveNotifications));
+
+    /// <summary>Jobs the compositors submitted (each reads imports of other devices' buffers).</summary>
+    public long CompositorJobs;
+
+    /// <summary>Client jobs' accesses that read an import, and that write one.</summary>
+    public long ImportReads;
+    public long ImportWrites;
 
     public long Submitted => Interlocked.Read(ref _submitted);
 
@@ -222,12 +256,11 @@ internal sealed class Workload
         bool kill;
         (GpuBuffer Buffer, DmaBuf DmaBuf, bool Write)? export = null;
         Random rng = Rng;
-        desc = NextJob(cs, rng);
+        desc = cs.Compositor ? NextCompositorJob(cs, rng) : NextJob(cs, rng);
         kill = rng.NextDouble() < _o.KillRate;
         if (rng.NextDouble() < _o.ExportRate)
         {
-            GpuBuffer[] view = _views[cs.Device];
-            GpuBuffer chosen = view[rng.Next(view.Length)];
+            GpuBuffer chosen = cs.Compositor ? PickCompositorBuffer(cs.Device, rng) : _views[cs.Device][rng.Next(_views[cs.Device].Length)];
             export = (chosen, _dmaBufs[_index[chosen]], rng.Next(2) == 0);
         }
 
@@ -236,6 +269,7 @@ internal sealed class Workload
             Export(e.Buffer, e.DmaBuf, e.Write);
         }
 
+        CountImportAccesses(desc.Buffers);
         Interlocked.Increment(ref cs.InFlight);
         GpuJob job = cs.Client.Submit(desc);
         ulong point;
@@ -250,7 +284,7 @@ internal sealed class Workload
             Interlocked.Increment(ref Kills);
             cs.Client.Gpu.Kill(cs.Client);
             _trace?.ClientKilled(cs.Client, _gpu.Now);
-            ClientState replacement = NewClientState(cs.Index, cs.Explicit);
+            ClientState replacement = NewClientState(cs.Index, cs.Explicit); // a compositor's replacement is the compositor
             Volatile.Write(ref _clients[cs.Index], replacement);
             if (_o.Mode == GpuTimeMode.Virtual)
             {
@@ -259,6 +293,17 @@ internal sealed class Workload
         }
 
         return job;
+    }
+
+    private void CountImportAccesses(IReadOnlyList<BufferAccess> accesses)
+    {
+        foreach (BufferAccess a in accesses)
+        {
+            if (a.Buffer.IsImported)
+            {
+                Interlocked.Increment(ref a.Write ? ref ImportWrites : ref ImportReads);
+            }
+        }
     }
 
     /// <summary>True when one of the first <paramref name="count"/> accesses is to <paramref name="buffer"/>
@@ -301,6 +346,57 @@ internal sealed class Workload
             accesses[i] = new BufferAccess(b, rng.NextDouble() < 0.4);
         }
 
+        return Describe(cs, kind, accesses, rng);
+    }
+
+    /// <summary>
+    /// A compositor's job: with n buffers drawn as for a render job, it reads n - 1 (at least one) of its
+    /// device's imports of the buffers other devices render into, and writes one of its own device's
+    /// unshared buffers, its scanout. Only with several devices.
+    /// </summary>
+    private JobDescription NextCompositorJob(ClientState cs, Random rng)
+    {
+        Interlocked.Increment(ref CompositorJobs);
+        List<GpuBuffer> imports = _imports[cs.Device];
+        GpuBuffer[] targets = _targets[cs.Device];
+        int n = _o.MaxBuffersPerJob == 0 ? 0 : _o.FixedBuffersPerJob ? _o.MaxBuffersPerJob : rng.Next(1, _o.MaxBuffersPerJob + 1);
+        int reads = Math.Min(Math.Max(n - 1, n == 0 ? 0 : 1), imports.Count);
+        var accesses = new BufferAccess[reads + (n > 0 ? 1 : 0)];
+        for (int i = 0; i < reads; i++)
+        {
+            GpuBuffer b;
+            do
+            {
+                b = imports[rng.Next(imports.Count)];
+            }
+            while (Chosen(accesses, i, b));
+
+            accesses[i] = new BufferAccess(b, Write: false);
+        }
+
+        if (n > 0)
+        {
+            accesses[reads] = new BufferAccess(targets[rng.Next(targets.Length)], Write: true);
+        }
+
+        EngineKind kind = _engineKinds.Contains(EngineKind.Graphics) ? EngineKind.Graphics : _gpu.Engines[rng.Next(_gpu.Engines.Count)].Kind;
+        return Describe(cs, kind, accesses, rng);
+    }
+
+    /// <summary>A buffer a compositor uses: one of its imports or one of its targets, uniformly.</summary>
+    private GpuBuffer PickCompositorBuffer(int device, Random rng)
+    {
+        List<GpuBuffer> imports = _imports[device];
+        GpuBuffer[] targets = _targets[device];
+        int k = rng.Next(imports.Count + targets.Length);
+        return k < imports.Count ? imports[k] : targets[k - imports.Count];
+    }
+
+    /// <summary>The rest of a job, whoever submits it: a foreign fence now and then, an explicit-sync
+    /// client's snapshot of its first buffer's implicit fences, a hang, the duration.</summary>
+    private JobDescription Describe(ClientState cs, EngineKind kind, BufferAccess[] accesses, Random rng)
+    {
+        int n = accesses.Length;
         List<Fence>? deps = null;
         if (rng.NextDouble() < _o.ForeignRate)
         {
@@ -423,12 +519,16 @@ internal sealed class Workload
 
     private ClientState NewClientState(int index, bool explicitSync)
     {
-        // With several devices, client i renders on device i mod N (a replacement stays on its device).
-        int device = index % _devices.Devices.Count;
+        // With several devices, client i renders on device i mod N (a replacement stays on its device), and
+        // the first client of each device is its compositor.
+        int count = _devices.Devices.Count;
+        int device = index % count;
+        bool compositor = count > 1 && index < count;
         Gpu gpu = _devices.Devices[device];
-        string prefix = _devices.Devices.Count == 1 ? "" : gpu.Name + ".";
-        GpuClient client = gpu.CreateClient($"{prefix}{(explicitSync ? "vk" : "gl")}{index}.{gpu.Clients.Count}", (GpuPriority)(index % 3), explicitSync);
-        var cs = new ClientState(this, index, device, client, explicitSync);
+        string prefix = count == 1 ? "" : gpu.Name + ".";
+        string kind = compositor ? "comp" : explicitSync ? "vk" : "gl";
+        GpuClient client = gpu.CreateClient($"{prefix}{kind}{index}.{gpu.Clients.Count}", (GpuPriority)(index % 3), explicitSync);
+        var cs = new ClientState(this, index, device, client, explicitSync, compositor);
         lock (_byClient)
         {
             _byClient[client] = cs;
@@ -437,8 +537,10 @@ internal sealed class Workload
         return cs;
     }
 
-    private sealed class ClientState(Workload owner, int index, int device, GpuClient client, bool explicitSync)
+    private sealed class ClientState(Workload owner, int index, int device, GpuClient client, bool explicitSync, bool compositor)
     {
+        /// <summary>This device's compositor: it reads the other devices' shared buffers (<see cref="NextCompositorJob"/>).</summary>
+        public readonly bool Compositor = compositor;
         public readonly Workload Owner = owner;
         public readonly int Index = index;
         public readonly int Device = device;

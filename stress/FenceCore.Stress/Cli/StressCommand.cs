@@ -51,9 +51,15 @@ internal sealed class StressCommand
 
     private readonly Option<int> _devices = new("--devices")
     {
-        Description = "Devices on one event loop, each with its own engines and memory; clients are spread over them, and every 4th buffer of each device is exported and imported by the others (1 in 4 of those pinned, the rest dynamic; half peer-to-peer, half bounced through system memory): the compositor case of the seed thread.",
+        Description = "Devices on one event loop, each with its own engines and memory; clients are spread over them. With 2 or more, the compositor case of the seed thread: a --shared-fraction of each device's buffers is exported and imported by the others (1 in 4 of those pinned, the rest dynamic; half peer-to-peer, half bounced through system memory); each device's render clients draw into its own buffers, and its compositor (its first client) reads the imports and writes its own unshared buffers.",
         DefaultValueFactory = _ => Defaults.Devices,
         HelpName = "N",
+    };
+    private readonly Option<double> _sharedFraction = new("--shared-fraction")
+    {
+        Description = "With 2 or more devices, the fraction of each device's buffers that it exports to the others, 0..1 (spread evenly over its buffers).",
+        DefaultValueFactory = _ => Defaults.SharedFraction,
+        HelpName = "F",
     };
     private readonly Option<GpuTimeMode?> _mode = new("--mode") { Description = "Deterministic virtual time, or real worker threads. [default: virtual]", HelpName = "virtual|threads", CustomParser = ParseMode };
     private readonly Option<int> _threads = new("--threads") { Description = "Worker threads in threads mode (by default one per core).", DefaultValueFactory = _ => Defaults.Threads, HelpName = "N" };
@@ -82,7 +88,7 @@ internal sealed class StressCommand
             printed); 2 bad usage.
             """);
         foreach (Option option in (Option[])[_seed, _jobs, _duration, _engines, _clients, _buffers, _buffersPerJob, _fixedBuffers, _inFlight, _explicitFraction, _memory,
-                     _hangRate, _killRate, _foreignRate, _injectSkipKernel, _devices, _mode, _threads, _cores, _noChecks, _watchdogMs, _json, _trace, _traceLimit, _html, _quiet])
+                     _hangRate, _killRate, _foreignRate, _injectSkipKernel, _devices, _sharedFraction, _mode, _threads, _cores, _noChecks, _watchdogMs, _json, _trace, _traceLimit, _html, _quiet])
         {
             Root.Options.Add(option);
         }
@@ -102,6 +108,7 @@ internal sealed class StressCommand
         InRange(_watchdogMs, 1, 1e9);
         InRange(_traceLimit, 0, 10_000_000);
         InRange(_devices, 1, 16);
+        InRange(_sharedFraction, 0, 1);
         _injectSkipKernel.CustomParser = r =>
         {
             string value = r.Tokens.Count == 0 ? "explicit" : r.Tokens[0].Value;
@@ -197,6 +204,7 @@ internal sealed class StressCommand
         InjectSkipKernelFences = p.GetValue(_injectSkipKernel) == "explicit",
         InjectImporterSkipsKernelFences = p.GetValue(_injectSkipKernel) == "importer",
         Devices = p.GetValue(_devices),
+        SharedFraction = p.GetValue(_sharedFraction),
         Mode = p.GetValue(_mode) ?? GpuTimeMode.Virtual,
         Threads = p.GetValue(_threads),
         Cores = p.GetValue(_cores),

@@ -39,11 +39,12 @@ internal sealed record StressSettings
     /// <summary>The seed thread's importer bug: the importing devices ignore the KERNEL fences of their imports.</summary>
     public bool InjectImporterSkipsKernelFences { get; init; }
 
-    /// <summary>Devices on one event loop; every <see cref="SharedEvery"/>-th buffer is shared between them.</summary>
+    /// <summary>Devices on one event loop; a <see cref="SharedFraction"/> of each device's buffers is shared with the others.</summary>
     public int Devices { get; init; } = 2;
 
-    /// <summary>With several devices, one buffer in this many is exported by its device and imported by the others.</summary>
-    public int SharedEvery { get; init; } = 4;
+    /// <summary>With several devices, the fraction of each device's buffers that it exports and every other
+    /// device imports (spread evenly over its buffers), 0..1.</summary>
+    public double SharedFraction { get; init; } = 0.25;
 
     /// <summary>The command line that replays this run: the seed first, then every other option given.</summary>
     public IReadOnlyList<string> ReplayArguments { get; init; } = [];

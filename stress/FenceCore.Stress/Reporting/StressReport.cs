@@ -57,7 +57,8 @@ internal sealed record ReportConfig(
     bool Checks,
     bool InjectSkipKernelFences,
     int Devices,
-    bool InjectImporterSkipsKernelFences);
+    bool InjectImporterSkipsKernelFences,
+    double SharedFraction);
 
 internal sealed record ReportEngineConfig(string Name, string Kind, int CreditLimit);
 
@@ -80,7 +81,10 @@ internal sealed record ReportCounts(
     long Leaks,
     long Imports,
     long MoveNotifications,
-    long CrossDeviceLeaks);
+    long CrossDeviceLeaks,
+    long CompositorJobs,
+    long ImportReads,
+    long ImportWrites);
 
 /// <summary>One device of the run.</summary>
 internal sealed record ReportDevice(string Name, string Digest, long JobsSubmitted, long JobsCompleted, long Leaks, long DeviceMemoryBytes, long PeakDeviceMemoryBytes);
