@@ -45,6 +45,7 @@ internal sealed record StressSettings
     /// <summary>With several devices, one buffer in this many is exported by its device and imported by the others.</summary>
     public int SharedEvery { get; init; } = 4;
 
-    /// <summary>The command line that replays this run: the seed first, then every other option given.</summary>
+    /// <summary>The arguments that replay this run: <c>--seed</c> first, then every other option given, each
+    /// with its parsed value (built by <see cref="StressCommand"/> from the parse, not the raw tokens).</summary>
     public IReadOnlyList<string> ReplayArguments { get; init; } = [];
 }
