@@ -1,3 +1,6 @@
+using System.CommandLine.Parsing;
+using FenceCore.VirtualGpu;
+
 namespace FenceCore.Stress.Tests;
 
 /// <summary>The runner's command line (System.CommandLine): help, version, rules that name their option,
@@ -51,6 +54,8 @@ public class StressCommandTests
     [InlineData("--devices must be a whole number from 1 to 16, not '0'.", "--devices", "0")]
     [InlineData("--inject-skip-kernel takes 'explicit' or 'importer', not 'exporter'.", "--inject-skip-kernel=exporter")]
     [InlineData("--inject-skip-kernel=importer needs --devices 2 or more", "--inject-skip-kernel=importer", "--devices", "1")]
+    [InlineData("--engines gives each kind once; 'copy' appears twice", "--engines", "copy=1,copy=2")]
+    [InlineData("--html 'same.json' is the file --json writes too; give each output its own path.", "--json", "same.json", "--html", "same.json")]
     public void BadUsage_Exits2_WithAnErrorNamingTheOptionAndTheRule(string expected, params string[] args)
     {
         (int code, string output, string error) = StressRunner.Invoke(args);
@@ -91,9 +96,177 @@ public class StressCommandTests
     [Fact]
     public void FailedRun_PrintsAReplayCommand_WithTheSeedFirst()
     {
-        (int code, string output, _) = StressRunner.Invoke("--jobs", "20000", "--explicit-fraction", "0.5", "--inject-skip-kernel", "--seed", "5", "--quiet");
+        (int code, string output, _) = StressRunner.Invoke("--jobs", "20000", "--explicit-fraction", "0.5", "--inject-skip-kernel", "--seed=5", "--quiet");
         Assert.Equal(1, code);
-        Assert.Contains("replay: dotnet run --project stress/FenceCore.Stress -c Release -- --seed 5 --jobs 20000 --explicit-fraction 0.5 --inject-skip-kernel --quiet", output, StringComparison.Ordinal);
+        Assert.Contains("replay: dotnet run --project stress/FenceCore.Stress -c Release -- --seed 5 --jobs 20000 --explicit-fraction 0.5 --inject-skip-kernel=explicit --quiet", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FailedRun_ReplayCommand_ParsesToTheSameSettings()
+    {
+        string[] args = ["--jobs", "20000", "--explicit-fraction", "0.5", "--inject-skip-kernel", "--seed=5", "--quiet", "--engines", "copy=1,graphics=2"];
+        (int code, string output, _) = StressRunner.Invoke(args);
+        Assert.Equal(1, code);
+        const string Prefix = "replay: dotnet run --project stress/FenceCore.Stress -c Release -- ";
+        string replay = output.Split('\n').Single(l => l.StartsWith(Prefix, StringComparison.Ordinal))[Prefix.Length..].TrimEnd();
+        AssertSameRun(StressCommand.Parse(args), StressCommand.Parse([.. CommandLineParser.SplitCommandLine(replay)]));
+    }
+
+    [Fact]
+    public void Replay_OfSeedWithEquals_GivesTheSeedOnce()
+    {
+        StressSettings settings = StressCommand.Parse(["--seed=3", "--jobs", "100"]);
+        Assert.Equal(["--seed", "3", "--jobs", "100"], settings.ReplayArguments);
+    }
+
+    [Fact]
+    public void Replay_OfAResponseFile_GivesItsOptions_NotTheFile()
+    {
+        string rsp = Path.Combine(Path.GetTempPath(), $"fencecore-{Guid.NewGuid():N}.rsp");
+        File.WriteAllLines(rsp, ["--seed 5", "--jobs 20000", "--explicit-fraction 0.5", "--inject-skip-kernel"]);
+        try
+        {
+            StressSettings settings = StressCommand.Parse([$"@{rsp}", "--quiet"]);
+            Assert.Equal(["--seed", "5", "--jobs", "20000", "--explicit-fraction", "0.5", "--inject-skip-kernel=explicit", "--quiet"], settings.ReplayArguments);
+        }
+        finally
+        {
+            File.Delete(rsp);
+        }
+    }
+
+    [Theory]
+    [InlineData("--seed", "-7", "--jobs", "1000", "--duration", "2.5", "--hang-rate", "1e-5", "--kill-rate", "0")]
+    [InlineData("--engines", "copy=1,graphics=2,compute=3", "--mode", "threads", "--threads", "2", "--cores", "1", "--no-checks")]
+    [InlineData("--inject-skip-kernel=importer", "--devices", "3", "--buffers-per-job", "0", "--fixed-buffers", "--memory", "512", "--watchdog-ms", "2.5")]
+    [InlineData("--json=@odd name.json", "--trace=-t.json", "--trace-limit", "0", "--html", "r.html", "--quiet", "--clients", "3")]
+    [InlineData("--seed", "2147483647", "--in-flight", "2", "--buffers", "7", "--foreign-rate", "0.25", "--explicit-fraction", "1")]
+    public void Replay_ParsesToTheSameSettings(params string[] args)
+    {
+        StressSettings first = StressCommand.Parse(args);
+        AssertSameRun(first, StressCommand.Parse([.. first.ReplayArguments]));
+    }
+
+    [Fact]
+    public void ReplayCommand_QuotesEachArgument_SoAShellGivesItBack()
+    {
+        string[] args = ["--seed", "-3", "--json=/tmp/a report.json", "--html=it's.html", "--trace=$HOME`x`.json"];
+        string command = StressCommand.ReplayCommand(args);
+        string words = command["dotnet run --project stress/FenceCore.Stress -c Release -- ".Length..];
+        Assert.Equal(args, StressRunner.Bash($"printf '%s\\n' {words}").Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void BareInjectSkipKernel_InjectsTheExplicitSyncBug_AndNoneIsInjectedWithoutIt()
+    {
+        StressSettings bare = StressCommand.Parse(["--inject-skip-kernel"]);
+        StressSettings none = StressCommand.Parse([]);
+        Assert.True(bare.InjectSkipKernelFences);
+        Assert.False(bare.InjectImporterSkipsKernelFences);
+        Assert.False(none.InjectSkipKernelFences || none.InjectImporterSkipsKernelFences);
+    }
+
+    [Theory]
+    [InlineData("--trace <PATH> Write a Perfetto trace (Perfetto's protobuf format; JSON trace events instead when PATH ends in .json)")]
+    [InlineData("Bug injection, off unless given; a run with it must fail. 'explicit' (also what the bare option means)")]
+    [InlineData("--buffers-per-job <N> At most N buffers per job, drawn uniformly from 1..N (capped at the buffers a device sees); 0: jobs touch no buffers")]
+    [InlineData("(the run ends at --jobs or at this time, whichever comes first;")]
+    [InlineData("Every job must finish within this much GPU time (in threads mode at least 10000 ms")]
+    [InlineData("The first N jobs submitted (client jobs and the memory manager's moves) go into the trace.")]
+    [InlineData("1 an invariant broke (the first violation and a replay command are printed;")]
+    [InlineData("3 the runner itself failed")]
+    public void Help_SaysWhatTheCodeDoes(string phrase)
+    {
+        Assert.Contains(phrase, UnwrappedHelp(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Help_CallsNoInjectionTheDefault()
+    {
+        Assert.DoesNotContain("(the default)", UnwrappedHelp(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BuffersPerJobZero_IsAccepted_AsJobsWithoutBuffers()
+    {
+        (int code, var report, _) = StressRunner.Run("--buffers-per-job", "0", "--jobs", "2000", "--quiet");
+        Assert.Equal(0, code);
+        Assert.Equal(0, report.GetProperty("config").GetProperty("maxBuffersPerJob").GetInt32());
+    }
+
+    [Fact]
+    public void UnwritableOutputPath_Exits2_BeforeTheRun_NamingTheOptionAndThePath()
+    {
+        (int code, string output, string error) = StressRunner.Invoke("--jobs", "100", "--json", "/proc/x.json");
+        Assert.Equal(2, code);
+        Assert.Contains("fencecore-stress: --json '/proc/x.json' cannot be written (", error, StringComparison.Ordinal);
+        Assert.Contains("Run with --help", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal); // no stack trace
+        Assert.DoesNotContain("fencecore-stress 1.", output, StringComparison.Ordinal); // nothing ran
+    }
+
+    [Fact]
+    public void UnwritableOutputPath_LeavesTheOtherOutputsAsTheyWere()
+    {
+        string folder = Directory.CreateTempSubdirectory("fencecore-").FullName;
+        try
+        {
+            string json = Path.Combine(folder, "new.json");
+            string html = Path.Combine(folder, "old.html");
+            File.WriteAllText(html, "keep");
+            (int code, _, string error) = StressRunner.Invoke("--jobs", "100", "--json", json, "--html", html, "--trace", "/proc/x.pftrace");
+            Assert.Equal(2, code);
+            Assert.Contains("--trace '/proc/x.pftrace' cannot be written", error, StringComparison.Ordinal);
+            Assert.Equal(["old.html"], Directory.GetFiles(folder).Select(Path.GetFileName));
+            Assert.Equal("keep", File.ReadAllText(html));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>/dev/full (Linux) opens for writing, so it passes the check before the run, and every
+    /// write to it fails with "no space left on device".</summary>
+    [Fact]
+    public void OutputFailingAfterAPassingRun_Exits2_WithOneLineNamingTheOption()
+    {
+        (int code, string output, string error) = StressRunner.Invoke("--jobs", "1000", "--quiet", "--json", "/dev/full");
+        Assert.Equal(2, code);
+        Assert.Contains("PASS: every invariant held", output, StringComparison.Ordinal);
+        string line = Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("fencecore-stress: --json '/dev/full' could not be written after the run: ", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OutputFailingAfterAFailedRun_StillExits1()
+    {
+        (int code, string output, string error) = StressRunner.Invoke("--jobs", "20000", "--explicit-fraction", "0.5", "--inject-skip-kernel", "--seed", "5", "--quiet", "--html", "/dev/full");
+        Assert.Equal(1, code);
+        Assert.Contains("FAIL: invariant", output, StringComparison.Ordinal);
+        Assert.Contains("fencecore-stress: --html '/dev/full' could not be written after the run: ", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ExceptionInTheRun_Exits3_NeverTheViolationCode()
+    {
+        (int code, _, string error) = StressRunner.Capture(() => StressCommand.Invoke(["--jobs", "10"], _ => throw new InvalidOperationException("the runner broke")));
+        Assert.Equal(3, code);
+        Assert.Contains("fencecore-stress: internal error (a bug in the runner, not an invariant; no verdict): System.InvalidOperationException: the runner broke", error, StringComparison.Ordinal);
+    }
+
+    /// <summary>The help text with its line wrapping undone (every run of white space one space).</summary>
+    private static string UnwrappedHelp() =>
+        string.Join(' ', StressRunner.Invoke("--help").Out.Split((char[])[' ', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>The settings of two parses describe the same run (the replay arguments aside, which a replay
+    /// of a replay gives back unchanged).</summary>
+    private static void AssertSameRun(StressSettings expected, StressSettings actual)
+    {
+        Assert.Equal(expected.Engines, actual.Engines);
+        Assert.Equal(expected.ReplayArguments, actual.ReplayArguments);
+        Assert.Equal(expected, actual with { Engines = expected.Engines, ReplayArguments = expected.ReplayArguments });
     }
 
     [Fact]

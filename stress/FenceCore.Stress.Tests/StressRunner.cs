@@ -9,6 +9,12 @@ internal static class StressRunner
     public static (int ExitCode, string Out, string Error) Invoke(params string[] args)
     {
         System.Reflection.MethodInfo entry = typeof(FenceCore.Stress.Invariant).Assembly.EntryPoint!;
+        return Capture(() => (int)entry.Invoke(null, [args])!);
+    }
+
+    /// <summary>Runs <paramref name="body"/> with the console's output and error captured.</summary>
+    public static (int ExitCode, string Out, string Error) Capture(Func<int> body)
+    {
         var output = new StringWriter();
         var error = new StringWriter();
         TextWriter previousOut = Console.Out;
@@ -17,7 +23,7 @@ internal static class StressRunner
         Console.SetError(error);
         try
         {
-            int code = (int)entry.Invoke(null, [args])!;
+            int code = body();
             return (code, output.ToString(), error.ToString());
         }
         finally
@@ -25,6 +31,24 @@ internal static class StressRunner
             Console.SetOut(previousOut);
             Console.SetError(previousError);
         }
+    }
+
+    /// <summary>Runs bash (no profile, no rc) with <paramref name="script"/> and returns its output; fails
+    /// the test if bash fails.</summary>
+    public static string Bash(string script)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in (string[])["--noprofile", "--norc", "-c", script])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var bash = System.Diagnostics.Process.Start(start)!;
+        Task<string> error = bash.StandardError.ReadToEndAsync();
+        string output = bash.StandardOutput.ReadToEnd();
+        Assert.True(bash.WaitForExit(TimeSpan.FromSeconds(60)), "bash did not finish within 60 s");
+        Assert.True(bash.ExitCode == 0, $"bash exited {bash.ExitCode}: {error.Result}");
+        return output;
     }
 
     /// <summary>Runs with <c>--json</c> and returns the exit code and the parsed report.</summary>

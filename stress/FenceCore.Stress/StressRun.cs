@@ -81,30 +81,41 @@ internal static class StressRun
         checker?.CheckDrained();
 
         Invariant? broken = checker?.FirstBroken;
-        string? replay = broken is null ? null : $"dotnet run --project stress/FenceCore.Stress -c Release -- {string.Join(' ', o.ReplayArguments)}";
+        string? replay = broken is null ? null : StressCommand.ReplayCommand(o.ReplayArguments);
         StressReport report = BuildReport(o, config, gpu, checker, workload, stats, wall.Elapsed.TotalSeconds, replay);
         RunDisplay.Line("");
         display.Summary(report);
 
+        // An output that cannot be written is reported in one line; the verdict still stands.
+        bool written = true;
         if (o.JsonPath is not null)
         {
-            File.WriteAllText(o.JsonPath, JsonSerializer.Serialize(report, StressReportJsonContext.Default.StressReport));
-            RunDisplay.Line($"report: {o.JsonPath}");
+            written &= OutputFiles.TryWrite("--json", o.JsonPath, path =>
+            {
+                File.WriteAllText(path, JsonSerializer.Serialize(report, StressReportJsonContext.Default.StressReport));
+                RunDisplay.Line($"report: {path}");
+            });
         }
 
         if (o.HtmlPath is not null)
         {
-            HtmlReport.Write(o.HtmlPath, report);
-            RunDisplay.Line($"page: {o.HtmlPath} (self-contained, opens offline)");
+            written &= OutputFiles.TryWrite("--html", o.HtmlPath, path =>
+            {
+                HtmlReport.Write(path, report);
+                RunDisplay.Line($"page: {path} (self-contained, opens offline)");
+            });
         }
 
         if (trace is not null && o.TracePath is not null)
         {
-            var writing = Stopwatch.StartNew();
-            IReadOnlyDictionary<string, long> kinds = trace.Write(o.TracePath);
-            writing.Stop();
-            RunDisplay.Line(string.Create(CultureInfo.InvariantCulture,
-                $"trace: {o.TracePath} ({trace.Count:N0} jobs, {new FileInfo(o.TracePath).Length:N0} B written in {writing.Elapsed.TotalSeconds:F2} s; open in https://ui.perfetto.dev): {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value:N0}"))}"));
+            written &= OutputFiles.TryWrite("--trace", o.TracePath, path =>
+            {
+                var writing = Stopwatch.StartNew();
+                IReadOnlyDictionary<string, long> kinds = trace.Write(path);
+                writing.Stop();
+                RunDisplay.Line(string.Create(CultureInfo.InvariantCulture,
+                    $"trace: {path} ({trace.Count:N0} jobs, {new FileInfo(path).Length:N0} B written in {writing.Elapsed.TotalSeconds:F2} s; open in https://ui.perfetto.dev): {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value:N0}"))}"));
+            });
         }
 
         if (broken is not null)
@@ -112,11 +123,11 @@ internal static class StressRun
             RunDisplay.Line("");
             RunDisplay.Line($"FAIL: invariant '{broken.Name}' broke: {broken.FirstViolation}");
             RunDisplay.Line($"replay: {replay}");
-            return StressCommand.ExitViolation;
+            return StressCommand.ExitViolation; // whatever was written: 1 means an invariant broke
         }
 
         RunDisplay.Line(checker is null ? "done (invariants not checked)" : "PASS: every invariant held");
-        return StressCommand.ExitPass;
+        return written ? StressCommand.ExitPass : StressCommand.ExitUsage;
     }
 
     private static string Devices(StressSettings o, Workload workload) =>

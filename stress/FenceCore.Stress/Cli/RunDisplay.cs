@@ -9,26 +9,42 @@ internal readonly record struct ProgressReading(TimeSpan Wall, long ClientJobs, 
 
 /// <summary>
 /// The runner's terminal output on Spectre.Console: a live progress bar with rate and ETA on a terminal;
-/// plain lines, one every 5 seconds, when the output is redirected, <c>CI=true</c> or <c>--quiet</c> (quiet
-/// prints none); then the summary tables and the latency bar chart.
+/// plain lines, one every <see cref="PlainLineInterval"/> (5 s), when the output is redirected or
+/// <c>CI=true</c> (<c>--quiet</c> prints none); then the summary tables and the latency bar chart.
 /// </summary>
 internal sealed class RunDisplay
 {
-    private const double PlainLineSeconds = 5;
-    private readonly IAnsiConsole _console;
-    private readonly bool _quiet;
-    private double _nextPlainLine = PlainLineSeconds;
-    private ProgressTask? _task;
-    private long _lastLineJobs;      // timer thread only
-    private double _lastLineSeconds; // timer thread only
+    /// <summary>How often the plain progress prints a line.</summary>
+    public static readonly TimeSpan PlainLineInterval = TimeSpan.FromSeconds(5);
 
+    private readonly IAnsiConsole _console;
+    private readonly TextWriter _out;
+    private readonly bool _quiet;
+    private readonly double _interval;   // seconds between plain lines
+    private double _nextPlainLine;       // timer thread only
+    private ProgressTask? _task;
+    private long _lastLineJobs;          // timer thread only
+    private double _lastLineSeconds;     // timer thread only
+
+    /// <summary>The runner's display on the process's console: live unless <see cref="IsLive"/> says not.</summary>
     public RunDisplay(bool quiet)
+        : this(quiet, IsLive(quiet, System.Console.IsOutputRedirected, Environment.GetEnvironmentVariable("CI")), System.Console.Out, PlainLineInterval)
     {
+    }
+
+    /// <summary>A display writing to <paramref name="output"/>, live or plain as told, with plain lines every
+    /// <paramref name="plainLineInterval"/> (tests give a short one and readings of their own).</summary>
+    internal RunDisplay(bool quiet, bool live, TextWriter output, TimeSpan plainLineInterval)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(plainLineInterval, TimeSpan.Zero);
         _quiet = quiet;
-        Live = !quiet && !System.Console.IsOutputRedirected && !string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+        _out = output;
+        _interval = plainLineInterval.TotalSeconds;
+        _nextPlainLine = _interval;
+        Live = live;
         _console = AnsiConsole.Create(new AnsiConsoleSettings
         {
-            Out = new AnsiConsoleOutput(System.Console.Out),
+            Out = new AnsiConsoleOutput(output),
             Ansi = Live ? AnsiSupport.Detect : AnsiSupport.No,
             ColorSystem = Live ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = Live ? InteractionSupport.Yes : InteractionSupport.No,
@@ -38,6 +54,11 @@ internal sealed class RunDisplay
             _console.Profile.Width = 120; // redirected: wide enough for the tables, whatever the pipe says
         }
     }
+
+    /// <summary>Whether progress is drawn live: not quiet, output to a terminal, and <c>CI</c> not
+    /// <c>true</c> (any case).</summary>
+    public static bool IsLive(bool quiet, bool outputRedirected, string? ci) =>
+        !quiet && !outputRedirected && !string.Equals(ci, "true", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>True when progress is drawn live (a terminal, not CI, not quiet).</summary>
     public bool Live { get; }
@@ -68,7 +89,7 @@ internal sealed class RunDisplay
             });
     }
 
-    /// <summary>Called about twice a second from the run's timer thread.</summary>
+    /// <summary>Called about twice a second from the run's timer thread (one thread at a time).</summary>
     public void Update(ProgressReading r)
     {
         if (_quiet)
@@ -91,12 +112,14 @@ internal sealed class RunDisplay
         double t = r.Wall.TotalSeconds;
         if (t >= _nextPlainLine)
         {
-            _nextPlainLine += PlainLineSeconds;
+            // The next slot after this reading: a late timer (a GC, a loaded machine) skips the slots it
+            // missed instead of printing them back to back.
+            _nextPlainLine = (Math.Floor(t / _interval) + 1) * _interval;
             double rate = (r.ClientJobs - _lastLineJobs) / Math.Max(1e-9, t - _lastLineSeconds);
             _lastLineJobs = r.ClientJobs;
             _lastLineSeconds = t;
             string eta = rate > 0 && r.ClientJobs < r.TargetJobs ? TimeSpan.FromSeconds(Math.Ceiling((r.TargetJobs - r.ClientJobs) / rate)).ToString("c", CultureInfo.InvariantCulture) : "-";
-            Line(string.Create(CultureInfo.InvariantCulture,
+            _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"[{t,6:F1}s] jobs {r.ClientJobs,11:N0} / {r.TargetJobs:N0} (+{r.Moves:N0} moves)  {rate,9:N0} jobs/s  eta {eta}  gpu time {r.GpuSeconds,8:F3}s  resets {r.Resets,4}  leaks {r.Leaks}  violations {r.Violations}"));
         }
     }

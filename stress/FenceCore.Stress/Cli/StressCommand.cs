@@ -14,37 +14,42 @@ namespace FenceCore.Stress;
 /// <c>dotnet-suggest</c> calls. Every rule is a validator that names its option, so a bad command line
 /// fails before anything runs.
 /// </summary>
-/// <remarks>Exit codes: 0 every invariant held (or help and version), 1 an invariant broke, 2 bad usage.</remarks>
+/// <remarks>Exit codes: 0 every invariant held and every output was written (or help, version, completions);
+/// 1 an invariant broke, and nothing else; 2 bad usage, an output path that cannot be written, or an
+/// output that failed to write after a passing run; 3 an internal error (see the root command's help).</remarks>
 internal sealed class StressCommand
 {
     public const int ExitPass = 0;
     public const int ExitViolation = 1;
     public const int ExitUsage = 2;
 
+    /// <summary>The runner itself failed (an exception: a bug), so there is no verdict on the invariants.</summary>
+    public const int ExitInternal = 3;
+
     private static readonly StressSettings Defaults = new();
 
     private readonly Option<int> _seed = new("--seed") { Description = "Random seed; in virtual mode the same seed replays the same run.", DefaultValueFactory = _ => Defaults.Seed, HelpName = "N" };
     private readonly Option<long> _jobs = new("--jobs") { Description = "Client jobs to submit in total.", DefaultValueFactory = _ => Defaults.Jobs, HelpName = "N" };
-    private readonly Option<double?> _duration = new("--duration") { Description = "Stop submitting after this much wall-clock time instead (the digest then varies).", HelpName = "SECONDS" };
+    private readonly Option<double?> _duration = new("--duration") { Description = "Also stop submitting after this much wall-clock time (the run ends at --jobs or at this time, whichever comes first; the digest then varies).", HelpName = "SECONDS" };
     private readonly Option<IReadOnlyList<EngineConfig>> _engines = new("--engines")
     {
         Description = "Engines as kind=count pairs [default: graphics=1,compute=2,copy=2,video=1].",
         HelpName = "LIST",
         CustomParser = r => ParseEngines(r),
     };
-    private readonly Option<int> _clients = new("--clients") { Description = "Clients.", DefaultValueFactory = _ => Defaults.Clients, HelpName = "N" };
-    private readonly Option<int> _buffers = new("--buffers") { Description = "Buffers of each device.", DefaultValueFactory = _ => Defaults.Buffers, HelpName = "N" };
-    private readonly Option<int> _buffersPerJob = new("--buffers-per-job") { Description = "At most N buffers per job, 1..N uniformly.", DefaultValueFactory = _ => Defaults.MaxBuffersPerJob, HelpName = "N" };
-    private readonly Option<bool> _fixedBuffers = new("--fixed-buffers") { Description = "Every job touches exactly --buffers-per-job buffers." };
-    private readonly Option<int> _inFlight = new("--in-flight") { Description = "Jobs each client keeps in flight.", DefaultValueFactory = _ => Defaults.InFlightPerClient, HelpName = "N" };
-    private readonly Option<double> _explicitFraction = new("--explicit-fraction") { Description = "Fraction of explicit-sync clients, 0..1.", DefaultValueFactory = _ => Defaults.ExplicitFraction, HelpName = "F" };
+    private readonly Option<int> _clients = new("--clients") { Description = "Closed-loop clients, spread over the devices (a killed client is replaced by a new one).", DefaultValueFactory = _ => Defaults.Clients, HelpName = "N" };
+    private readonly Option<int> _buffers = new("--buffers") { Description = "Buffers of each device (64 KiB to 2 MiB each, at most a sixteenth of --memory).", DefaultValueFactory = _ => Defaults.Buffers, HelpName = "N" };
+    private readonly Option<int> _buffersPerJob = new("--buffers-per-job") { Description = "At most N buffers per job, drawn uniformly from 1..N (capped at the buffers a device sees); 0: jobs touch no buffers, so only the scheduler is exercised.", DefaultValueFactory = _ => Defaults.MaxBuffersPerJob, HelpName = "N" };
+    private readonly Option<bool> _fixedBuffers = new("--fixed-buffers") { Description = "Every job touches exactly --buffers-per-job buffers (not 1..N)." };
+    private readonly Option<int> _inFlight = new("--in-flight") { Description = "Jobs each client keeps in flight (it submits the next when one finishes).", DefaultValueFactory = _ => Defaults.InFlightPerClient, HelpName = "N" };
+    private readonly Option<double> _explicitFraction = new("--explicit-fraction") { Description = "Fraction of the clients that use explicit sync, 0..1 (rounded to whole clients).", DefaultValueFactory = _ => Defaults.ExplicitFraction, HelpName = "F" };
     private readonly Option<long> _memory = new("--memory") { Description = "Device memory of each device in MiB (the default is small enough that buffers get evicted and moved back).", DefaultValueFactory = _ => Defaults.DeviceMemoryMiB, HelpName = "MIB" };
     private readonly Option<double> _hangRate = new("--hang-rate") { Description = "Probability per job that it hangs; the engine timeout resets it.", DefaultValueFactory = _ => Defaults.HangRate, HelpName = "P" };
     private readonly Option<double> _killRate = new("--kill-rate") { Description = "Probability per job that its client is killed and restarted.", DefaultValueFactory = _ => Defaults.KillRate, HelpName = "P" };
-    private readonly Option<double> _foreignRate = new("--foreign-rate") { Description = "Probability per job that it depends on a foreign fence that never signals.", DefaultValueFactory = _ => Defaults.ForeignRate, HelpName = "P" };
+    private readonly Option<double> _foreignRate = new("--foreign-rate") { Description = "Probability per job that it depends on a foreign fence that never signals; the dependency timeout releases it.", DefaultValueFactory = _ => Defaults.ForeignRate, HelpName = "P" };
     private readonly Option<string?> _injectSkipKernel = new("--inject-skip-kernel")
     {
-        Description = "Bug injection (the run must fail): 'explicit' (the default), explicit-sync jobs skip KERNEL fences; 'importer', the importing devices ignore the KERNEL fences of the buffers they imported, the driver bug of the seed thread (needs --devices 2 or more).",
+        Description = "Bug injection, off unless given; a run with it must fail. 'explicit' (also what the bare option means): explicit-sync jobs skip KERNEL fences (needs explicit-sync clients, see --explicit-fraction). 'importer': the importing devices ignore the KERNEL fences of the buffers they imported, the driver bug of the seed thread (needs --devices 2 or more).",
         HelpName = "explicit|importer",
         Arity = ArgumentArity.ZeroOrOne,
     };
@@ -62,15 +67,19 @@ internal sealed class StressCommand
         HelpName = "F",
     };
     private readonly Option<GpuTimeMode?> _mode = new("--mode") { Description = "Deterministic virtual time, or real worker threads. [default: virtual]", HelpName = "virtual|threads", CustomParser = ParseMode };
-    private readonly Option<int> _threads = new("--threads") { Description = "Worker threads in threads mode (by default one per core).", DefaultValueFactory = _ => Defaults.Threads, HelpName = "N" };
+    private readonly Option<int> _threads = new("--threads") { Description = "Threads mode: GPU worker threads, and as many client threads submitting jobs (by default one per core).", DefaultValueFactory = _ => Defaults.Threads, HelpName = "N" };
     private readonly Option<int?> _cores = new("--cores") { Description = "Pin the process to its first N cores (to compare 1 core with 2).", HelpName = "N" };
     private readonly Option<bool> _noChecks = new("--no-checks") { Description = "Measure throughput only (invariants not checked)." };
-    private readonly Option<double> _watchdogMs = new("--watchdog-ms") { Description = "Every job must finish within this much GPU time.", DefaultValueFactory = _ => Defaults.WatchdogMs, HelpName = "MS" };
+    private readonly Option<double> _watchdogMs = new("--watchdog-ms") { Description = "Every job must finish within this much GPU time (in threads mode at least 10000 ms, since a loaded machine stalls threads).", DefaultValueFactory = _ => Defaults.WatchdogMs, HelpName = "MS" };
     private readonly Option<string?> _json = new("--json") { Description = "Write the JSON report (schema: stress/report.schema.json).", HelpName = "PATH" };
-    private readonly Option<string?> _trace = new("--trace") { Description = "Write a Perfetto trace (JSON trace events): engine and entity tracks, dependency arrows, counters, faults.", HelpName = "PATH" };
-    private readonly Option<int> _traceLimit = new("--trace-limit") { Description = "Jobs to put in the trace.", DefaultValueFactory = _ => Defaults.TraceLimit, HelpName = "N" };
+    private readonly Option<string?> _trace = new("--trace") { Description = "Write a Perfetto trace (Perfetto's protobuf format; JSON trace events instead when PATH ends in .json): engine and entity tracks, dependency arrows, counters, faults.", HelpName = "PATH" };
+    private readonly Option<int> _traceLimit = new("--trace-limit") { Description = "The first N jobs submitted (client jobs and the memory manager's moves) go into the trace.", DefaultValueFactory = _ => Defaults.TraceLimit, HelpName = "N" };
     private readonly Option<string?> _html = new("--html") { Description = "Write a self-contained HTML report page (charts, invariants) that works offline.", HelpName = "PATH" };
-    private readonly Option<bool> _quiet = new("--quiet") { Description = "No live progress." };
+    private readonly Option<bool> _quiet = new("--quiet") { Description = "No progress while running (neither the live bar nor the plain lines); the summary is still printed." };
+
+    /// <summary>Every option but <c>--seed</c>, in help order, with the tokens that give its parsed value
+    /// back (<see cref="ReplayArguments"/>); <c>--seed</c> is always the first option of a replay.</summary>
+    private readonly List<(Option Option, Func<ParseResult, IEnumerable<string>> Tokens)> _replayed = [];
 
     public StressCommand()
     {
@@ -84,14 +93,39 @@ internal sealed class StressCommand
             explicit-sync) spread over the devices; 5 million jobs of 1-4 buffers each, with hangs, client kills
             and never-signalling foreign fences, in deterministic virtual time (seed 1).
 
-            Exit codes: 0 every invariant held; 1 an invariant broke (the first violation and a replay command are
-            printed); 2 bad usage.
+            Exit codes: 0 every invariant held and every output was written; 1 an invariant broke (the first
+            violation and a replay command are printed; an output that could not be written is reported too);
+            2 bad usage: an option broke its rule, an output path cannot be written (both checked before the
+            run), or an output failed to write after a run in which every invariant held; 3 the runner itself
+            failed (a bug: the exception is printed), so no verdict.
             """);
-        foreach (Option option in (Option[])[_seed, _jobs, _duration, _engines, _clients, _buffers, _buffersPerJob, _fixedBuffers, _inFlight, _explicitFraction, _memory,
-                     _hangRate, _killRate, _foreignRate, _injectSkipKernel, _devices, _sharedFraction, _mode, _threads, _cores, _noChecks, _watchdogMs, _json, _trace, _traceLimit, _html, _quiet])
-        {
-            Root.Options.Add(option);
-        }
+        Root.Options.Add(_seed);
+        Replayed(_jobs, Number);
+        Replayed(_duration, Number);
+        Replayed(_engines, (name, engines) => engines is null ? [] : [name, EngineSpec(engines)]);
+        Replayed(_clients, Number);
+        Replayed(_buffers, Number);
+        Replayed(_buffersPerJob, Number);
+        Replayed(_fixedBuffers, Flag);
+        Replayed(_inFlight, Number);
+        Replayed(_explicitFraction, Number);
+        Replayed(_memory, Number);
+        Replayed(_hangRate, Number);
+        Replayed(_killRate, Number);
+        Replayed(_foreignRate, Number);
+        Replayed(_injectSkipKernel, Text);
+        Replayed(_devices, Number);
+        Replayed(_sharedFraction, Number);
+        Replayed(_mode, (name, mode) => mode is null ? [] : [name, mode == GpuTimeMode.Threads ? "threads" : "virtual"]);
+        Replayed(_threads, Number);
+        Replayed(_cores, Number);
+        Replayed(_noChecks, Flag);
+        Replayed(_watchdogMs, Number);
+        Replayed(_json, Text);
+        Replayed(_trace, Text);
+        Replayed(_traceLimit, Number);
+        Replayed(_html, Text);
+        Replayed(_quiet, Flag);
 
         InRange(_seed, int.MinValue, int.MaxValue);
         InRange(_jobs, 1, long.MaxValue);
@@ -148,44 +182,79 @@ internal sealed class StressCommand
         _mode.CompletionSources.Add("virtual", "threads");
         VersionOption version = Root.Options.OfType<VersionOption>().Single();
         version.Action = new PrintVersion();
-        foreach (Option<string?> path in (Option<string?>[])[_json, _trace, _html])
+        Option<string?>[] outputs = [_json, _trace, _html];
+        foreach (Option<string?> path in outputs)
         {
             path.Validators.Add(r =>
             {
-                if (OutputPathError(path.Name, r.GetValueOrDefault<string?>()) is { } error)
+                if (OutputFiles.PathError(path.Name, r.GetValueOrDefault<string?>()) is { } error)
                 {
                     r.AddError(error);
                 }
             });
         }
+
+        Root.Validators.Add(r => OutputFiles.SameFileError(r, outputs));
     }
 
     public RootCommand Root { get; }
 
     /// <summary>Parses <paramref name="args"/> and either runs <paramref name="run"/> with the settings or
-    /// handles help, version, completions and usage errors itself.</summary>
+    /// handles help, version, completions and usage errors itself. Before <paramref name="run"/> starts,
+    /// every output path is checked by creating (or opening) the file, so a long run cannot end unable to
+    /// write its report; an exception from <paramref name="run"/> is a bug, reported as
+    /// <see cref="ExitInternal"/> and never as <see cref="ExitViolation"/>.</summary>
     public static int Invoke(string[] args, Func<StressSettings, int> run)
     {
         var command = new StressCommand();
         ParseResult parse = command.Root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (ParseError error in parse.Errors)
-            {
-                Console.Error.WriteLine($"fencecore-stress: {error.Message}");
-            }
-
-            Console.Error.WriteLine("Run with --help for the options and their rules.");
-            return ExitUsage;
+            return UsageErrors(parse.Errors.Select(e => e.Message));
         }
 
-        int exitCode = ExitPass;
-        command.Root.SetAction(p => exitCode = run(command.Bind(p, args)));
-        int invoked = parse.Invoke();
-        return invoked != 0 ? invoked : exitCode;
+        command.Root.SetAction(p =>
+        {
+            StressSettings settings = command.Bind(p);
+            string[] unwritable = [.. OutputFiles.Probe(("--json", settings.JsonPath), ("--trace", settings.TracePath), ("--html", settings.HtmlPath))];
+            return unwritable.Length > 0 ? UsageErrors(unwritable) : run(settings);
+        });
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+#pragma warning disable CA1031 // the runner's last line: any exception is a bug, and must not exit 1 (an invariant broke)
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Console.Error.WriteLine($"fencecore-stress: internal error (a bug in the runner, not an invariant; no verdict): {ex}");
+            return ExitInternal;
+        }
     }
 
-    private StressSettings Bind(ParseResult p, string[] args) => new()
+    /// <summary>Parses <paramref name="args"/> into the settings a run would get, for tests of the
+    /// binding and of the replay command; throws <see cref="ArgumentException"/> with the usage errors.</summary>
+    internal static StressSettings Parse(IReadOnlyList<string> args)
+    {
+        var command = new StressCommand();
+        ParseResult parse = command.Root.Parse(args);
+        return parse.Errors.Count == 0
+            ? command.Bind(parse)
+            : throw new ArgumentException(string.Join(" ", parse.Errors.Select(e => e.Message)), nameof(args));
+    }
+
+    private static int UsageErrors(IEnumerable<string> errors)
+    {
+        foreach (string error in errors)
+        {
+            Console.Error.WriteLine($"fencecore-stress: {error}");
+        }
+
+        Console.Error.WriteLine("Run with --help for the options and their rules.");
+        return ExitUsage;
+    }
+
+    private StressSettings Bind(ParseResult p) => new()
     {
         Seed = p.GetValue(_seed),
         Jobs = p.GetValue(_jobs),
@@ -215,25 +284,76 @@ internal sealed class StressCommand
         TraceLimit = p.GetValue(_traceLimit),
         HtmlPath = p.GetValue(_html),
         Quiet = p.GetValue(_quiet),
-        ReplayArguments = ReplayArguments(p.GetValue(_seed), args),
+        ReplayArguments = ReplayArguments(p),
     };
 
-    private static string[] ReplayArguments(int seed, string[] args)
+    /// <summary>The arguments that replay the run <paramref name="p"/> describes: <c>--seed</c> with the
+    /// parsed seed, then every other option that was given (on the command line or in a response file), with
+    /// its parsed value, in help order. Built from the parse, not the raw tokens, so <c>--seed=3</c>, a seed
+    /// in an <c>@file.rsp</c> or a repeated option cannot leave a second seed or a file that may be gone.</summary>
+    private string[] ReplayArguments(ParseResult p)
     {
-        var rest = new List<string> { "--seed", seed.ToString(CultureInfo.InvariantCulture) };
-        for (int i = 0; i < args.Length; i++)
+        var replay = new List<string> { _seed.Name, p.GetValue(_seed).ToString(CultureInfo.InvariantCulture) };
+        foreach ((Option option, Func<ParseResult, IEnumerable<string>> tokens) in _replayed)
         {
-            if (args[i] == "--seed")
+            if (p.GetResult(option) is { Implicit: false })
             {
-                i++;
-                continue;
+                replay.AddRange(tokens(p));
             }
-
-            rest.Add(args[i]);
         }
 
-        return [.. rest];
+        return [.. replay];
     }
+
+    /// <summary>Adds <paramref name="option"/> to the command, and to the options a replay gives back
+    /// through <paramref name="tokens"/> (the option's name and its parsed value).</summary>
+    private void Replayed<T>(Option<T> option, Func<string, T, IEnumerable<string>> tokens)
+    {
+        Root.Options.Add(option);
+        _replayed.Add((option, p => tokens(option.Name, p.GetValue(option)!)));
+    }
+
+    private static string[] Number<T>(string name, T value)
+        where T : IFormattable => [name, value.ToString(null, CultureInfo.InvariantCulture)];
+
+    private static string[] Number<T>(string name, T? value)
+        where T : struct, IFormattable => value is T v ? Number(name, v) : [];
+
+    private static string[] Flag(string name, bool value) => value ? [name] : [];
+
+    /// <summary>A text value joined to its option by '=', so one that starts with '@' or '-' stays the
+    /// option's value (not a response file or another option).</summary>
+    private static string[] Text(string name, string? value) => value is null ? [] : [$"{name}={value}"];
+
+    /// <summary>The <c>kind=count</c> spec of <paramref name="engines"/> (kinds in the order given, as
+    /// <see cref="ParseEngines"/> reads them).</summary>
+    private static string EngineSpec(IReadOnlyList<EngineConfig> engines)
+    {
+        var parts = new List<string>();
+        for (int i = 0; i < engines.Count;)
+        {
+            int run = 1;
+            while (i + run < engines.Count && engines[i + run].Kind == engines[i].Kind)
+            {
+                run++;
+            }
+
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"{engines[i].Kind.ToString().ToLowerInvariant()}={run}"));
+            i += run;
+        }
+
+        return string.Join(',', parts);
+    }
+
+    /// <summary>The replay command line: <paramref name="arguments"/> quoted for a POSIX shell where they
+    /// hold anything but plain characters, so a path with a space still copies and runs.</summary>
+    public static string ReplayCommand(IEnumerable<string> arguments) =>
+        $"dotnet run --project stress/FenceCore.Stress -c Release -- {string.Join(' ', arguments.Select(ShellWord))}";
+
+    private static string ShellWord(string word) =>
+        word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=,:@%+".Contains(c, StringComparison.Ordinal))
+            ? word
+            : $"'{word.Replace("'", "'\\''", StringComparison.Ordinal)}'";
 
     /// <summary>The option's value must parse (invariant culture) and lie in [min, max]; the error names the
     /// option, the rule and what was given.</summary>
@@ -284,8 +404,8 @@ internal sealed class StressCommand
         }
     }
 
-    /// <summary>Parses <c>kind=count</c> pairs (kinds graphics, compute, copy, video) into named engines; at
-    /// least one copy engine, because the memory manager runs its moves there.</summary>
+    /// <summary>Parses <c>kind=count</c> pairs (kinds graphics, compute, copy, video, each at most once) into
+    /// named engines; at least one copy engine, because the memory manager runs its moves there.</summary>
     private static List<EngineConfig> ParseEngines(ArgumentResult result)
     {
         var engines = new List<EngineConfig>();
@@ -305,6 +425,13 @@ internal sealed class StressCommand
                 return [];
             }
 
+            if (engines.Any(e => e.Kind == kind))
+            {
+                // Two runs of one kind would name two engines alike (copy0 twice).
+                result.AddError($"--engines gives each kind once; '{kv[0]}' appears twice (give one count).");
+                return [];
+            }
+
             string prefix = kind switch { EngineKind.Graphics => "gfx", EngineKind.Compute => "compute", EngineKind.Copy => "copy", _ => "video" };
             for (int i = 0; i < count; i++)
             {
@@ -318,35 +445,5 @@ internal sealed class StressCommand
         }
 
         return engines;
-    }
-
-    /// <summary>Why <paramref name="path"/> cannot be created, or null: its folder must exist, and it must
-    /// not be a folder. Checked before the run, so a long run cannot end in a stack trace.</summary>
-    private static string? OutputPathError(string option, string? path)
-    {
-        if (path is null)
-        {
-            return null;
-        }
-
-        string full;
-        try
-        {
-            full = Path.GetFullPath(path);
-        }
-        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
-        {
-            return $"{option} '{path}' is not a valid file path ({ex.Message}).";
-        }
-
-        string? folder = Path.GetDirectoryName(full);
-        if (Directory.Exists(full))
-        {
-            return $"{option} '{path}' is a folder; give a file path.";
-        }
-
-        return folder is null || !Directory.Exists(folder)
-            ? $"{option} '{path}': the folder '{folder}' does not exist; create it first (nothing was run)."
-            : null;
     }
 }

@@ -46,6 +46,7 @@ internal sealed record StressSettings
     /// device imports (spread evenly over its buffers), 0..1.</summary>
     public double SharedFraction { get; init; } = 0.25;
 
-    /// <summary>The command line that replays this run: the seed first, then every other option given.</summary>
+    /// <summary>The arguments that replay this run: <c>--seed</c> first, then every other option given, each
+    /// with its parsed value (built by <see cref="StressCommand"/> from the parse, not the raw tokens).</summary>
     public IReadOnlyList<string> ReplayArguments { get; init; } = [];
 }
