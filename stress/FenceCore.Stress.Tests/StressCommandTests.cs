@@ -173,8 +173,9 @@ public class StressCommandTests
     [InlineData("(the run ends at --jobs or at this time, whichever comes first;")]
     [InlineData("Every job must finish within this much GPU time (in threads mode at least 10000 ms")]
     [InlineData("The first N jobs submitted (client jobs and the memory manager's moves) go into the trace.")]
-    [InlineData("1 an invariant broke (the first violation and a replay command are printed;")]
-    [InlineData("3 the runner itself failed")]
+    [InlineData("1 the run failed: an invariant broke (the first violation and a replay command are printed;")]
+    [InlineData("or the run stopped on an exception, a bug in the library or the runner (the exception and a replay command are printed)")]
+    [InlineData("of each device is exported and imported by the other (the compositor case: each device's compositor, its first client, reads what the other device renders into them)")]
     public void Help_SaysWhatTheCodeDoes(string phrase)
     {
         Assert.Contains(phrase, UnwrappedHelp(), StringComparison.Ordinal);
@@ -249,11 +250,12 @@ public class StressCommandTests
     }
 
     [Fact]
-    public void ExceptionInTheRun_Exits3_NeverTheViolationCode()
+    public void ExceptionInTheRun_FailsTheRun_WithOneLineAndTheReplayCommand_WithinZeroOneTwo()
     {
-        (int code, _, string error) = StressRunner.Capture(() => StressCommand.Invoke(["--jobs", "10"], _ => throw new InvalidOperationException("the runner broke")));
-        Assert.Equal(3, code);
-        Assert.Contains("fencecore-stress: internal error (a bug in the runner, not an invariant; no verdict): System.InvalidOperationException: the runner broke", error, StringComparison.Ordinal);
+        (int code, _, string error) = StressRunner.Capture(() => StressCommand.Invoke(["--jobs", "10", "--seed=7"], _ => throw new InvalidOperationException("the runner broke")));
+        Assert.Equal(StressCommand.ExitViolation, code);
+        Assert.Contains("fencecore-stress: FAIL: the run stopped on an exception (a bug in the library or the runner): System.InvalidOperationException: the runner broke", error, StringComparison.Ordinal);
+        Assert.Contains("replay: dotnet run --project stress/FenceCore.Stress -c Release -- --seed 7 --jobs 10", error, StringComparison.Ordinal);
     }
 
     /// <summary>The help text with its line wrapping undone (every run of white space one space).</summary>

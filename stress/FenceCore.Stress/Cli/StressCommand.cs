@@ -14,17 +14,17 @@ namespace FenceCore.Stress;
 /// <c>dotnet-suggest</c> calls. Every rule is a validator that names its option, so a bad command line
 /// fails before anything runs.
 /// </summary>
-/// <remarks>Exit codes: 0 every invariant held and every output was written (or help, version, completions);
-/// 1 an invariant broke, and nothing else; 2 bad usage, an output path that cannot be written, or an
-/// output that failed to write after a passing run; 3 an internal error (see the root command's help).</remarks>
+/// <remarks>Exit codes, the issue's three and no more: 0 every invariant held and every output was written (or
+/// help, version, completions); 1 the run failed: an invariant broke, or the run stopped on an exception (a
+/// bug in the library or the runner, which a stress run exists to find; the exception and the replay
+/// command are printed); 2 bad usage, an output path that cannot be written, or an output that failed to
+/// write after a passing run.</remarks>
 internal sealed class StressCommand
 {
     public const int ExitPass = 0;
     public const int ExitViolation = 1;
     public const int ExitUsage = 2;
 
-    /// <summary>The runner itself failed (an exception: a bug), so there is no verdict on the invariants.</summary>
-    public const int ExitInternal = 3;
 
     private static readonly StressSettings Defaults = new();
 
@@ -89,15 +89,17 @@ internal sealed class StressCommand
 
             With no options it runs the default scenario: 2 devices on one event loop, each with 6 engines (gfx,
             compute0, compute1, copy0, copy1, video), 96 buffers and 80 MiB of device memory; one buffer in four
-            of each device is exported and imported by the other (the compositor case); 24 clients (1 in 8
+            of each device is exported and imported by the other (the compositor case: each device's compositor,
+            its first client, reads what the other device renders into them); 24 clients (1 in 8
             explicit-sync) spread over the devices; 5 million jobs of 1-4 buffers each, with hangs, client kills
             and never-signalling foreign fences, in deterministic virtual time (seed 1).
 
-            Exit codes: 0 every invariant held and every output was written; 1 an invariant broke (the first
-            violation and a replay command are printed; an output that could not be written is reported too);
-            2 bad usage: an option broke its rule, an output path cannot be written (both checked before the
-            run), or an output failed to write after a run in which every invariant held; 3 the runner itself
-            failed (a bug: the exception is printed), so no verdict.
+            Exit codes: 0 every invariant held and every output was written; 1 the run failed: an invariant
+            broke (the first violation and a replay command are printed; an output that could not be written
+            is reported too), or the run stopped on an exception, a bug in the library or the runner (the
+            exception and a replay command are printed); 2 bad usage: an option broke its rule, an output path
+            cannot be written (both checked before the run), or an output failed to write after a run in which
+            every invariant held.
             """);
         Root.Options.Add(_seed);
         Replayed(_jobs, Number);
@@ -202,8 +204,8 @@ internal sealed class StressCommand
     /// <summary>Parses <paramref name="args"/> and either runs <paramref name="run"/> with the settings or
     /// handles help, version, completions and usage errors itself. Before <paramref name="run"/> starts,
     /// every output path is checked by creating (or opening) the file, so a long run cannot end unable to
-    /// write its report; an exception from <paramref name="run"/> is a bug, reported as
-    /// <see cref="ExitInternal"/> and never as <see cref="ExitViolation"/>.</summary>
+    /// write its report; an exception from <paramref name="run"/> is a bug the run found, reported in one
+    /// line with the replay command, as <see cref="ExitViolation"/> (the run failed).</summary>
     public static int Invoke(string[] args, Func<StressSettings, int> run)
     {
         var command = new StressCommand();
@@ -223,12 +225,13 @@ internal sealed class StressCommand
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-#pragma warning disable CA1031 // the runner's last line: any exception is a bug, and must not exit 1 (an invariant broke)
+#pragma warning disable CA1031 // the runner's last line: any exception is a bug the run found
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Console.Error.WriteLine($"fencecore-stress: internal error (a bug in the runner, not an invariant; no verdict): {ex}");
-            return ExitInternal;
+            Console.Error.WriteLine($"fencecore-stress: FAIL: the run stopped on an exception (a bug in the library or the runner): {ex}");
+            Console.Error.WriteLine($"replay: {ReplayCommand(command.ReplayArguments(parse))}");
+            return ExitViolation;
         }
     }
 
