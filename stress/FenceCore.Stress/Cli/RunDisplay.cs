@@ -140,7 +140,7 @@ internal sealed class RunDisplay
         if (report.Devices.Count > 1)
         {
             Row("devices", string.Create(CultureInfo.InvariantCulture,
-                $"{string.Join(", ", report.Devices.Select(d => $"{d.Name} {d.JobsCompleted:N0} jobs"))}; {c.Imports} imports, {c.MoveNotifications:N0} move notifications, {c.CrossDeviceLeaks:N0} cross-device leaks"));
+                $"{string.Join(", ", report.Devices.Select(d => $"{d.Name} {d.JobsCompleted:N0} jobs"))}; {c.Imports} imports, compositors {c.CompositorJobs:N0} jobs ({c.ImportReads:N0} reads of imports), {c.MoveNotifications:N0} move notifications, {c.CrossDeviceLeaks:N0} cross-device leaks"));
         }
 
         Row("memory", string.Create(CultureInfo.InvariantCulture, $"device peak {report.Memory.DevicePeakBytes >> 20} / {report.Memory.DeviceCapacityBytes >> 20} MiB, {c.Evictions:N0} evictions; {report.Memory.ManagedAllocatedBytesPerJob:N0} B allocated per job"));
