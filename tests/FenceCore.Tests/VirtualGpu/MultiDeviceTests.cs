@@ -18,6 +18,17 @@ public class MultiDeviceTests
         return (gpuA, gpuB);
     }
 
+    /// <summary>A 1 MiB buffer of <paramref name="a"/>'s, imported (dynamic) into <paramref name="b"/>.</summary>
+    private static (GpuBuffer Shared, GpuBuffer Imported) ShareOne(Gpu a, Gpu b)
+    {
+        GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+        return (shared, b.Import(a.Export(shared)));
+    }
+
+    /// <summary>A writer on A that hangs (until A's engine timeout resets it).</summary>
+    private static GpuJob HungWriter(Gpu a, GpuBuffer shared) =>
+        a.CreateClient("app").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Hang = true, Buffers = [new BufferAccess(shared, true)] });
+
     private static JobDescription Job(EngineKind engine, TimeSpan duration, params BufferAccess[] buffers) =>
         new() { Engine = engine, Duration = duration, Buffers = buffers };
 
@@ -227,21 +238,52 @@ public class MultiDeviceTests
         }
     }
 
+    /// <summary>Each device's first client submits its first job on its first graphics engine ("gfx", index 0,
+    /// seqno 1); B's depends on A's, which runs 100 us. Alike in everything but device, context and engine object.</summary>
+    private static (Gpu A, Gpu B, GpuJob OnA, GpuJob OnB) TwinJobsOnTwoDevices()
+    {
+        (Gpu a, Gpu b) = TwoDevices();
+        GpuJob onA = a.CreateClient("a").Submit(Job(EngineKind.Graphics, 100 * Us));
+        GpuJob onB = b.CreateClient("b").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Dependencies = [onA.Finished] });
+        return (a, b, onA, onB);
+    }
+
     [Fact]
     public void CrossDeviceDependencies_NeverTakeTheSameEngineShortcut()
     {
-        (Gpu a, Gpu b) = TwoDevices();
+        (Gpu a, Gpu b, GpuJob onA, GpuJob onB) = TwinJobsOnTwoDevices();
         using (a)
         using (b)
         {
             // Both devices' first engine is "gfx", index 0: the same-engine rule must compare engines, not names.
-            GpuJob onA = a.CreateClient("a").Submit(Job(EngineKind.Graphics, 100 * Us));
-            GpuJob onB = b.CreateClient("b").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Dependencies = [onA.Finished] });
             Assert.Equal(onA.Engine.Index, onB.Engine.Index);
             Assert.Contains(onA.Finished, onB.EffectiveDependencies);
             Assert.DoesNotContain(onA.Scheduled, onB.EffectiveDependencies);
             a.RunUntilIdle();
             Assert.True(onB.StartTime >= onA.EndTime);
+        }
+    }
+
+    /// <summary>Were contexts shared between devices, or the same-context rule to compare seqnos and engine
+    /// kinds, B would drop A's fence as one of its own entity's (already ordered) and run at once.</summary>
+    [Fact]
+    public void CrossDeviceDependencies_NeverTakeTheSameContextShortcut_AndReallyWait()
+    {
+        (Gpu a, Gpu b, GpuJob onA, GpuJob onB) = TwinJobsOnTwoDevices();
+        using (a)
+        using (b)
+        {
+            Assert.Equal(onA.Finished.Seqno, onB.Finished.Seqno);
+            Assert.Equal(onA.Engine.Kind, onB.Engine.Kind);
+            Assert.Equal(onA.Engine.Name, onB.Engine.Name);
+            Assert.NotEqual(onA.Finished.Context, onB.Finished.Context);
+            Assert.NotEqual(onA.Scheduled.Context, onB.Scheduled.Context);
+            Assert.Equal([onA.Finished], onB.EffectiveDependencies);
+
+            a.RunUntil(50 * Us);
+            Assert.Null(onB.StartTime); // still waiting for A
+            a.RunUntilIdle();
+            Assert.True(onB.StartTime >= onA.EndTime, "B's job ran before the fence of A it depends on");
         }
     }
 
@@ -273,24 +315,96 @@ public class MultiDeviceTests
         }
     }
 
+    /// <summary>The importer's side of device loss: B's job depends on A's writer and on A's pending bounce
+    /// (a KERNEL move for B, which has no peer-to-peer); losing A ends both with -ENODEV, and B's job, whose
+    /// scheduler passes no dependency error on (drm_sched_job_dependency, drm_sched_entity_pop_job), runs
+    /// and signals without error once they have signalled.</summary>
     [Fact]
-    public void AHangOnOneDevice_BlocksTheOtherNoLongerThanTheDependencyTimeout()
+    public void LosingTheExporter_EndsTheFencesTheImportersJobWaitsFor_AWriterAndAPendingBounce_WithEnodev()
+    {
+        (Gpu a, Gpu b) = TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = false });
+        using (a)
+        using (b)
+        {
+            (GpuBuffer shared, GpuBuffer imported) = ShareOne(a, b);
+            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Ms, new BufferAccess(shared, true)));
+            GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            var bounce = (GpuFence)shared.StorageFence!;
+            Assert.Contains("bounce", bounce.Job!.Description.Label, StringComparison.Ordinal);
+            Fence[] fromA = [.. compose.EffectiveDependencies.Where(f => f is GpuFence { Job: { } j } && ReferenceEquals(j.Engine.Owner, a))];
+            Assert.Contains(render.Finished, fromA);
+            Assert.Contains(bounce, fromA);
+            a.RunFor(100 * Us);
+            Assert.False(bounce.IsSignaled, "the bounce was not pending when the exporter was lost");
+
+            TimeSpan lostAt = a.Now;
+            a.LoseDevice();
+            a.RunUntilIdle();
+
+            Assert.All(fromA, f => Assert.Equal(-Errno.ENODEV, f.Error));
+            Assert.Equal(-Errno.ENODEV, bounce.Error);
+            Assert.Equal(1, compose.Finished.Status); // ran: the scheduler leaves the dependencies' errors to the submitter
+            Assert.Equal(0, compose.Finished.Error);
+            Assert.True(compose.StartTime >= lostAt && compose.EndTime < 10 * Ms, "B's job did not run as soon as the lost device's fences signalled");
+        }
+    }
+
+    [Fact]
+    public void AHangOnOneDevice_ReleasesTheOtherAtItsReset_WhenTheResetComesBeforeTheDependencyTimeout()
     {
         (Gpu a, Gpu b) = TwoDevices();
         using (a)
         using (b)
         {
-            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
-            GpuBuffer imported = b.Import(a.Export(shared));
-            GpuJob hang = a.CreateClient("app").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Hang = true, Buffers = [new BufferAccess(shared, true)] });
+            Assert.True(a.Config.EngineTimeout < b.Config.DependencyTimeout);
+            (GpuBuffer shared, GpuBuffer imported) = ShareOne(a, b);
+            GpuJob hang = HungWriter(a, shared);
             GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
-            GpuJob independent = b.CreateClient("other").Submit(Job(EngineKind.Compute, 10 * Us));
             a.RunUntilIdle();
 
-            Assert.True(hang.Finished.Error < 0);
-            Assert.True(compose.Finished.IsSignaled);
-            Assert.True(compose.EndTime - compose.SubmitTime <= b.Config.DependencyTimeout + (1 * Ms), "B waited past its dependency timeout");
-            Assert.True(independent.EndTime < 1 * Ms, "an unrelated job on B was blocked by A's hang");
+            Assert.Equal(-Errno.ETIMEDOUT, hang.Finished.Error);
+            Assert.Equal(1, compose.Finished.Status); // released by A's reset, it ran
+            Assert.True(compose.StartTime >= hang.Finished.Timestamp, "B's reader ran before A's hung writer was reset");
+            Assert.True(compose.StartTime < b.Config.DependencyTimeout, "B waited for its dependency timeout although A's reset came first");
+        }
+    }
+
+    /// <summary>A's engine timeout (500 ms) is longer than B's dependency timeout (30 ms): B's job that waits
+    /// for A's hung writer is released by its own timeout, with -ETIME and without running, long before A
+    /// resets; B's other work, on the same engine and another, runs at once.</summary>
+    [Fact]
+    public void AHangOnOneDevice_ReleasesTheOthersJobAtItsDependencyTimeoutWithEtime_AndItsOtherWorkIsNotDelayed()
+    {
+        TimeSpan dependencyTimeout = 30 * Ms;
+        (Gpu a, Gpu b) = TwoDevices(
+            a: c => new GpuConfig { Name = "gpuA", EngineTimeout = 500 * Ms },
+            b: c => new GpuConfig { Name = "gpuB", DependencyTimeout = dependencyTimeout });
+        using (a)
+        using (b)
+        {
+            (GpuBuffer shared, GpuBuffer imported) = ShareOne(a, b);
+            List<GpuEvent> timeouts = Record(b, GpuEventKind.DependencyTimeout);
+            GpuJob hang = HungWriter(a, shared);
+            a.RunFor(1 * Ms);
+            GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            GpuJob sameEngine = b.CreateClient("hud").Submit(Job(EngineKind.Graphics, 10 * Us));
+            GpuJob otherEngine = b.CreateClient("other").Submit(Job(EngineKind.Compute, 10 * Us));
+
+            a.RunUntil(compose.SubmitTime + dependencyTimeout - Us);
+            Assert.False(compose.Finished.IsSignaled, "B's job was released before its dependency timeout");
+            Assert.True(sameEngine.Finished.IsSignaled && otherEngine.Finished.IsSignaled, "B's independent work waited for A's hang");
+            Assert.Equal(sameEngine.SubmitTime + (10 * Us), sameEngine.EndTime);
+            Assert.Equal(otherEngine.SubmitTime + (10 * Us), otherEngine.EndTime);
+
+            a.RunUntil(compose.SubmitTime + dependencyTimeout);
+            Assert.Equal(-Errno.ETIME, compose.Finished.Error);
+            Assert.Equal(compose.SubmitTime + dependencyTimeout, compose.Finished.Timestamp);
+            Assert.Null(compose.StartTime); // it never ran
+            Assert.Same(compose, Assert.Single(timeouts).Job);
+            Assert.False(hang.Finished.IsSignaled, "A reset before B's dependency timeout: the scenario does not test the timeout");
+
+            a.RunUntilIdle();
+            Assert.Equal(-Errno.ETIMEDOUT, hang.Finished.Error);
         }
     }
 
@@ -364,6 +478,67 @@ public class MultiDeviceTests
         (ulong a2, ulong b2) = SharedRun();
         Assert.Equal(a1, a2);
         Assert.Equal(b1, b2);
+    }
+
+    [Fact]
+    public void APinnedImportWithoutPeerToPeer_PinsTheBufferInSystemMemory_WhereEveryJobUsesIt_AndNoEvictionMovesIt()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 2 * MiB });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuClient app = a.CreateClient("app");
+            app.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            Assert.Equal(BufferPlacement.Device, shared.Placement);
+
+            GpuBuffer pinned = b.Import(a.Export(shared), ImportMode.Pinned, allowPeerToPeer: false);
+            var move = (GpuFence)shared.StorageFence!;
+            Assert.Equal(BufferPlacement.System, shared.Placement); // moved out to be pinned where B reaches it
+            Assert.Equal(FenceUsage.Kernel, shared.Reservation.Snapshot.ToArray().Single(e => ReferenceEquals(e.Fence, move)).Usage);
+            Assert.Equal(0, a.DeviceMemoryUsed);
+
+            GpuJob own = app.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true))); // the exporter uses it there too
+            GpuJob imported = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(pinned, false)));
+            var others = Enumerable.Range(0, 4).Select(i => a.CreateBuffer(MiB, $"bo{i}")).ToArray();
+            var pressure = others.Select(o => app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(o, true)))).ToList();
+            a.RunUntilIdle();
+
+            Assert.Equal(1, own.Finished.Status);
+            Assert.Equal(1, imported.Finished.Status);
+            Assert.True(imported.StartTime >= move.Job!.EndTime);
+            Assert.All(pressure, j => Assert.Equal(1, j.Finished.Status));
+            Assert.Same(move, shared.StorageFence); // neither moved back in nor evicted
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+    }
+
+    [Fact]
+    public void WithPeerToPeerOffOnTheExporter_TheImportBouncesToSystemMemory_AndTheReadWaitsForTheCopy()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", PeerToPeer = false });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuBuffer imported = b.Import(a.Export(shared), allowPeerToPeer: true);
+            Assert.False(imported.PeerToPeer); // the importer allows it, the exporter does not
+            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            Assert.Equal(BufferPlacement.Device, shared.Placement);
+
+            GpuJob read = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            var bounce = (GpuFence)shared.StorageFence!;
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            Assert.Contains("bounce", bounce.Job!.Description.Label, StringComparison.Ordinal);
+            Assert.Contains(bounce, read.EffectiveDependencies);
+            a.RunUntilIdle();
+            Assert.True(read.StartTime >= bounce.Job.EndTime, "the read began before the bounce copy ended");
+            Assert.True(bounce.Job.StartTime >= render.EndTime);
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
     }
 
     /// <summary>The README's example, as written there.</summary>
