@@ -480,6 +480,104 @@ public class MultiDeviceTests
         Assert.Equal(b1, b2);
     }
 
+    /// <summary>Where a buffer's storage is and what the exporter did to it: equal before and after a call
+    /// that failed means it changed nothing (no move, no eviction job, no accounting change).</summary>
+    private readonly record struct StorageState(BufferPlacement Placement, Fence? Storage, long ExporterJobs, long ExporterUsed)
+    {
+        public static StorageState Of(GpuBuffer buffer) =>
+            new(buffer.Placement, buffer.StorageFence, buffer.Device.JobsSubmitted, buffer.Device.DeviceMemoryUsed);
+    }
+
+    /// <summary>A exports a 1 MiB buffer; B reaches A peer to peer, C does not (PeerToPeer off).</summary>
+    private sealed class ThreeDevices : IDisposable
+    {
+        public ThreeDevices()
+        {
+            A = new Gpu(new GpuConfig { Name = "gpuA" });
+            B = new Gpu(new GpuConfig { Name = "gpuB" }, shareTimeWith: A);
+            C = new Gpu(new GpuConfig { Name = "gpuC", PeerToPeer = false }, shareTimeWith: A);
+            Shared = A.CreateBuffer(MiB, "scanout");
+            DmaBuf = A.Export(Shared);
+        }
+
+        public Gpu A { get; }
+
+        public Gpu B { get; }
+
+        public Gpu C { get; }
+
+        public GpuBuffer Shared { get; }
+
+        public DmaBuf DmaBuf { get; }
+
+        public long Leaks => A.LeakCount + B.LeakCount + C.LeakCount;
+
+        public void Dispose()
+        {
+            C.Dispose();
+            B.Dispose();
+            A.Dispose(); // the loop's owner last
+        }
+    }
+
+    [Fact]
+    public void APinnedImportWithoutPeerToPeer_OfABufferPinnedInDeviceMemory_FailsWithEinval_AndChangesNothing()
+    {
+        using var d = new ThreeDevices();
+        GpuBuffer p2p = d.B.Import(d.DmaBuf, ImportMode.Pinned); // pinned in device memory: B reaches it peer to peer
+        Assert.Equal(BufferPlacement.Device, d.Shared.Placement);
+        StorageState before = StorageState.Of(d.Shared);
+
+        var ex = Assert.Throws<FenceErrnoException>(() => d.C.Import(d.DmaBuf, ImportMode.Pinned));
+
+        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Contains("no peer-to-peer", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(before, StorageState.Of(d.Shared)); // not moved under B's pin
+        d.B.Detach(p2p); // with B's pin gone, C's pinned import moves it to system memory, where C reaches it
+        Assert.True(d.C.Import(d.DmaBuf, ImportMode.Pinned).IsMapped);
+        Assert.Equal(BufferPlacement.System, d.Shared.Placement);
+    }
+
+    [Fact]
+    public void ADynamicImportWithoutPeerToPeer_CannotMapABufferPinnedInDeviceMemory_Ebusy_AndNothingMoves()
+    {
+        using var d = new ThreeDevices();
+        d.B.Import(d.DmaBuf, ImportMode.Pinned);
+        GpuBuffer dynamic = d.C.Import(d.DmaBuf, ImportMode.Dynamic); // attaching is fine; mapping is where it fails
+        GpuBuffer own = d.C.CreateBuffer(MiB, "own"); // C's own buffer in the same job: not placed either
+        GpuClient reader = d.C.CreateClient("reader");
+        StorageState before = StorageState.Of(d.Shared);
+
+        var ex = Assert.Throws<FenceErrnoException>(() => reader.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(own, true), new BufferAccess(dynamic, false))));
+
+        Assert.Equal(-Errno.EBUSY, ex.Errno);
+        Assert.Contains("pinned import", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(before, StorageState.Of(d.Shared));
+        Assert.Equal(0, d.C.JobsSubmitted); // no clear of C's own buffer either
+        Assert.Null(own.StorageFence);
+        Assert.False(dynamic.IsMapped);
+    }
+
+    [Fact]
+    public void APinnedPeerToPeerImport_PinsInSystemMemory_WhenAnotherAttachmentCannotReachDeviceMemory()
+    {
+        using var d = new ThreeDevices();
+        d.A.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(d.Shared, true)));
+        d.A.RunUntilIdle();
+        GpuBuffer dynamic = d.C.Import(d.DmaBuf, ImportMode.Dynamic);
+
+        GpuBuffer pinned = d.B.Import(d.DmaBuf, ImportMode.Pinned); // amdgpu_dma_buf_pin: GTT, since C's attachment has no P2P
+
+        Assert.Equal(BufferPlacement.System, d.Shared.Placement);
+        GpuJob read = d.C.CreateClient("reader").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(dynamic, false)));
+        GpuJob use = d.B.CreateClient("user").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(pinned, false)));
+        d.A.RunUntilIdle();
+        Assert.Equal(1, read.Finished.Status);
+        Assert.Equal(1, use.Finished.Status);
+        Assert.Equal(BufferPlacement.System, d.Shared.Placement);
+        Assert.Equal(0, d.Leaks);
+    }
+
     [Fact]
     public void APinnedImportWithoutPeerToPeer_PinsTheBufferInSystemMemory_WhereEveryJobUsesIt_AndNoEvictionMovesIt()
     {
@@ -513,6 +611,144 @@ public class MultiDeviceTests
             Assert.Equal(BufferPlacement.System, shared.Placement);
             Assert.Equal(0, a.LeakCount + b.LeakCount);
         }
+    }
+
+    /// <summary>Three buffers fill A's 3 MiB: two pinned by pinned imports, one, v, evictable (and imported
+    /// dynamically, so a move of it would notify).</summary>
+    private static (Gpu A, Gpu B, GpuBuffer Evictable, GpuBuffer EvictableImport, GpuClient App) AllButOneBufferPinned()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 3 * MiB });
+        b.Import(a.Export(a.CreateBuffer(MiB, "p0")), ImportMode.Pinned);
+        b.Import(a.Export(a.CreateBuffer(MiB, "p1")), ImportMode.Pinned);
+        GpuBuffer v = a.CreateBuffer(MiB, "v");
+        GpuBuffer vImport = b.Import(a.Export(v), ImportMode.Dynamic);
+        GpuClient app = a.CreateClient("app");
+        app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(v, true)));
+        a.RunUntilIdle();
+        Assert.Equal(3 * MiB, a.DeviceMemoryUsed);
+        return (a, b, v, vImport, app);
+    }
+
+    /// <summary>A submission that cannot be placed throws -ENOMEM having evicted nothing: v is where it was,
+    /// its importer was not told of a move, and every new buffer is still unplaced.</summary>
+    private static void AssertEnomemChangedNothing(Func<GpuClient, BufferAccess[]> buffers)
+    {
+        (Gpu a, Gpu b, GpuBuffer v, GpuBuffer vImport, GpuClient app) = AllButOneBufferPinned();
+        using (a)
+        using (b)
+        {
+            BufferAccess[] accesses = buffers(app);
+            StorageState before = StorageState.Of(v);
+            long notified = vImport.MoveNotifications;
+
+            var ex = Assert.Throws<FenceErrnoException>(() => app.Submit(Job(EngineKind.Compute, 10 * Us, accesses)));
+
+            Assert.Equal(-Errno.ENOMEM, ex.Errno);
+            Assert.Contains("nothing was evicted", ex.Message, StringComparison.Ordinal);
+            Assert.Equal(before, StorageState.Of(v)); // no eviction job, accounting as it was
+            Assert.Equal(notified, vImport.MoveNotifications);
+            Assert.All(accesses, x => Assert.Null(x.Buffer.StorageFence));
+        }
+    }
+
+    [Fact]
+    public void APlacementNeedingTwoVictims_WhenOnlyOneIsEvictable_FailsWithEnomem_HavingEvictedNothing() =>
+        AssertEnomemChangedNothing(app => [new BufferAccess(app.Gpu.CreateBuffer(2 * MiB, "big"), true)]);
+
+    [Fact]
+    public void ASubmissionWhoseSecondBufferFindsNoVictim_FailsWithEnomem_HavingPlacedAndEvictedNothing() =>
+        AssertEnomemChangedNothing(app => [new BufferAccess(app.Gpu.CreateBuffer(MiB, "x"), true), new BufferAccess(app.Gpu.CreateBuffer(MiB, "y"), true)]);
+
+    /// <summary>A's buffer sits in device memory and a CPU access to it is in progress: <paramref name="during"/>
+    /// runs inside the access and must fail with -EBUSY without moving the buffer; once the access is over,
+    /// <paramref name="after"/> bounces it to system memory.</summary>
+    private static void AssertBounceRefusedDuringCpuAccess(bool importerPeerToPeer, Func<Gpu, Gpu, GpuBuffer, Action> during, Action<Gpu, Gpu, GpuBuffer> after)
+    {
+        (Gpu a, Gpu b) = TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = importerPeerToPeer });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            Action act = during(a, b, shared);
+            StorageState before = StorageState.Of(shared);
+            FenceErrnoException? refused = null;
+            StorageState seen = default;
+
+            a.CpuAccess(shared, write: false, _ =>
+            {
+                refused = Assert.Throws<FenceErrnoException>(act); // the CPU reads device memory: no move until it ends
+                seen = StorageState.Of(shared);
+            });
+
+            Assert.Equal(-Errno.EBUSY, refused!.Errno);
+            Assert.Contains("CPU access in progress", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(before, seen);
+            after(a, b, shared);
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            a.RunUntilIdle();
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+    }
+
+    [Fact]
+    public void ABounceObeysTheEvictionRule_ACpuAccessInProgressOnTheExporter_MakesTheImportersMapFailWithEbusy()
+    {
+        GpuBuffer? imported = null;
+        GpuClient? compositor = null;
+        AssertBounceRefusedDuringCpuAccess(
+            importerPeerToPeer: false,
+            during: (a, b, shared) =>
+            {
+                imported = b.Import(a.Export(shared));
+                compositor = b.CreateClient("compositor");
+                return () => compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            },
+            after: (a, b, shared) => compositor!.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported!, false))));
+    }
+
+    [Fact]
+    public void ABounceForAPinnedImport_DuringACpuAccessOnTheExporter_FailsWithEbusy_AndNothingChanges() =>
+        AssertBounceRefusedDuringCpuAccess(
+            importerPeerToPeer: true,
+            during: (a, b, shared) => () => b.Import(a.Export(shared), ImportMode.Pinned, allowPeerToPeer: false),
+            after: (a, b, shared) => Assert.True(b.Import(a.Export(shared), ImportMode.Pinned, allowPeerToPeer: false).IsMapped));
+
+    /// <summary>Threads mode: a bounce that finds the buffer pinned by a CPU access on another thread backs
+    /// off and waits (holding no pin) instead of failing, and bounces once the access ends.</summary>
+    [Fact]
+    public void InThreadsMode_ABounceWaitsForACpuAccessInProgressOnTheExporter_ThenMoves()
+    {
+        using var a = new Gpu(new GpuConfig { Name = "gpuA", Mode = GpuTimeMode.Threads, WorkerThreads = 1, DependencyTimeout = TimeSpan.FromSeconds(10) });
+        using var b = new Gpu(new GpuConfig { Name = "gpuB", Mode = GpuTimeMode.Threads, PeerToPeer = false, DependencyTimeout = TimeSpan.FromSeconds(10) }, shareTimeWith: a);
+        GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+        GpuBuffer imported = b.Import(a.Export(shared));
+        a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+        Assert.True(a.WaitForIdle(TimeSpan.FromSeconds(10)));
+        GpuClient compositor = b.CreateClient("compositor");
+        using var submitting = new ManualResetEventSlim();
+        Task<GpuJob>? read = null;
+        BufferPlacement atAccessEnd = BufferPlacement.System;
+
+        a.CpuAccess(shared, write: false, _ =>
+        {
+            read = Task.Run(() =>
+            {
+                submitting.Set();
+                return compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            });
+            Assert.True(submitting.Wait(TimeSpan.FromSeconds(10)));
+            Thread.Sleep(50); // the submission meets the CPU's pin meanwhile
+            atAccessEnd = shared.Placement;
+        });
+
+        GpuJob job = read!.GetAwaiter().GetResult(); // no -EBUSY: it waited
+        Assert.Equal(BufferPlacement.Device, atAccessEnd); // not moved under the CPU
+        Assert.Equal(BufferPlacement.System, shared.Placement);
+        Assert.True(a.WaitForIdle(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, job.Finished.Status);
+        Assert.Equal(0, a.LeakCount + b.LeakCount);
     }
 
     [Fact]
