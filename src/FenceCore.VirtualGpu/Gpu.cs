@@ -26,7 +26,12 @@ namespace FenceCore.VirtualGpu;
 /// on the same ring end with -ECANCELED (they are not resubmitted); jobs of a killed client end with
 /// -ESRCH; a job whose dependency does not signal within <see cref="GpuConfig.DependencyTimeout"/> ends
 /// with -ETIME without running; device loss ends every pending job with -ENODEV. The scheduler does not
-/// propagate a dependency's error into a job: like the kernel's, it leaves that to the submitter.</para>
+/// propagate a dependency's error into a job, as drm_sched does not (drm_sched_job_dependency hands each
+/// dependency to the wait whatever its error, and drm_sched_entity_pop_job sets one, -ECANCELED, only on
+/// a guilty entity's job): a job whose dependency failed, a lost exporter's fence with -ENODEV included,
+/// still runs and signals without error, and its submitter reads the dependencies' errors. Where the model
+/// differs on purpose: a dependency still pending after the dependency timeout ends the job with -ETIME,
+/// where the kernel would wait for ever.</para>
 /// </remarks>
 public sealed class Gpu : IDisposable
 {
@@ -317,7 +322,10 @@ public sealed class Gpu : IDisposable
     /// <exception cref="ArgumentException">The dma-buf was not exported by a virtual GPU.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The mode is not an <see cref="ImportMode"/>.</exception>
     /// <exception cref="FenceErrnoException">-ENODEV: this device or the exporter is lost; -ENOMEM: a pinned
-    /// import could not place the buffer (nothing else could be evicted). Nothing changed.</exception>
+    /// import could not place the buffer (too little could be evicted; nothing was); -EINVAL: a pinned
+    /// import without peer-to-peer found the buffer pinned in device memory; -EBUSY: the buffer had to move
+    /// to system memory for a pinned import but work in flight pinned it (see <see cref="Submit"/>). Nothing
+    /// changed.</exception>
     public GpuBuffer Import(DmaBuf dmaBuf, ImportMode mode = ImportMode.Dynamic, bool allowPeerToPeer = true)
     {
         ArgumentNullException.ThrowIfNull(dmaBuf);
@@ -486,8 +494,14 @@ public sealed class Gpu : IDisposable
     /// its entity, does implicit sync (reads its dependencies and adds its finished fence on every buffer
     /// as one step, under a wait-die acquire context when it touches several), and pushes it.
     /// </summary>
-    /// <exception cref="FenceErrnoException">The device is lost (-ENODEV), or a syncobj wait names a point
-    /// not yet submitted (-EINVAL).</exception>
+    /// <exception cref="FenceErrnoException">The device is lost (-ENODEV); a syncobj wait names a point
+    /// not yet submitted (-EINVAL); device memory cannot hold the job's buffers however much is evicted
+    /// (-ENOMEM); or an import without peer-to-peer cannot be mapped (-EBUSY): its exporter has the buffer
+    /// pinned in device memory, by a pinned import, or by a submission or CPU access in progress that does
+    /// not end (in virtual mode, one that made this call; in threads mode the submission backs off and waits
+    /// up to <see cref="GpuConfig.DependencyTimeout"/>). Nothing changed: no eviction, move or pin; only a
+    /// threads-mode submission that gave up waiting keeps the placements of its own buffers made before it
+    /// backed off.</exception>
     public GpuJob Submit(GpuClient client, JobDescription desc) => Submission.Submit(client, desc);
 
     // ----------------------------------------------------------------------------------------------

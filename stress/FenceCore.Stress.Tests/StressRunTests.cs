@@ -103,6 +103,25 @@ public class StressRunTests
         Assert.Equal(0, counts.GetProperty("importWrites").GetInt64());
     }
 
+    /// <summary>The other side of the seed's importer bug: importers that honour KERNEL fences never touch
+    /// an import while its exporter moves it, whatever the seed (the same short two-device runs as the bug's).</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ACorrectImporter_NeverAccessesAnImportDuringAMove_InEveryRun(int seed)
+    {
+        (int code, JsonElement report) = Run("--jobs", "20000", "--seed", seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(0, code);
+        Assert.Equal(2, report.GetProperty("config").GetProperty("devices").GetInt32());
+        JsonElement counts = report.GetProperty("counts");
+        Assert.True(counts.GetProperty("imports").GetInt64() > 0);
+        Assert.True(counts.GetProperty("moveNotifications").GetInt64() > 0, "no import was moved: the run does not test the rule");
+        Assert.Equal(0, counts.GetProperty("crossDeviceLeaks").GetInt64());
+        Assert.Equal(0, counts.GetProperty("leaks").GetInt64());
+        Assert.Equal(0, Violations(report, "no-access-during-move"));
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

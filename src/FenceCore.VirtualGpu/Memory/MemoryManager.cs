@@ -7,7 +7,8 @@ namespace FenceCore.VirtualGpu;
 /// engine whose finished fence is the buffer's KERNEL fence.
 /// </summary>
 /// <remarks>Owns one lock, <see cref="_gate"/>: placement, the LRU, pins and the accounting change under it.
-/// Kernel jobs are submitted under it (their events are raised there); no fence is signalled under it.</remarks>
+/// Kernel jobs are submitted under it (their events are raised there); no fence is signalled under it. Waits
+/// for another thread's pins (<see cref="WaitForInFlightPins"/>) happen outside it, holding no pin.</remarks>
 internal sealed class MemoryManager(Gpu gpu)
 {
     private readonly Gpu _gpu = gpu;
@@ -27,8 +28,9 @@ internal sealed class MemoryManager(Gpu gpu)
     public long PeakUsed => Interlocked.Read(ref _peakUsedBytes);
 
     /// <summary>Makes every buffer of a submission resident and pins it until the job's fence is in its
-    /// reservation; returns, per access, the fence of the move or clear that established its storage. A
-    /// placement that fails unpins what it pinned and throws.</summary>
+    /// reservation; returns, per access, the fence of the move or clear that established its storage.
+    /// Whether every placement fits is decided first (<see cref="EnsureFits(BufferAccess[])"/>): a submission that cannot be
+    /// placed throws -ENOMEM having evicted, moved and pinned nothing.</summary>
     public Fence?[] PinResident(BufferAccess[] accesses)
     {
         if (accesses.Length == 0)
@@ -40,6 +42,7 @@ internal sealed class MemoryManager(Gpu gpu)
 
         lock (_gate)
         {
+            EnsureFits(accesses); // fails before any eviction, move or pin: a rejected submission changes nothing
             int pinned = 0;
             try
             {
@@ -106,7 +109,16 @@ internal sealed class MemoryManager(Gpu gpu)
         }
     }
 
-    internal void Unpin(BufferAccess[] accesses)
+    /// <summary>The end of a submission's placement (its fence is in every reservation, or it failed): this
+    /// device's buffers, and the imports on their exporters, may move again.</summary>
+    internal void UnpinSubmission(BufferAccess[] accesses)
+    {
+        Unpin(accesses);
+        UnmapImports(accesses, accesses.Length);
+    }
+
+    /// <summary>Unpins this device's own buffers among <paramref name="accesses"/>.</summary>
+    private void Unpin(BufferAccess[] accesses)
     {
         if (accesses.Length > 0)
         {
@@ -133,13 +145,78 @@ internal sealed class MemoryManager(Gpu gpu)
     }
 
     /// <summary>
-    /// Maps the imports among <paramref name="accesses"/> (buffers of other devices) on their exporters and
-    /// pins each there for the submission, filling their slots of <paramref name="storage"/>. Called after
-    /// <see cref="PinResident"/> returned, so no two memory managers' locks are ever held together. On a
-    /// failure nothing stays pinned: the caller unpins what this pinned (<see cref="UnmapImports"/>) with
-    /// the count returned through <paramref name="mapped"/>.
+    /// Pins everything a submission touches: this device's buffers (<see cref="PinResident"/>), then the
+    /// imports on their exporters (<see cref="MapImports"/>), after this device's lock is released, so no two
+    /// memory managers' locks are ever held together. The imports are checked first
+    /// (<see cref="CheckImports"/>), so an import that cannot be mapped fails before anything moves. An
+    /// import whose bounce finds its buffer pinned by work in flight on another thread (threads mode) backs
+    /// off, as a wait-die acquire does: everything pinned is unpinned, the wait happens holding nothing (two
+    /// submissions that each pin what the other must bounce cannot deadlock), and the placement starts again.
+    /// Returns, per access, the storage fence its job must find signalled; on a failure nothing stays pinned.
     /// </summary>
-    internal static void MapImports(BufferAccess[] accesses, Fence?[] storage, out int mapped)
+    /// <exception cref="FenceErrnoException">-ENOMEM, or -EBUSY (see <see cref="TryMapForImport"/>).</exception>
+    internal Fence?[] PinForSubmission(BufferAccess[] accesses)
+    {
+        CheckImports(accesses);
+        long deadline = 0;
+        while (true)
+        {
+            Fence?[] storage = PinResident(accesses);
+            int mapped = 0;
+            GpuBuffer? busy;
+            try
+            {
+                busy = MapImports(accesses, storage, out mapped);
+            }
+            catch
+            {
+                UnmapImports(accesses, mapped);
+                Unpin(accesses);
+                throw;
+            }
+
+            if (busy is null)
+            {
+                return storage;
+            }
+
+            UnmapImports(accesses, mapped);
+            Unpin(accesses);
+            busy.Origin.Device.Memory.WaitForInFlightPins(busy.Origin, busy, ref deadline);
+        }
+    }
+
+    /// <summary>Fails, before anything moves, a submission with an import its exporter cannot map (see
+    /// <see cref="TryMapForImport"/>): pinned in device memory for an importer without peer-to-peer, pinned by
+    /// work in flight in virtual mode, or too big for the exporter's device memory. Takes each exporter's
+    /// lock in turn.</summary>
+    private static void CheckImports(BufferAccess[] accesses)
+    {
+        foreach (BufferAccess a in accesses)
+        {
+            if (a.Buffer.IsImported)
+            {
+                GpuBuffer origin = a.Buffer.Origin;
+                MemoryManager exporter = origin.Device.Memory;
+                lock (exporter._gate)
+                {
+                    if (exporter.CheckMappable(origin, a.Buffer, accesses) && exporter._gpu.Config.Mode == GpuTimeMode.Virtual)
+                    {
+                        exporter.ThrowPinnedInFlight(origin, a.Buffer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Maps the imports among <paramref name="accesses"/> (buffers of other devices) on their exporters and
+    /// pins each there for the submission, filling their slots of <paramref name="storage"/>. Stops at an
+    /// import whose buffer must be bounced but is pinned by work in flight, and returns it (null when all
+    /// are mapped). The caller unpins what this pinned (<see cref="UnmapImports"/>) with the count returned
+    /// through <paramref name="mapped"/>, on a failure or a stop.
+    /// </summary>
+    private static GpuBuffer? MapImports(BufferAccess[] accesses, Fence?[] storage, out int mapped)
     {
         mapped = 0;
         for (int i = 0; i < accesses.Length; i++)
@@ -147,15 +224,20 @@ internal sealed class MemoryManager(Gpu gpu)
             if (accesses[i].Buffer.IsImported)
             {
                 GpuBuffer import = accesses[i].Buffer;
-                storage[i] = import.Origin.Device.Memory.MapForImport(import, accesses);
+                if (!import.Origin.Device.Memory.TryMapForImport(import, accesses, out storage[i]))
+                {
+                    return import;
+                }
             }
 
             mapped = i + 1;
         }
+
+        return null;
     }
 
     /// <summary>Unpins, on their exporters, the imports among the first <paramref name="count"/> accesses.</summary>
-    internal static void UnmapImports(BufferAccess[] accesses, int count)
+    private static void UnmapImports(BufferAccess[] accesses, int count)
     {
         for (int i = 0; i < count; i++)
         {
@@ -179,64 +261,186 @@ internal sealed class MemoryManager(Gpu gpu)
     /// KERNEL move). A buffer pinned by a pinned import stays where it is. A lost exporter moves nothing:
     /// the mapping keeps working with undefined contents, as the kernel's hot-unplug rules ask.
     /// </summary>
-    /// <returns>The storage fence the importer's job must find signalled when it starts.</returns>
-    private Fence? MapForImport(GpuBuffer import, BufferAccess[] accesses)
+    /// <remarks>A bounce moves the buffer, so it obeys eviction's rule: nothing may pin it. A buffer pinned
+    /// in device memory by a pinned import cannot be mapped by an importer without peer-to-peer: -EBUSY,
+    /// the answer amdgpu_dma_buf_map gave for a pinned buffer outside GTT. Recent kernels dropped that check
+    /// from the map when amdgpu_dma_buf_pin began to pin in GTT whenever an attachment lacks peer-to-peer
+    /// (commit f5e7fabd1f5c); this model keeps it, so an importer attached after the pin is not handed
+    /// memory it cannot reach. A buffer pinned only by work in flight (a submission being placed, a CPU
+    /// access) returns false: the caller backs off and waits (<see cref="PinForSubmission"/>), as the
+    /// kernel's importer waits for the exporter's reservation lock; in virtual mode
+    /// <see cref="CheckImports"/> has already failed it with -EBUSY.</remarks>
+    /// <param name="import">The importer's handle.</param>
+    /// <param name="accesses">The submission's accesses: their buffers are never evicted for this one.</param>
+    /// <param name="storage">The storage fence the importer's job must find signalled when it starts.</param>
+    /// <exception cref="FenceErrnoException">-EBUSY: pinned in device memory by a pinned import, for an
+    /// import without peer-to-peer; -ENOMEM: a peer-to-peer placement found too little to evict.</exception>
+    private bool TryMapForImport(GpuBuffer import, BufferAccess[] accesses, out Fence? storage)
     {
         GpuBuffer origin = import.Origin;
         lock (_gate)
         {
-            if (!_gpu.IsLost && origin.ImportPins == 0)
+            if (CheckMappable(origin, import, accesses))
             {
-                if (import.PeerToPeer)
-                {
-                    EnsureResident(origin, accesses);
-                }
-                else if (origin.Placement == BufferPlacement.Device)
-                {
-                    MoveToSystem(origin, $"bounce {origin.Name} to system memory for {import.Device.Name}");
-                }
+                storage = null;
+                return false;
             }
 
-            origin.PinCount++;
-            import.Mapped = true;
-            return origin.StorageFence;
+            if (NeedsBounce(origin, import))
+            {
+                MoveToSystem(origin, $"bounce {origin.Name} to system memory for {import.Device.Name}");
+            }
+            else if (NeedsPeerToPeerPlacement(origin, import))
+            {
+                EnsureResident(origin, accesses);
+            }
+
+            storage = PinForImport(origin, import);
+            return true;
         }
     }
 
+    /// <summary>Checks that <paramref name="import"/> can be mapped now, under <see cref="_gate"/>: throws
+    /// -EBUSY (pinned in device memory by a pinned import, for an import without peer-to-peer) or -ENOMEM
+    /// (a peer-to-peer placement that does not fit, <see cref="EnsureFits(GpuBuffer, BufferAccess[])"/>);
+    /// returns true when a bounce is needed but work in flight pins the buffer.</summary>
+    private bool CheckMappable(GpuBuffer origin, GpuBuffer import, BufferAccess[] accesses)
+    {
+        if (NeedsBounce(origin, import))
+        {
+            if (origin.ImportPins > 0)
+            {
+                throw new FenceErrnoException(-Errno.EBUSY,
+                    $"{origin.Name} is pinned in device memory on {_gpu.Name} by a pinned import that reaches it peer to peer; {import.Name} has no peer-to-peer access and cannot map it there (amdgpu_dma_buf_map: a pinned buffer outside system memory)");
+            }
+
+            return origin.PinCount > 0;
+        }
+
+        if (NeedsPeerToPeerPlacement(origin, import))
+        {
+            EnsureFits(origin, accesses);
+        }
+
+        return false;
+    }
+
+    /// <summary>A peer-to-peer import of a buffer no pinned import holds: placed in device memory as for a
+    /// job of this device (on a device not lost). Under <see cref="_gate"/>.</summary>
+    private bool NeedsPeerToPeerPlacement(GpuBuffer origin, GpuBuffer import) =>
+        !_gpu.IsLost && import.PeerToPeer && origin.ImportPins == 0;
+
+    /// <summary>Pins the exporter's buffer for an importer's submission and marks the import mapped; the
+    /// storage fence is the one the importer's job waits for. Under <see cref="_gate"/>.</summary>
+    private static Fence? PinForImport(GpuBuffer origin, GpuBuffer import)
+    {
+        origin.PinCount++;
+        import.Mapped = true;
+        return origin.StorageFence;
+    }
+
+    /// <summary>An import that cannot reach device memory finds the buffer there (on a device not lost):
+    /// it must be bounced to system memory first. Under <see cref="_gate"/>.</summary>
+    private bool NeedsBounce(GpuBuffer origin, GpuBuffer import) =>
+        !_gpu.IsLost && !import.PeerToPeer && origin.Placement == BufferPlacement.Device;
+
+    /// <summary>
+    /// Waits, outside <see cref="_gate"/> and holding no pin, for the in-flight pins of a buffer that must be
+    /// bounced (a submission being placed on another thread, a CPU access) to go, as the kernel's importer
+    /// waits for the exporter's reservation lock; one step of the wait per call. In virtual mode a pin is only ever held by a call further up this
+    /// thread's stack (a submission or a CPU access callback that imports), which waiting cannot release:
+    /// -EBUSY at once. In threads mode the wait ends by <see cref="GpuConfig.DependencyTimeout"/>, with -EBUSY.
+    /// </summary>
+    /// <param name="origin">The exporter's buffer to bounce.</param>
+    /// <param name="import">The import it is bounced for.</param>
+    /// <param name="deadline">0 on the first call; then the wait's end, in <see cref="Environment.TickCount64"/> ms.</param>
+    private void WaitForInFlightPins(GpuBuffer origin, GpuBuffer import, ref long deadline)
+    {
+        long now = Environment.TickCount64;
+        if (deadline == 0)
+        {
+            deadline = now + (long)_gpu.Config.DependencyTimeout.TotalMilliseconds;
+        }
+
+        if (_gpu.Config.Mode == GpuTimeMode.Virtual || now > deadline)
+        {
+            ThrowPinnedInFlight(origin, import);
+        }
+
+        Thread.Yield();
+    }
+
+    /// <summary>-EBUSY for a bounce that work in flight keeps from moving the buffer.</summary>
+    private void ThrowPinnedInFlight(GpuBuffer origin, GpuBuffer import) =>
+        throw new FenceErrnoException(-Errno.EBUSY,
+            $"{origin.Name} is pinned in device memory on {_gpu.Name} by a submission or CPU access in progress; it cannot be bounced to system memory for {import.Name} until that ends");
+
     /// <summary>
     /// Attaches an import of one of this device's buffers (<c>dma_buf_attach</c>). A pinned import pins the
-    /// buffer for its lifetime: in device memory when it reaches it peer-to-peer (which may evict others, and
-    /// fails with -ENOMEM when nothing can be evicted, leaving everything as it was), in system memory
-    /// otherwise (moved out if it was in device memory). A dynamic import is only recorded, to be told of
-    /// moves.
+    /// buffer for its lifetime (<c>amdgpu_dma_buf_pin</c>): in device memory when every attachment reaches
+    /// it peer-to-peer, this one and the dynamic ones (which may evict others, and fails with -ENOMEM when
+    /// too little can be evicted), in system memory otherwise (moved out if it was in device memory, once
+    /// no work in flight pins it). A buffer already pinned stays where it is; a pinned import that cannot
+    /// reach it there fails with -EINVAL (<c>amdgpu_bo_pin</c> on a pinned buffer outside the domains asked
+    /// for). A dynamic import is only recorded, to be told of moves.
     /// </summary>
+    /// <exception cref="FenceErrnoException">-ENOMEM, -EINVAL, or -EBUSY (see <see cref="WaitForInFlightPins"/>).
+    /// Nothing changed.</exception>
     internal void Attach(GpuBuffer import)
     {
         GpuBuffer origin = import.Origin;
-        lock (_gate)
+        long deadline = 0;
+        while (true)
         {
-            if (import.Mode == ImportMode.Dynamic)
+            lock (_gate)
             {
-                (origin.DynamicImports ??= []).Add(import);
-                return;
-            }
-
-            if (origin.ImportPins == 0)
-            {
-                if (import.PeerToPeer)
+                if (TryAttach(origin, import))
                 {
-                    EnsureResident(origin, []);
-                }
-                else if (origin.Placement == BufferPlacement.Device)
-                {
-                    MoveToSystem(origin, $"move {origin.Name} to system memory to pin it for {import.Device.Name}");
+                    return;
                 }
             }
 
-            origin.ImportPins++;
-            origin.PinCount++;
-            import.Mapped = true;
+            WaitForInFlightPins(origin, import, ref deadline);
         }
+    }
+
+    /// <summary>One attempt of <see cref="Attach"/>, under <see cref="_gate"/>: false when a bounce must wait
+    /// for pins in flight (nothing changed then).</summary>
+    private bool TryAttach(GpuBuffer origin, GpuBuffer import)
+    {
+        if (import.Mode == ImportMode.Dynamic)
+        {
+            (origin.DynamicImports ??= []).Add(import);
+            return true;
+        }
+
+        if (origin.ImportPins > 0)
+        {
+            if (NeedsBounce(origin, import))
+            {
+                throw new FenceErrnoException(-Errno.EINVAL,
+                    $"{origin.Name} is pinned in device memory on {_gpu.Name} by a pinned import that reaches it peer to peer; {import.Name} has no peer-to-peer access, and a pinned buffer cannot move to system memory for it (amdgpu_bo_pin: pinned outside the domains asked for)");
+            }
+        }
+        else if (import.PeerToPeer && (origin.DynamicImports?.TrueForAll(d => d.PeerToPeer) ?? true))
+        {
+            EnsureFits(origin, []);
+            EnsureResident(origin, []);
+        }
+        else if (origin.Placement == BufferPlacement.Device && !_gpu.IsLost)
+        {
+            if (origin.PinCount > 0)
+            {
+                return false;
+            }
+
+            MoveToSystem(origin, $"move {origin.Name} to system memory to pin it for {import.Device.Name}");
+        }
+
+        origin.ImportPins++;
+        origin.PinCount++;
+        import.Mapped = true;
+        return true;
     }
 
     /// <summary>Detaches an import (<c>dma_buf_detach</c>): a pinned import's pin is dropped, so the exporter
@@ -289,6 +493,84 @@ internal sealed class MemoryManager(Gpu gpu)
         }
     }
 
+    /// <summary>A buffer that a job of this device would have to move into device memory: not there yet,
+    /// and not pinned in system memory by an importer. Under <see cref="_gate"/>.</summary>
+    private static bool NeedsPlacement(GpuBuffer buffer) =>
+        buffer.Placement != BufferPlacement.Device && buffer.ImportPins == 0;
+
+    /// <summary>
+    /// Decides, before anything moves, that every buffer of a submission this device must place fits:
+    /// each one's victims are chosen as <see cref="EnsureResident"/> will choose them (least recently used
+    /// first, never a pinned buffer nor one of the submission's), on a copy of the accounting. Throws -ENOMEM
+    /// when they do not, with nothing evicted, moved or notified. TTM's ttm_bo_validate evicts one victim at
+    /// a time and keeps what it evicted when it then fails; this model decides first, so that a rejected
+    /// submission leaves state as it was. Under <see cref="_gate"/>.
+    /// </summary>
+    private void EnsureFits(BufferAccess[] accesses)
+    {
+        long used = _usedBytes;
+        List<GpuBuffer>? planned = null;
+        foreach (BufferAccess a in accesses)
+        {
+            if (!a.Buffer.IsImported)
+            {
+                used = Plan(a.Buffer, accesses, used, ref planned);
+            }
+        }
+    }
+
+    /// <summary><see cref="EnsureFits(BufferAccess[])"/> for one buffer.</summary>
+    private void EnsureFits(GpuBuffer buffer, BufferAccess[] pinnedByCaller)
+    {
+        List<GpuBuffer>? planned = null;
+        Plan(buffer, pinnedByCaller, _usedBytes, ref planned);
+    }
+
+    /// <summary>Plans one placement on the accounting <paramref name="used"/>, adding its victims to
+    /// <paramref name="planned"/>; returns the bytes used after it, or throws -ENOMEM.</summary>
+    private long Plan(GpuBuffer buffer, BufferAccess[] pinnedByCaller, long used, ref List<GpuBuffer>? planned)
+    {
+        if (!NeedsPlacement(buffer))
+        {
+            return used;
+        }
+
+        while (used + buffer.Size > _gpu.Config.DeviceMemoryBytes)
+        {
+            GpuBuffer? victim = NextVictim(pinnedByCaller, planned);
+            if (victim is null)
+            {
+                // TTM's answer when every candidate is pinned (ttm_bo_validate turns -ENOSPC into -ENOMEM).
+                throw new FenceErrnoException(-Errno.ENOMEM,
+                    $"Device memory exhausted on {_gpu.Name}: {_usedBytes} of {_gpu.Config.DeviceMemoryBytes} bytes are in use and too few are held by buffers that can be evicted (the rest are pinned by submissions in flight or pinned imports); {buffer.Name} ({buffer.Size} bytes) cannot be placed, and nothing was evicted");
+            }
+
+            (planned ??= []).Add(victim);
+            used -= victim.Size;
+        }
+
+        return used + buffer.Size;
+    }
+
+    /// <summary>The least recently used buffer that may be evicted: not pinned, not one of the caller's, and
+    /// not already in <paramref name="skip"/>. Under <see cref="_gate"/>.</summary>
+    private GpuBuffer? NextVictim(BufferAccess[] pinnedByCaller, List<GpuBuffer>? skip)
+    {
+        for (LinkedListNode<GpuBuffer>? n = _lru.First; n is not null; n = n.Next)
+        {
+            GpuBuffer candidate = n.Value;
+            if (candidate.PinCount == 0 && !pinnedByCaller.Any(a => ReferenceEquals(a.Buffer.Origin, candidate))
+                && (skip is null || !skip.Contains(candidate)))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Places <paramref name="buffer"/> in device memory, evicting as <see cref="EnsureFits(GpuBuffer, BufferAccess[])"/>
+    /// planned; the caller has checked that it fits. Under <see cref="_gate"/>.</summary>
     private void EnsureResident(GpuBuffer buffer, BufferAccess[] pinnedByCaller)
     {
         if (buffer.ImportPins > 0 && buffer.Placement == BufferPlacement.System)
@@ -306,25 +588,11 @@ internal sealed class MemoryManager(Gpu gpu)
         List<Fence>? evictions = null;
         while (_usedBytes + buffer.Size > _gpu.Config.DeviceMemoryBytes)
         {
-            GpuBuffer? victim = null;
-            for (LinkedListNode<GpuBuffer>? n = _lru.First; n is not null; n = n.Next)
-            {
-                if (n.Value.PinCount == 0 && !pinnedByCaller.Any(a => ReferenceEquals(a.Buffer.Origin, n.Value)))
-                {
-                    victim = n.Value;
-                    break;
-                }
-            }
-
-            if (victim is null)
-            {
-                // TTM's answer when every candidate is pinned (ttm_bo_validate turns -ENOSPC into -ENOMEM).
-                throw new FenceErrnoException(-Errno.ENOMEM,
-                    $"Device memory exhausted on {_gpu.Name}: {_usedBytes} of {_gpu.Config.DeviceMemoryBytes} bytes are held by pinned buffers (submissions in flight or pinned imports); {buffer.Name} ({buffer.Size} bytes) cannot be placed");
-            }
+            GpuBuffer? victim = NextVictim(pinnedByCaller, skip: null);
+            System.Diagnostics.Debug.Assert(victim is not null, "EnsureFits checked that the placement fits");
 
             // Evict: copy out after everything that uses the victim (BOOKKEEP level), as a KERNEL fence.
-            (evictions ??= []).Add(MoveToSystem(victim, $"evict {victim.Name}"));
+            (evictions ??= []).Add(MoveToSystem(victim!, $"evict {victim!.Name}"));
         }
 
         // Move in (or clear on first placement) into the space the evictions free.

@@ -46,18 +46,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
 
         // 1. Memory: make every buffer resident and pin it until its fence is in place; imports are mapped
         // and pinned on their exporters, after this device's lock is released.
-        Fence?[] storage = _gpu.Memory.PinResident(accesses);
-        int mapped = 0;
-        try
-        {
-            MemoryManager.MapImports(accesses, storage, out mapped);
-        }
-        catch
-        {
-            MemoryManager.UnmapImports(accesses, mapped);
-            _gpu.Memory.Unpin(accesses);
-            throw;
-        }
+        Fence?[] storage = _gpu.Memory.PinForSubmission(accesses);
 
         // One failure path from here on: whatever throws after the job is armed fails the job with
         // -ECANCELED (its fences signal, so no reservation keeps an unsignalled fence) and unpins.
@@ -107,14 +96,12 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 _gpu.Scheduler.FailJob(armed, -Errno.ECANCELED);
             }
 
-            _gpu.Memory.Unpin(accesses);
-            MemoryManager.UnmapImports(accesses, accesses.Length);
+            _gpu.Memory.UnpinSubmission(accesses);
             throw;
         }
 
         GpuJob job = armed;
-        _gpu.Memory.Unpin(accesses);
-        MemoryManager.UnmapImports(accesses, accesses.Length);
+        _gpu.Memory.UnpinSubmission(accesses);
 
         foreach (SyncObjPoint signal in desc.SyncObjSignals)
         {

@@ -18,6 +18,17 @@ public class MultiDeviceTests
         return (gpuA, gpuB);
     }
 
+    /// <summary>A 1 MiB buffer of <paramref name="a"/>'s, imported (dynamic) into <paramref name="b"/>.</summary>
+    private static (GpuBuffer Shared, GpuBuffer Imported) ShareOne(Gpu a, Gpu b)
+    {
+        GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+        return (shared, b.Import(a.Export(shared)));
+    }
+
+    /// <summary>A writer on A that hangs (until A's engine timeout resets it).</summary>
+    private static GpuJob HungWriter(Gpu a, GpuBuffer shared) =>
+        a.CreateClient("app").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Hang = true, Buffers = [new BufferAccess(shared, true)] });
+
     private static JobDescription Job(EngineKind engine, TimeSpan duration, params BufferAccess[] buffers) =>
         new() { Engine = engine, Duration = duration, Buffers = buffers };
 
@@ -227,21 +238,52 @@ public class MultiDeviceTests
         }
     }
 
+    /// <summary>Each device's first client submits its first job on its first graphics engine ("gfx", index 0,
+    /// seqno 1); B's depends on A's, which runs 100 us. Alike in everything but device, context and engine object.</summary>
+    private static (Gpu A, Gpu B, GpuJob OnA, GpuJob OnB) TwinJobsOnTwoDevices()
+    {
+        (Gpu a, Gpu b) = TwoDevices();
+        GpuJob onA = a.CreateClient("a").Submit(Job(EngineKind.Graphics, 100 * Us));
+        GpuJob onB = b.CreateClient("b").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Dependencies = [onA.Finished] });
+        return (a, b, onA, onB);
+    }
+
     [Fact]
     public void CrossDeviceDependencies_NeverTakeTheSameEngineShortcut()
     {
-        (Gpu a, Gpu b) = TwoDevices();
+        (Gpu a, Gpu b, GpuJob onA, GpuJob onB) = TwinJobsOnTwoDevices();
         using (a)
         using (b)
         {
             // Both devices' first engine is "gfx", index 0: the same-engine rule must compare engines, not names.
-            GpuJob onA = a.CreateClient("a").Submit(Job(EngineKind.Graphics, 100 * Us));
-            GpuJob onB = b.CreateClient("b").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Dependencies = [onA.Finished] });
             Assert.Equal(onA.Engine.Index, onB.Engine.Index);
             Assert.Contains(onA.Finished, onB.EffectiveDependencies);
             Assert.DoesNotContain(onA.Scheduled, onB.EffectiveDependencies);
             a.RunUntilIdle();
             Assert.True(onB.StartTime >= onA.EndTime);
+        }
+    }
+
+    /// <summary>Were contexts shared between devices, or the same-context rule to compare seqnos and engine
+    /// kinds, B would drop A's fence as one of its own entity's (already ordered) and run at once.</summary>
+    [Fact]
+    public void CrossDeviceDependencies_NeverTakeTheSameContextShortcut_AndReallyWait()
+    {
+        (Gpu a, Gpu b, GpuJob onA, GpuJob onB) = TwinJobsOnTwoDevices();
+        using (a)
+        using (b)
+        {
+            Assert.Equal(onA.Finished.Seqno, onB.Finished.Seqno);
+            Assert.Equal(onA.Engine.Kind, onB.Engine.Kind);
+            Assert.Equal(onA.Engine.Name, onB.Engine.Name);
+            Assert.NotEqual(onA.Finished.Context, onB.Finished.Context);
+            Assert.NotEqual(onA.Scheduled.Context, onB.Scheduled.Context);
+            Assert.Equal([onA.Finished], onB.EffectiveDependencies);
+
+            a.RunUntil(50 * Us);
+            Assert.Null(onB.StartTime); // still waiting for A
+            a.RunUntilIdle();
+            Assert.True(onB.StartTime >= onA.EndTime, "B's job ran before the fence of A it depends on");
         }
     }
 
@@ -273,24 +315,96 @@ public class MultiDeviceTests
         }
     }
 
+    /// <summary>The importer's side of device loss: B's job depends on A's writer and on A's pending bounce
+    /// (a KERNEL move for B, which has no peer-to-peer); losing A ends both with -ENODEV, and B's job, whose
+    /// scheduler passes no dependency error on (drm_sched_job_dependency, drm_sched_entity_pop_job), runs
+    /// and signals without error once they have signalled.</summary>
     [Fact]
-    public void AHangOnOneDevice_BlocksTheOtherNoLongerThanTheDependencyTimeout()
+    public void LosingTheExporter_EndsTheFencesTheImportersJobWaitsFor_AWriterAndAPendingBounce_WithEnodev()
+    {
+        (Gpu a, Gpu b) = TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = false });
+        using (a)
+        using (b)
+        {
+            (GpuBuffer shared, GpuBuffer imported) = ShareOne(a, b);
+            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Ms, new BufferAccess(shared, true)));
+            GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            var bounce = (GpuFence)shared.StorageFence!;
+            Assert.Contains("bounce", bounce.Job!.Description.Label, StringComparison.Ordinal);
+            Fence[] fromA = [.. compose.EffectiveDependencies.Where(f => f is GpuFence { Job: { } j } && ReferenceEquals(j.Engine.Owner, a))];
+            Assert.Contains(render.Finished, fromA);
+            Assert.Contains(bounce, fromA);
+            a.RunFor(100 * Us);
+            Assert.False(bounce.IsSignaled, "the bounce was not pending when the exporter was lost");
+
+            TimeSpan lostAt = a.Now;
+            a.LoseDevice();
+            a.RunUntilIdle();
+
+            Assert.All(fromA, f => Assert.Equal(-Errno.ENODEV, f.Error));
+            Assert.Equal(-Errno.ENODEV, bounce.Error);
+            Assert.Equal(1, compose.Finished.Status); // ran: the scheduler leaves the dependencies' errors to the submitter
+            Assert.Equal(0, compose.Finished.Error);
+            Assert.True(compose.StartTime >= lostAt && compose.EndTime < 10 * Ms, "B's job did not run as soon as the lost device's fences signalled");
+        }
+    }
+
+    [Fact]
+    public void AHangOnOneDevice_ReleasesTheOtherAtItsReset_WhenTheResetComesBeforeTheDependencyTimeout()
     {
         (Gpu a, Gpu b) = TwoDevices();
         using (a)
         using (b)
         {
-            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
-            GpuBuffer imported = b.Import(a.Export(shared));
-            GpuJob hang = a.CreateClient("app").Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Hang = true, Buffers = [new BufferAccess(shared, true)] });
+            Assert.True(a.Config.EngineTimeout < b.Config.DependencyTimeout);
+            (GpuBuffer shared, GpuBuffer imported) = ShareOne(a, b);
+            GpuJob hang = HungWriter(a, shared);
             GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
-            GpuJob independent = b.CreateClient("other").Submit(Job(EngineKind.Compute, 10 * Us));
             a.RunUntilIdle();
 
-            Assert.True(hang.Finished.Error < 0);
-            Assert.True(compose.Finished.IsSignaled);
-            Assert.True(compose.EndTime - compose.SubmitTime <= b.Config.DependencyTimeout + (1 * Ms), "B waited past its dependency timeout");
-            Assert.True(independent.EndTime < 1 * Ms, "an unrelated job on B was blocked by A's hang");
+            Assert.Equal(-Errno.ETIMEDOUT, hang.Finished.Error);
+            Assert.Equal(1, compose.Finished.Status); // released by A's reset, it ran
+            Assert.True(compose.StartTime >= hang.Finished.Timestamp, "B's reader ran before A's hung writer was reset");
+            Assert.True(compose.StartTime < b.Config.DependencyTimeout, "B waited for its dependency timeout although A's reset came first");
+        }
+    }
+
+    /// <summary>A's engine timeout (500 ms) is longer than B's dependency timeout (30 ms): B's job that waits
+    /// for A's hung writer is released by its own timeout, with -ETIME and without running, long before A
+    /// resets; B's other work, on the same engine and another, runs at once.</summary>
+    [Fact]
+    public void AHangOnOneDevice_ReleasesTheOthersJobAtItsDependencyTimeoutWithEtime_AndItsOtherWorkIsNotDelayed()
+    {
+        TimeSpan dependencyTimeout = 30 * Ms;
+        (Gpu a, Gpu b) = TwoDevices(
+            a: c => new GpuConfig { Name = "gpuA", EngineTimeout = 500 * Ms },
+            b: c => new GpuConfig { Name = "gpuB", DependencyTimeout = dependencyTimeout });
+        using (a)
+        using (b)
+        {
+            (GpuBuffer shared, GpuBuffer imported) = ShareOne(a, b);
+            List<GpuEvent> timeouts = Record(b, GpuEventKind.DependencyTimeout);
+            GpuJob hang = HungWriter(a, shared);
+            a.RunFor(1 * Ms);
+            GpuJob compose = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            GpuJob sameEngine = b.CreateClient("hud").Submit(Job(EngineKind.Graphics, 10 * Us));
+            GpuJob otherEngine = b.CreateClient("other").Submit(Job(EngineKind.Compute, 10 * Us));
+
+            a.RunUntil(compose.SubmitTime + dependencyTimeout - Us);
+            Assert.False(compose.Finished.IsSignaled, "B's job was released before its dependency timeout");
+            Assert.True(sameEngine.Finished.IsSignaled && otherEngine.Finished.IsSignaled, "B's independent work waited for A's hang");
+            Assert.Equal(sameEngine.SubmitTime + (10 * Us), sameEngine.EndTime);
+            Assert.Equal(otherEngine.SubmitTime + (10 * Us), otherEngine.EndTime);
+
+            a.RunUntil(compose.SubmitTime + dependencyTimeout);
+            Assert.Equal(-Errno.ETIME, compose.Finished.Error);
+            Assert.Equal(compose.SubmitTime + dependencyTimeout, compose.Finished.Timestamp);
+            Assert.Null(compose.StartTime); // it never ran
+            Assert.Same(compose, Assert.Single(timeouts).Job);
+            Assert.False(hang.Finished.IsSignaled, "A reset before B's dependency timeout: the scenario does not test the timeout");
+
+            a.RunUntilIdle();
+            Assert.Equal(-Errno.ETIMEDOUT, hang.Finished.Error);
         }
     }
 
@@ -364,6 +478,303 @@ public class MultiDeviceTests
         (ulong a2, ulong b2) = SharedRun();
         Assert.Equal(a1, a2);
         Assert.Equal(b1, b2);
+    }
+
+    /// <summary>Where a buffer's storage is and what the exporter did to it: equal before and after a call
+    /// that failed means it changed nothing (no move, no eviction job, no accounting change).</summary>
+    private readonly record struct StorageState(BufferPlacement Placement, Fence? Storage, long ExporterJobs, long ExporterUsed)
+    {
+        public static StorageState Of(GpuBuffer buffer) =>
+            new(buffer.Placement, buffer.StorageFence, buffer.Device.JobsSubmitted, buffer.Device.DeviceMemoryUsed);
+    }
+
+    /// <summary>A exports a 1 MiB buffer; B reaches A peer to peer, C does not (PeerToPeer off).</summary>
+    private sealed class ThreeDevices : IDisposable
+    {
+        public ThreeDevices()
+        {
+            A = new Gpu(new GpuConfig { Name = "gpuA" });
+            B = new Gpu(new GpuConfig { Name = "gpuB" }, shareTimeWith: A);
+            C = new Gpu(new GpuConfig { Name = "gpuC", PeerToPeer = false }, shareTimeWith: A);
+            Shared = A.CreateBuffer(MiB, "scanout");
+            DmaBuf = A.Export(Shared);
+        }
+
+        public Gpu A { get; }
+
+        public Gpu B { get; }
+
+        public Gpu C { get; }
+
+        public GpuBuffer Shared { get; }
+
+        public DmaBuf DmaBuf { get; }
+
+        public long Leaks => A.LeakCount + B.LeakCount + C.LeakCount;
+
+        public void Dispose()
+        {
+            C.Dispose();
+            B.Dispose();
+            A.Dispose(); // the loop's owner last
+        }
+    }
+
+    [Fact]
+    public void APinnedImportWithoutPeerToPeer_OfABufferPinnedInDeviceMemory_FailsWithEinval_AndChangesNothing()
+    {
+        using var d = new ThreeDevices();
+        GpuBuffer p2p = d.B.Import(d.DmaBuf, ImportMode.Pinned); // pinned in device memory: B reaches it peer to peer
+        Assert.Equal(BufferPlacement.Device, d.Shared.Placement);
+        StorageState before = StorageState.Of(d.Shared);
+
+        var ex = Assert.Throws<FenceErrnoException>(() => d.C.Import(d.DmaBuf, ImportMode.Pinned));
+
+        Assert.Equal(-Errno.EINVAL, ex.Errno);
+        Assert.Contains("no peer-to-peer", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(before, StorageState.Of(d.Shared)); // not moved under B's pin
+        d.B.Detach(p2p); // with B's pin gone, C's pinned import moves it to system memory, where C reaches it
+        Assert.True(d.C.Import(d.DmaBuf, ImportMode.Pinned).IsMapped);
+        Assert.Equal(BufferPlacement.System, d.Shared.Placement);
+    }
+
+    [Fact]
+    public void ADynamicImportWithoutPeerToPeer_CannotMapABufferPinnedInDeviceMemory_Ebusy_AndNothingMoves()
+    {
+        using var d = new ThreeDevices();
+        d.B.Import(d.DmaBuf, ImportMode.Pinned);
+        GpuBuffer dynamic = d.C.Import(d.DmaBuf, ImportMode.Dynamic); // attaching is fine; mapping is where it fails
+        GpuBuffer own = d.C.CreateBuffer(MiB, "own"); // C's own buffer in the same job: not placed either
+        GpuClient reader = d.C.CreateClient("reader");
+        StorageState before = StorageState.Of(d.Shared);
+
+        var ex = Assert.Throws<FenceErrnoException>(() => reader.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(own, true), new BufferAccess(dynamic, false))));
+
+        Assert.Equal(-Errno.EBUSY, ex.Errno);
+        Assert.Contains("pinned import", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(before, StorageState.Of(d.Shared));
+        Assert.Equal(0, d.C.JobsSubmitted); // no clear of C's own buffer either
+        Assert.Null(own.StorageFence);
+        Assert.False(dynamic.IsMapped);
+    }
+
+    [Fact]
+    public void APinnedPeerToPeerImport_PinsInSystemMemory_WhenAnotherAttachmentCannotReachDeviceMemory()
+    {
+        using var d = new ThreeDevices();
+        d.A.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(d.Shared, true)));
+        d.A.RunUntilIdle();
+        GpuBuffer dynamic = d.C.Import(d.DmaBuf, ImportMode.Dynamic);
+
+        GpuBuffer pinned = d.B.Import(d.DmaBuf, ImportMode.Pinned); // amdgpu_dma_buf_pin: GTT, since C's attachment has no P2P
+
+        Assert.Equal(BufferPlacement.System, d.Shared.Placement);
+        GpuJob read = d.C.CreateClient("reader").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(dynamic, false)));
+        GpuJob use = d.B.CreateClient("user").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(pinned, false)));
+        d.A.RunUntilIdle();
+        Assert.Equal(1, read.Finished.Status);
+        Assert.Equal(1, use.Finished.Status);
+        Assert.Equal(BufferPlacement.System, d.Shared.Placement);
+        Assert.Equal(0, d.Leaks);
+    }
+
+    [Fact]
+    public void APinnedImportWithoutPeerToPeer_PinsTheBufferInSystemMemory_WhereEveryJobUsesIt_AndNoEvictionMovesIt()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 2 * MiB });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuClient app = a.CreateClient("app");
+            app.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            Assert.Equal(BufferPlacement.Device, shared.Placement);
+
+            GpuBuffer pinned = b.Import(a.Export(shared), ImportMode.Pinned, allowPeerToPeer: false);
+            var move = (GpuFence)shared.StorageFence!;
+            Assert.Equal(BufferPlacement.System, shared.Placement); // moved out to be pinned where B reaches it
+            Assert.Equal(FenceUsage.Kernel, shared.Reservation.Snapshot.ToArray().Single(e => ReferenceEquals(e.Fence, move)).Usage);
+            Assert.Equal(0, a.DeviceMemoryUsed);
+
+            GpuJob own = app.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true))); // the exporter uses it there too
+            GpuJob imported = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(pinned, false)));
+            var others = Enumerable.Range(0, 4).Select(i => a.CreateBuffer(MiB, $"bo{i}")).ToArray();
+            var pressure = others.Select(o => app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(o, true)))).ToList();
+            a.RunUntilIdle();
+
+            Assert.Equal(1, own.Finished.Status);
+            Assert.Equal(1, imported.Finished.Status);
+            Assert.True(imported.StartTime >= move.Job!.EndTime);
+            Assert.All(pressure, j => Assert.Equal(1, j.Finished.Status));
+            Assert.Same(move, shared.StorageFence); // neither moved back in nor evicted
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+    }
+
+    /// <summary>Three buffers fill A's 3 MiB: two pinned by pinned imports, one, v, evictable (and imported
+    /// dynamically, so a move of it would notify).</summary>
+    private static (Gpu A, Gpu B, GpuBuffer Evictable, GpuBuffer EvictableImport, GpuClient App) AllButOneBufferPinned()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 3 * MiB });
+        b.Import(a.Export(a.CreateBuffer(MiB, "p0")), ImportMode.Pinned);
+        b.Import(a.Export(a.CreateBuffer(MiB, "p1")), ImportMode.Pinned);
+        GpuBuffer v = a.CreateBuffer(MiB, "v");
+        GpuBuffer vImport = b.Import(a.Export(v), ImportMode.Dynamic);
+        GpuClient app = a.CreateClient("app");
+        app.Submit(Job(EngineKind.Compute, 10 * Us, new BufferAccess(v, true)));
+        a.RunUntilIdle();
+        Assert.Equal(3 * MiB, a.DeviceMemoryUsed);
+        return (a, b, v, vImport, app);
+    }
+
+    /// <summary>A submission that cannot be placed throws -ENOMEM having evicted nothing: v is where it was,
+    /// its importer was not told of a move, and every new buffer is still unplaced.</summary>
+    private static void AssertEnomemChangedNothing(Func<GpuClient, BufferAccess[]> buffers)
+    {
+        (Gpu a, Gpu b, GpuBuffer v, GpuBuffer vImport, GpuClient app) = AllButOneBufferPinned();
+        using (a)
+        using (b)
+        {
+            BufferAccess[] accesses = buffers(app);
+            StorageState before = StorageState.Of(v);
+            long notified = vImport.MoveNotifications;
+
+            var ex = Assert.Throws<FenceErrnoException>(() => app.Submit(Job(EngineKind.Compute, 10 * Us, accesses)));
+
+            Assert.Equal(-Errno.ENOMEM, ex.Errno);
+            Assert.Contains("nothing was evicted", ex.Message, StringComparison.Ordinal);
+            Assert.Equal(before, StorageState.Of(v)); // no eviction job, accounting as it was
+            Assert.Equal(notified, vImport.MoveNotifications);
+            Assert.All(accesses, x => Assert.Null(x.Buffer.StorageFence));
+        }
+    }
+
+    [Fact]
+    public void APlacementNeedingTwoVictims_WhenOnlyOneIsEvictable_FailsWithEnomem_HavingEvictedNothing() =>
+        AssertEnomemChangedNothing(app => [new BufferAccess(app.Gpu.CreateBuffer(2 * MiB, "big"), true)]);
+
+    [Fact]
+    public void ASubmissionWhoseSecondBufferFindsNoVictim_FailsWithEnomem_HavingPlacedAndEvictedNothing() =>
+        AssertEnomemChangedNothing(app => [new BufferAccess(app.Gpu.CreateBuffer(MiB, "x"), true), new BufferAccess(app.Gpu.CreateBuffer(MiB, "y"), true)]);
+
+    /// <summary>A's buffer sits in device memory and a CPU access to it is in progress: <paramref name="during"/>
+    /// runs inside the access and must fail with -EBUSY without moving the buffer; once the access is over,
+    /// <paramref name="after"/> bounces it to system memory.</summary>
+    private static void AssertBounceRefusedDuringCpuAccess(bool importerPeerToPeer, Func<Gpu, Gpu, GpuBuffer, Action> during, Action<Gpu, Gpu, GpuBuffer> after)
+    {
+        (Gpu a, Gpu b) = TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = importerPeerToPeer });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            Action act = during(a, b, shared);
+            StorageState before = StorageState.Of(shared);
+            FenceErrnoException? refused = null;
+            StorageState seen = default;
+
+            a.CpuAccess(shared, write: false, _ =>
+            {
+                refused = Assert.Throws<FenceErrnoException>(act); // the CPU reads device memory: no move until it ends
+                seen = StorageState.Of(shared);
+            });
+
+            Assert.Equal(-Errno.EBUSY, refused!.Errno);
+            Assert.Contains("CPU access in progress", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(before, seen);
+            after(a, b, shared);
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            a.RunUntilIdle();
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+    }
+
+    [Fact]
+    public void ABounceObeysTheEvictionRule_ACpuAccessInProgressOnTheExporter_MakesTheImportersMapFailWithEbusy()
+    {
+        GpuBuffer? imported = null;
+        GpuClient? compositor = null;
+        AssertBounceRefusedDuringCpuAccess(
+            importerPeerToPeer: false,
+            during: (a, b, shared) =>
+            {
+                imported = b.Import(a.Export(shared));
+                compositor = b.CreateClient("compositor");
+                return () => compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            },
+            after: (a, b, shared) => compositor!.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported!, false))));
+    }
+
+    [Fact]
+    public void ABounceForAPinnedImport_DuringACpuAccessOnTheExporter_FailsWithEbusy_AndNothingChanges() =>
+        AssertBounceRefusedDuringCpuAccess(
+            importerPeerToPeer: true,
+            during: (a, b, shared) => () => b.Import(a.Export(shared), ImportMode.Pinned, allowPeerToPeer: false),
+            after: (a, b, shared) => Assert.True(b.Import(a.Export(shared), ImportMode.Pinned, allowPeerToPeer: false).IsMapped));
+
+    /// <summary>Threads mode: a bounce that finds the buffer pinned by a CPU access on another thread backs
+    /// off and waits (holding no pin) instead of failing, and bounces once the access ends.</summary>
+    [Fact]
+    public void InThreadsMode_ABounceWaitsForACpuAccessInProgressOnTheExporter_ThenMoves()
+    {
+        using var a = new Gpu(new GpuConfig { Name = "gpuA", Mode = GpuTimeMode.Threads, WorkerThreads = 1, DependencyTimeout = TimeSpan.FromSeconds(10) });
+        using var b = new Gpu(new GpuConfig { Name = "gpuB", Mode = GpuTimeMode.Threads, PeerToPeer = false, DependencyTimeout = TimeSpan.FromSeconds(10) }, shareTimeWith: a);
+        GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+        GpuBuffer imported = b.Import(a.Export(shared));
+        a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+        Assert.True(a.WaitForIdle(TimeSpan.FromSeconds(10)));
+        GpuClient compositor = b.CreateClient("compositor");
+        using var submitting = new ManualResetEventSlim();
+        Task<GpuJob>? read = null;
+        BufferPlacement atAccessEnd = BufferPlacement.System;
+
+        a.CpuAccess(shared, write: false, _ =>
+        {
+            read = Task.Run(() =>
+            {
+                submitting.Set();
+                return compositor.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            });
+            Assert.True(submitting.Wait(TimeSpan.FromSeconds(10)));
+            Thread.Sleep(50); // the submission meets the CPU's pin meanwhile
+            atAccessEnd = shared.Placement;
+        });
+
+        GpuJob job = read!.GetAwaiter().GetResult(); // no -EBUSY: it waited
+        Assert.Equal(BufferPlacement.Device, atAccessEnd); // not moved under the CPU
+        Assert.Equal(BufferPlacement.System, shared.Placement);
+        Assert.True(a.WaitForIdle(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, job.Finished.Status);
+        Assert.Equal(0, a.LeakCount + b.LeakCount);
+    }
+
+    [Fact]
+    public void WithPeerToPeerOffOnTheExporter_TheImportBouncesToSystemMemory_AndTheReadWaitsForTheCopy()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", PeerToPeer = false });
+        using (a)
+        using (b)
+        {
+            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+            GpuBuffer imported = b.Import(a.Export(shared), allowPeerToPeer: true);
+            Assert.False(imported.PeerToPeer); // the importer allows it, the exporter does not
+            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+            a.RunUntilIdle();
+            Assert.Equal(BufferPlacement.Device, shared.Placement);
+
+            GpuJob read = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+            var bounce = (GpuFence)shared.StorageFence!;
+            Assert.Equal(BufferPlacement.System, shared.Placement);
+            Assert.Contains("bounce", bounce.Job!.Description.Label, StringComparison.Ordinal);
+            Assert.Contains(bounce, read.EffectiveDependencies);
+            a.RunUntilIdle();
+            Assert.True(read.StartTime >= bounce.Job.EndTime, "the read began before the bounce copy ended");
+            Assert.True(bounce.Job.StartTime >= render.EndTime);
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
     }
 
     /// <summary>The README's example, as written there.</summary>
