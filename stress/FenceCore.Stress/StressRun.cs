@@ -103,8 +103,7 @@ internal static class StressRun
             var writing = Stopwatch.StartNew();
             IReadOnlyDictionary<string, long> kinds = trace.Write(o.TracePath);
             writing.Stop();
-            RunDisplay.Line(string.Create(CultureInfo.InvariantCulture,
-                $"trace: {o.TracePath} ({trace.Count:N0} jobs, {new FileInfo(o.TracePath).Length:N0} B written in {writing.Elapsed.TotalSeconds:F2} s; open in https://ui.perfetto.dev): {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value:N0}"))}"));
+            RunDisplay.Line(trace.Summary(o.TracePath, kinds, writing.Elapsed));
         }
 
         if (broken is not null)
