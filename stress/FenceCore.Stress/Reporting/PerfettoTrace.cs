@@ -225,23 +225,28 @@ internal sealed class PerfettoTrace
             }
         }
 
+        CatchUp(record, job);
         return record;
     }
 
     /// <summary>Records a kernel job a traced job waits on that was not traced when it was announced (it came
-    /// after the limit was reached, or, in threads mode, its announcement comes after its consumer's), from
-    /// what the job holds now; its later events fill in the rest.</summary>
-    private void Adopt(GpuJob move)
+    /// after the limit was reached, or, in threads mode, its announcement comes after its consumer's).</summary>
+    private void Adopt(GpuJob move) => Record(move, _gpu.IndexOf(move.Engine.Device), move.SubmitTime.Ns());
+
+    /// <summary>Takes from the job what its events would have said had they come already: in threads mode
+    /// a worker may start and even complete a job before its submission is announced, or a kernel job is
+    /// adopted late. Its ring start stands for the start event's time. Without this a traced job could stay
+    /// open for ever, and the recording would never close.</summary>
+    private void CatchUp(JobRecord record, GpuJob job)
     {
-        JobRecord record = Record(move, _gpu.IndexOf(move.Engine.Device), move.SubmitTime.Ns());
-        if (move.StartTime is { } start)
+        if (record.StartNs < 0 && job.StartTime is { } start)
         {
             record.StartNs = start.Ns();
         }
 
-        if (move.Finished.IsSignaled)
+        if (record.EndNs < 0 && job.Finished.IsSignaled)
         {
-            Complete(record, move, move.Engine.Device.Now.Ns());
+            Complete(record, job, Math.Max(job.EndTime.NsOrNone(), job.Engine.Device.Now.Ns()));
         }
     }
 
@@ -425,6 +430,8 @@ internal sealed class PerfettoTrace
     /// does not resolve to a job of this run's devices;</item>
     /// <item>a producer or consumer that is not traced: a client job after the limit, or a kernel job
     /// submitted after it that no traced job waits on;</item>
+    /// <item>in threads mode, the edges of a job that completed before its submission was announced: the GPU
+    /// empties a job's dependency lists once it completes;</item>
     /// <item>an end still in flight when the run ended (threads mode, when the drain timed out): it has no
     /// slice;</item>
     /// <item>an edge into a job that failed before it ran (killed, timed out, device lost) no later than its
