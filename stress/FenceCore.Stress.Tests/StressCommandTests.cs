@@ -172,7 +172,7 @@ public class StressCommandTests
     [InlineData("--buffers-per-job <N> At most N buffers per job, drawn uniformly from 1..N (capped at the buffers a device sees); 0: jobs touch no buffers")]
     [InlineData("(the run ends at --jobs or at this time, whichever comes first;")]
     [InlineData("Every job must finish within this much GPU time (in threads mode at least 10000 ms")]
-    [InlineData("The first N jobs submitted (client jobs and the memory manager's moves) go into the trace.")]
+    [InlineData("The first N client jobs submitted go into the trace whole, with the memory manager's moves they wait on.")]
     [InlineData("1 the run failed: an invariant broke (the first violation and a replay command are printed;")]
     [InlineData("or the run stopped on an exception, a bug in the library or the runner (the exception and a replay command are printed)")]
     [InlineData("of each device is exported and imported by the other (the compositor case: each device's compositor, its first client, reads what the other device renders into them)")]

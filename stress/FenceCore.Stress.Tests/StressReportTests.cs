@@ -30,6 +30,41 @@ public class StressReportTests
         Assert.True(validation.IsValid, Errors(validation));
     }
 
+    [Fact]
+    public void ADurationRun_ValidatesAgainstTheCommittedSchema_WithItsDuration()
+    {
+        (_, JsonElement report, _) = StressRunner.Run("--duration", "1.5", "--seed", "9", "--quiet");
+        Assert.Equal("pass", report.GetProperty("result").GetString());
+        Assert.Equal(1.5, report.GetProperty("config").GetProperty("durationSeconds").GetDouble());
+        Assert.True(report.GetProperty("counts").GetProperty("clientJobs").GetInt64() > 0);
+        EvaluationResults validation = Evaluate(report);
+        Assert.True(validation.IsValid, Errors(validation));
+    }
+
+    [Fact]
+    public void AOneDeviceRun_ValidatesAgainstTheCommittedSchema()
+    {
+        (_, JsonElement report, _) = StressRunner.Run("--jobs", "4000", "--devices", "1", "--seed", "2", "--quiet");
+        Assert.Equal("pass", report.GetProperty("result").GetString());
+        Assert.Equal(1, report.GetProperty("config").GetProperty("devices").GetInt32());
+        Assert.Single(report.GetProperty("devices").EnumerateArray());
+        EvaluationResults validation = Evaluate(report);
+        Assert.True(validation.IsValid, Errors(validation));
+    }
+
+    [Fact]
+    public void AnInjectedImporterBugRun_FailsAndValidatesAgainstTheCommittedSchema()
+    {
+        (int code, JsonElement report, _) = StressRunner.Run("--jobs", "20000", "--seed", "5", "--devices", "2", "--inject-skip-kernel=importer", "--quiet");
+        Assert.Equal(1, code);
+        Assert.Equal("fail", report.GetProperty("result").GetString());
+        Assert.Equal(2, report.GetProperty("config").GetProperty("devices").GetInt32());
+        Assert.True(report.GetProperty("config").GetProperty("injectImporterSkipsKernelFences").GetBoolean());
+        Assert.True(report.GetProperty("counts").GetProperty("crossDeviceLeaks").GetInt64() > 0);
+        EvaluationResults validation = Evaluate(report);
+        Assert.True(validation.IsValid, Errors(validation));
+    }
+
     [Theory]
     [InlineData("digest", null)]               // a required field missing
     [InlineData("result", "\"ok\"")]           // not one of pass, fail, unchecked

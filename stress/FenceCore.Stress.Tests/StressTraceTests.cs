@@ -279,12 +279,31 @@ public class StressTraceTests
             }
 
             Assert.Equal(CounterTracks.Order(), counters.Order());
+
+            // One track per engine of each device, in the engines' order, and one per scheduler entity.
+            using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            JsonElement[] threads = [.. doc.RootElement.GetProperty("traceEvents").EnumerateArray()
+                .Where(e => e.GetProperty("ph").GetString() == "M" && e.GetProperty("name").GetString() == "thread_name")];
+            int[] pids = [.. threads.Select(t => t.GetProperty("pid").GetInt32()).Distinct()];
+            Assert.Equal(2, pids.Length);
+            foreach (int pid in pids)
+            {
+                string[] names = [.. threads.Where(t => t.GetProperty("pid").GetInt32() == pid).Select(t => t.GetProperty("args").GetProperty("name").GetString()!)];
+                Assert.Equal(EngineTracks, names.Where(n => !n.Contains('→', StringComparison.Ordinal)));
+                string[] entities = [.. names.Where(n => n.Contains('→', StringComparison.Ordinal))];
+                Assert.Equal(entities.Length, entities.Distinct().Count());
+                Assert.Contains(entities, n => n.StartsWith("kernel → ", StringComparison.Ordinal));
+                Assert.True(entities.Length > 24, $"{entities.Length} entity tracks on process {pid}"); // 24 clients, one entity per engine kind each used
+            }
         }
         finally
         {
             File.Delete(path);
         }
     }
+
+    private static readonly string[] EngineTracks =
+        ["gfx (graphics)", "compute0 (compute)", "compute1 (compute)", "copy0 (copy)", "copy1 (copy)", "video (video)"];
 
     [Fact]
     public void ProtobufTrace_IsWellFormed_AndHoldsWhatTheJsonTraceHolds()
@@ -309,6 +328,44 @@ public class StressTraceTests
         {
             File.Delete(json);
             File.Delete(proto);
+        }
+    }
+
+    /// <summary>The job ids of the client jobs' queue slices (the kernel entity's excepted) in a JSON trace.</summary>
+    private static long[] ClientQueueSliceJobs(string path)
+    {
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        JsonElement[] events = [.. doc.RootElement.GetProperty("traceEvents").EnumerateArray()];
+        HashSet<(int, int)> clientTracks = [.. events
+            .Where(e => e.GetProperty("ph").GetString() == "M" && e.GetProperty("name").GetString() == "thread_name")
+            .Where(e => e.GetProperty("args").GetProperty("name").GetString()!.Contains('→', StringComparison.Ordinal)
+                        && !e.GetProperty("args").GetProperty("name").GetString()!.StartsWith("kernel", StringComparison.Ordinal))
+            .Select(e => (e.GetProperty("pid").GetInt32(), e.GetProperty("tid").GetInt32()))];
+        return [.. events
+            .Where(e => e.GetProperty("ph").GetString() == "X" && clientTracks.Contains((e.GetProperty("pid").GetInt32(), e.GetProperty("tid").GetInt32())))
+            .Select(e => e.GetProperty("args").GetProperty("job").GetInt64())]; // the trace id: the device is in its high bits
+    }
+
+    [Theory]
+    [InlineData("virtual")]
+    [InlineData("threads")] // workers may start or finish a job before its submission is announced
+    public void TraceLimitBelowTheRun_WritesExactlyThatManyClientJobs_AndTheSummarySaysSo(string mode)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"fencecore-trace-{Guid.NewGuid():N}.json");
+        try
+        {
+            (int code, string output, string error) = StressRunner.Invoke("--jobs", "3000", "--seed", "4", "--mode", mode, "--threads", "2", "--no-checks", "--quiet", "--trace-limit", "1000", "--trace", path);
+            Assert.True(code == 0, $"exit {code}: {error}");
+            Assert.Contains("(the first 1,000 client jobs, each from submission to completion, and ", output, StringComparison.Ordinal);
+
+            // One queue slice per traced client job, each job once: none was dropped for being in flight.
+            long[] clientJobs = ClientQueueSliceJobs(path);
+            Assert.Equal(1000, clientJobs.Length);
+            Assert.Equal(1000, clientJobs.Distinct().Count());
+        }
+        finally
+        {
+            File.Delete(path);
         }
     }
 

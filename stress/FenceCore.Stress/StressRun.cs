@@ -113,8 +113,7 @@ internal static class StressRun
                 var writing = Stopwatch.StartNew();
                 IReadOnlyDictionary<string, long> kinds = trace.Write(path);
                 writing.Stop();
-                RunDisplay.Line(string.Create(CultureInfo.InvariantCulture,
-                    $"trace: {path} ({trace.Count:N0} jobs, {new FileInfo(path).Length:N0} B written in {writing.Elapsed.TotalSeconds:F2} s; open in https://ui.perfetto.dev): {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value:N0}"))}"));
+                RunDisplay.Line(trace.Summary(path, kinds, writing.Elapsed));
             });
         }
 

@@ -73,7 +73,7 @@ internal sealed class StressCommand
     private readonly Option<double> _watchdogMs = new("--watchdog-ms") { Description = "Every job must finish within this much GPU time (in threads mode at least 10000 ms, since a loaded machine stalls threads).", DefaultValueFactory = _ => Defaults.WatchdogMs, HelpName = "MS" };
     private readonly Option<string?> _json = new("--json") { Description = "Write the JSON report (schema: stress/report.schema.json).", HelpName = "PATH" };
     private readonly Option<string?> _trace = new("--trace") { Description = "Write a Perfetto trace (Perfetto's protobuf format; JSON trace events instead when PATH ends in .json): engine and entity tracks, dependency arrows, counters, faults.", HelpName = "PATH" };
-    private readonly Option<int> _traceLimit = new("--trace-limit") { Description = "The first N jobs submitted (client jobs and the memory manager's moves) go into the trace.", DefaultValueFactory = _ => Defaults.TraceLimit, HelpName = "N" };
+    private readonly Option<int> _traceLimit = new("--trace-limit") { Description = "The first N client jobs submitted go into the trace whole, with the memory manager's moves they wait on.", DefaultValueFactory = _ => Defaults.TraceLimit, HelpName = "N" };
     private readonly Option<string?> _html = new("--html") { Description = "Write a self-contained HTML report page (charts, invariants) that works offline.", HelpName = "PATH" };
     private readonly Option<bool> _quiet = new("--quiet") { Description = "No progress while running (neither the live bar nor the plain lines); the summary is still printed." };
 

@@ -40,6 +40,9 @@ internal sealed class TraceModel
     public List<TraceCounter> Counters { get; } = [];
     public List<TraceInstant> Instants { get; } = [];
 
+    /// <summary>Dependency edges between two traced jobs that got no flow (see <c>PerfettoTrace.AddFlows</c>).</summary>
+    public int EdgesWithoutArrow { get; set; }
+
     private int _nextTrack = 1;
 
     public int AddProcess(string name)
