@@ -499,9 +499,11 @@ public sealed class Gpu : IDisposable
     /// (-ENOMEM); or an import without peer-to-peer cannot be mapped (-EBUSY): its exporter has the buffer
     /// pinned in device memory, by a pinned import, or by a submission or CPU access in progress that does
     /// not end (in virtual mode, one that made this call; in threads mode the submission backs off and waits
-    /// up to <see cref="GpuConfig.DependencyTimeout"/>). Nothing changed: no eviction, move or pin; only a
-    /// threads-mode submission that gave up waiting keeps the placements of its own buffers made before it
-    /// backed off.</exception>
+    /// up to <see cref="GpuConfig.DependencyTimeout"/>). Nothing changed: no eviction, move or pin, with two
+    /// exceptions: a threads-mode submission that gave up waiting keeps the placements of its own buffers
+    /// made before it backed off, and a job that maps two or more imports of one exporter plans each against
+    /// that exporter's memory alone, so when they fit one by one but not together, the first is placed
+    /// before the second fails with -ENOMEM.</exception>
     public GpuJob Submit(GpuClient client, JobDescription desc) => Submission.Submit(client, desc);
 
     // ----------------------------------------------------------------------------------------------

@@ -168,6 +168,11 @@ internal static class StressRun
             t.Join(TimeSpan.FromSeconds(60));
         }
 
+        if (workload.ClientFailure is { } failure)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure); // the run fails (exit 1)
+        }
+
         // Drain: every job must complete (timeouts included), then the workers go idle.
         var drain = Stopwatch.StartNew();
         while (gpu.JobsCompleted < gpu.JobsSubmitted && drain.Elapsed < TimeSpan.FromSeconds(60))

@@ -151,6 +151,15 @@ internal sealed class Workload
     /// <summary>Jobs the compositors submitted (each reads imports of other devices' buffers).</summary>
     public long CompositorJobs;
 
+    /// <summary>Threads mode: submissions refused with -EBUSY and submitted again later (see <see cref="SubmitNext"/>).</summary>
+    public long BusySubmissions;
+
+    /// <summary>The first exception a client thread stopped on (threads mode), rethrown by the run on its
+    /// own thread so that it fails the run (exit 1) instead of ending the process. Written once by CAS.</summary>
+    public Exception? ClientFailure => Volatile.Read(ref _clientFailure);
+
+    private Exception? _clientFailure;
+
     /// <summary>Client jobs' accesses that read an import, and that write one.</summary>
     public long ImportReads;
     public long ImportWrites;
@@ -206,6 +215,21 @@ internal sealed class Workload
     }
 
     private void ClientThread(int me, int threads)
+    {
+        try
+        {
+            RunClients(me, threads);
+        }
+#pragma warning disable CA1031 // handed to the run's thread, which fails the run with it
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Interlocked.CompareExchange(ref _clientFailure, ex, null);
+            _stop = true;
+        }
+    }
+
+    private void RunClients(int me, int threads)
     {
         var mine = new List<int>();
         for (int i = me; i < _clients.Length; i += threads)
@@ -269,9 +293,24 @@ internal sealed class Workload
             Export(e.Buffer, e.DmaBuf, e.Write);
         }
 
-        CountImportAccesses(desc.Buffers);
         Interlocked.Increment(ref cs.InFlight);
-        GpuJob job = cs.Client.Submit(desc);
+        GpuJob job;
+        try
+        {
+            job = cs.Client.Submit(desc);
+        }
+        catch (FenceErrnoException busy) when (busy.Errno == -Errno.EBUSY && _o.Mode == GpuTimeMode.Threads)
+        {
+            // Threads mode: an import could not be mapped because the buffer stayed pinned by work in flight
+            // for the whole back-off (Gpu.Submit). The kernel returns -EBUSY and userspace submits again, as
+            // this client does on its next turn; nothing was submitted, so the job is not counted.
+            Interlocked.Decrement(ref cs.InFlight);
+            Interlocked.Decrement(ref _submitted);
+            Interlocked.Increment(ref BusySubmissions);
+            return null;
+        }
+
+        CountImportAccesses(desc.Buffers);
         ulong point;
         lock (cs)
         {
@@ -350,9 +389,9 @@ internal sealed class Workload
     }
 
     /// <summary>
-    /// A compositor's job: with n buffers drawn as for a render job, it reads n - 1 (at least one) of its
-    /// device's imports of the buffers other devices render into, and writes one of its own device's
-    /// unshared buffers, its scanout. Only with several devices.
+    /// A compositor's job: with n buffers drawn as for a render job, it reads n - 1 of its device's imports
+    /// of the buffers other devices render into and writes one of its own device's unshared buffers, its
+    /// scanout; a one-buffer job only reads an import. Only with several devices.
     /// </summary>
     private JobDescription NextCompositorJob(ClientState cs, Random rng)
     {
@@ -360,8 +399,10 @@ internal sealed class Workload
         List<GpuBuffer> imports = _imports[cs.Device];
         GpuBuffer[] targets = _targets[cs.Device];
         int n = _o.MaxBuffersPerJob == 0 ? 0 : _o.FixedBuffersPerJob ? _o.MaxBuffersPerJob : rng.Next(1, _o.MaxBuffersPerJob + 1);
-        int reads = Math.Min(Math.Max(n - 1, n == 0 ? 0 : 1), imports.Count);
-        var accesses = new BufferAccess[reads + (n > 0 ? 1 : 0)];
+        // At most n buffers, as --buffers-per-job says: n - 1 reads and the write; a one-buffer job reads only.
+        int reads = Math.Min(n == 1 ? 1 : Math.Max(n - 1, 0), imports.Count);
+        bool write = n > 1 || (n == 1 && reads == 0);
+        var accesses = new BufferAccess[reads + (write ? 1 : 0)];
         for (int i = 0; i < reads; i++)
         {
             GpuBuffer b;
@@ -374,7 +415,7 @@ internal sealed class Workload
             accesses[i] = new BufferAccess(b, Write: false);
         }
 
-        if (n > 0)
+        if (write)
         {
             accesses[reads] = new BufferAccess(targets[rng.Next(targets.Length)], Write: true);
         }

@@ -22,8 +22,8 @@ internal sealed class SubmitPipeline(Gpu gpu)
     /// its entity, does implicit sync (reads its dependencies and adds its finished fence on every buffer
     /// as one step, under a wait-die acquire context when it touches several), and pushes it.
     /// </summary>
-    /// <exception cref="FenceErrnoException">The device is lost (-ENODEV), or a syncobj wait names a point
-    /// not yet submitted (-EINVAL).</exception>
+    /// <exception cref="FenceErrnoException">Each case <see cref="Gpu.Submit"/> lists (-ENODEV, -EINVAL,
+    /// -ENOMEM, -EBUSY).</exception>
     public GpuJob Submit(GpuClient client, JobDescription desc)
     {
         ArgumentNullException.ThrowIfNull(client);
