@@ -62,6 +62,9 @@ internal sealed class InvariantChecker
     /// <summary>Virtual mode: for each job that was submitted while a move of a buffer it touches was pending,
     /// those moves (it must not touch the buffer before they finish); checked when the job completes.</summary>
     private readonly Dictionary<GpuJob, (GpuJob Move, BufferAccess Access)[]> _movesBefore = [];
+
+    /// <summary>Virtual mode: jobs already judged when they started (<see cref="JudgeAtStart"/>), until they complete.</summary>
+    private readonly HashSet<GpuJob> _judgedAtStart = [];
     private readonly bool _threadsMode;
     private long _lastWatchdogScanNs;
 
@@ -252,6 +255,11 @@ internal sealed class InvariantChecker
 
     private void OnStarted(GpuJob job, long nowNs)
     {
+        if (!_threadsMode)
+        {
+            JudgeAtStart(job, nowNs);
+        }
+
         foreach (Fence dep in job.EffectiveDependencies)
         {
             DepsBeforeStart.Check(dep.IsSignaled, () => $"{job} started before its dependency {dep.Describe()} signalled", nowNs);
@@ -334,17 +342,43 @@ internal sealed class InvariantChecker
             return; // it never ran, so it touched nothing
         }
 
+        if (_judgedAtStart.Remove(job))
+        {
+            return;
+        }
+
         if (!had)
         {
             NoLeak.Pass();
             return;
         }
 
-        // One check per job, as the device's leak detector records one leak per job.
-        foreach ((GpuJob move, BufferAccess access) in moves!)
+        Judge(job, moves!, start, nowNs, inEventOrder: false);
+    }
+
+    /// <summary>
+    /// Virtual mode, when a job's start event comes: a job that starts at this very instant is judged now,
+    /// in event order (each move must have signalled before this event), which decides a move that ends at
+    /// the same instant as the device's leak detector does. A job that starts later, behind earlier ring
+    /// work, is judged when it completes, by timestamps (a move ending exactly at its start counts as ended).
+    /// </summary>
+    private void JudgeAtStart(GpuJob job, long nowNs)
+    {
+        if (job.StartTime is { } start && job.Hardware is not null && start.Ns() == nowNs && _movesBefore.Remove(job, out (GpuJob Move, BufferAccess Access)[]? moves))
         {
-            bool onRingFirst = move.Hardware is { } moveHw && ReferenceEquals(move.Engine, job.Engine) && moveHw.Seqno < job.Hardware.Seqno;
-            bool finished = move.Finished.IsSignaled && move.Finished.Timestamp <= start;
+            _judgedAtStart.Add(job);
+            Judge(job, moves, start, nowNs, inEventOrder: true);
+        }
+    }
+
+    /// <summary>One check per job, as the device's leak detector records one leak per job: every move must
+    /// have ended before the job started, or have run ahead of it on its ring.</summary>
+    private void Judge(GpuJob job, (GpuJob Move, BufferAccess Access)[] moves, TimeSpan start, long nowNs, bool inEventOrder)
+    {
+        foreach ((GpuJob move, BufferAccess access) in moves)
+        {
+            bool onRingFirst = move.Hardware is { } moveHw && ReferenceEquals(move.Engine, job.Engine) && moveHw.Seqno < job.Hardware!.Seqno;
+            bool finished = move.Finished.IsSignaled && (inEventOrder || move.Finished.Timestamp <= start);
             if (!onRingFirst && !finished)
             {
                 NoLeak.Check(false, () => DescribeOvertake(job, access, move, start), nowNs);
