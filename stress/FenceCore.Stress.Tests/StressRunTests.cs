@@ -155,6 +155,19 @@ public class StressRunTests
         Assert.True(Violations(report, "no-access-during-move") > 0);
     }
 
+    /// <summary>An exception on a threads-mode client thread fails the run with exit 1 and is printed; before,
+    /// it ended the whole process (exit 134, outside the runner's 0/1/2, and this test's host with it).</summary>
+    [Fact]
+    public void AClientThreadThatThrows_FailsTheRun_WithExit1_NotTheProcess()
+    {
+        (int code, _, string error) = StressRunner.Capture(() => StressCommand.Invoke(
+            ["--mode", "threads", "--threads", "2", "--jobs", "5000", "--quiet"],
+            s => StressRun.Execute(s with { BeforeSubmitForTests = n => { if (n >= 500) throw new InvalidOperationException("client 500 broke"); } })));
+        Assert.Equal(StressCommand.ExitViolation, code);
+        Assert.Contains("the run stopped on an exception", error, StringComparison.Ordinal);
+        Assert.Contains("client 500 broke", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void ShortThreadsRun_Passes()
     {

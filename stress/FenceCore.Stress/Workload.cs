@@ -293,6 +293,7 @@ internal sealed class Workload
             Export(e.Buffer, e.DmaBuf, e.Write);
         }
 
+        _o.BeforeSubmitForTests?.Invoke(Submitted);
         Interlocked.Increment(ref cs.InFlight);
         GpuJob job;
         try

@@ -46,6 +46,10 @@ internal sealed record StressSettings
     /// device imports (spread evenly over its buffers), 0..1.</summary>
     public double SharedFraction { get; init; } = 0.25;
 
+    /// <summary>Tests only: called with the number of jobs submitted so far before each client job is
+    /// submitted (on the submitting thread), so a test can make a client fail. Null on the command line.</summary>
+    internal Action<long>? BeforeSubmitForTests { get; init; }
+
     /// <summary>The arguments that replay this run: <c>--seed</c> first, then every other option given, each
     /// with its parsed value (built by <see cref="StressCommand"/> from the parse, not the raw tokens).</summary>
     public IReadOnlyList<string> ReplayArguments { get; init; } = [];
