@@ -41,6 +41,11 @@ internal sealed class PerfettoTrace
     private readonly int _limit;
     private readonly object _gate = new();
     private readonly Dictionary<GpuJob, JobRecord> _jobs = [];       // under _gate
+
+    /// <summary>Kernel jobs a traced job waits on that were not announced yet when it was recorded (threads
+    /// mode: a worker's announcement can come after its consumer's). Recorded when they are announced, even
+    /// past the limit. Under <see cref="_gate"/>.</summary>
+    private readonly HashSet<GpuJob> _wanted = [];
     private readonly List<JobRecord> _order = [];                      // under _gate
     private readonly Dictionary<SchedEntity, int> _entityTracks = [];  // under _gate
     private readonly List<(string Name, int Device)> _entityNames = []; // under _gate
@@ -126,11 +131,12 @@ internal sealed class PerfettoTrace
                         break; // adopted already: a traced job that waits on it was announced first
                     }
 
-                    if (job.IsKernelJob ? _full : !TakeClientSlot())
+                    if (job.IsKernelJob ? _full && !_wanted.Remove(job) : !TakeClientSlot())
                     {
                         break; // past the limit: not traced (unless a traced job turns out to wait on it)
                     }
 
+                    _wanted.Remove(job);
                     JobRecord record = Record(job, device, e.Time.Ns());
                     if (job.Description.Hang)
                     {
@@ -219,9 +225,16 @@ internal sealed class PerfettoTrace
             }
 
             (record.From ??= []).Add(producer);
-            if (producer.IsKernelJob && !_jobs.ContainsKey(producer) && _full && !job.IsKernelJob)
+            if (producer.IsKernelJob && !_jobs.ContainsKey(producer) && !job.IsKernelJob)
             {
-                Adopt(producer);
+                if (_full)
+                {
+                    Adopt(producer);
+                }
+                else
+                {
+                    _wanted.Add(producer); // announced later (threads mode), perhaps once the limit is reached
+                }
             }
         }
 
