@@ -222,6 +222,14 @@ public sealed class Gpu : IDisposable
     /// reservations, inside the submission's one failure path.</summary>
     internal Action<GpuJob>? AfterArmForTesting { get; set; }
 
+    /// <summary>Test hook: runs in a submission's placement after this device's buffers are pinned and before
+    /// its imports are mapped on their exporters, on every attempt (a threads-mode back-off retries).</summary>
+    internal Action? AfterPinResidentForTesting { get; set; }
+
+    /// <summary>Test hook: runs when a threads-mode submission backs off (an import must be bounced but is
+    /// pinned by work in flight), before it unpins anything.</summary>
+    internal Action? BeforeBackOffForTesting { get; set; }
+
     /// <summary>True after <see cref="LoseDevice"/>.</summary>
     public bool IsLost => Volatile.Read(ref _lost) != 0;
 
@@ -499,11 +507,9 @@ public sealed class Gpu : IDisposable
     /// (-ENOMEM); or an import without peer-to-peer cannot be mapped (-EBUSY): its exporter has the buffer
     /// pinned in device memory, by a pinned import, or by a submission or CPU access in progress that does
     /// not end (in virtual mode, one that made this call; in threads mode the submission backs off and waits
-    /// up to <see cref="GpuConfig.DependencyTimeout"/>). Nothing changed: no eviction, move or pin, with two
-    /// exceptions: a threads-mode submission that gave up waiting keeps the placements of its own buffers
-    /// made before it backed off, and a job that maps two or more imports of one exporter plans each against
-    /// that exporter's memory alone, so when they fit one by one but not together, the first is placed
-    /// before the second fails with -ENOMEM.</exception>
+    /// up to <see cref="GpuConfig.DependencyTimeout"/>). Nothing changed: no eviction, move or pin, with one
+    /// exception: a threads-mode submission that gave up waiting keeps the placements of its own buffers
+    /// made before it backed off.</exception>
     public GpuJob Submit(GpuClient client, JobDescription desc) => Submission.Submit(client, desc);
 
     // ----------------------------------------------------------------------------------------------

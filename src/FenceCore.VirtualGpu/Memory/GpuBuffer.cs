@@ -128,6 +128,11 @@ public sealed class GpuBuffer
     /// memory is used there, by the exporter's jobs too). Under the exporter's memory manager's lock.</summary>
     internal int ImportPins;
 
+    /// <summary>Threads mode: the tickets (ages) of the submissions that pin this buffer, one per pin, for
+    /// wait-die (<see cref="MemoryManager.PinForSubmission"/>); null in virtual mode. Created, added to and
+    /// removed from under the memory manager's lock (the exporter's), and read only there.</summary>
+    internal List<long>? PinTickets;
+
     /// <summary>Dynamic imports of this buffer, told of every move. Under the exporter's memory manager's lock.</summary>
     internal List<GpuBuffer>? DynamicImports;
 

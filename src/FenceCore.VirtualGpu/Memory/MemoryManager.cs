@@ -7,8 +7,10 @@ namespace FenceCore.VirtualGpu;
 /// engine whose finished fence is the buffer's KERNEL fence.
 /// </summary>
 /// <remarks>Owns one lock, <see cref="_gate"/>: placement, the LRU, pins and the accounting change under it.
-/// Kernel jobs are submitted under it (their events are raised there); no fence is signalled under it. Waits
-/// for another thread's pins (<see cref="WaitForInFlightPins"/>) happen outside it, holding no pin.</remarks>
+/// Kernel jobs are submitted under it (their events are raised there); no fence is signalled under it. A
+/// wait for another thread's pins is a <see cref="Monitor.Wait(object, int)"/> on <see cref="_gate"/>, which
+/// releases it; every unpin pulses the waiters (<see cref="PulsePinWaiters"/>). No other manager's lock is
+/// held while waiting, nor while this one is held.</remarks>
 internal sealed class MemoryManager(Gpu gpu)
 {
     private readonly Gpu _gpu = gpu;
@@ -23,6 +25,15 @@ internal sealed class MemoryManager(Gpu gpu)
     /// <summary>The highest <see cref="_usedBytes"/>: written under <see cref="_gate"/>, read with Interlocked.Read.</summary>
     private long _peakUsedBytes;
 
+    /// <summary>Threads waiting in <see cref="Monitor.Wait(object, int)"/> on <see cref="_gate"/> for a pin to
+    /// drop. Read and written under <see cref="_gate"/>.</summary>
+    private int _pinWaiters;
+
+    /// <summary>The last submission ticket handed out (<see cref="PinForSubmission"/>): process-wide, so tickets
+    /// of different devices compare; a smaller ticket is an older submission. Written only by
+    /// Interlocked.Increment (the increment is the ticket's linearization point); never read otherwise.</summary>
+    private static long s_lastTicket;
+
     public long Used => Interlocked.Read(ref _usedBytes);
 
     public long PeakUsed => Interlocked.Read(ref _peakUsedBytes);
@@ -31,7 +42,7 @@ internal sealed class MemoryManager(Gpu gpu)
     /// reservation; returns, per access, the fence of the move or clear that established its storage.
     /// Whether every placement fits is decided first (<see cref="EnsureFits(BufferAccess[])"/>): a submission that cannot be
     /// placed throws -ENOMEM having evicted, moved and pinned nothing.</summary>
-    public Fence?[] PinResident(BufferAccess[] accesses)
+    public Fence?[] PinResident(BufferAccess[] accesses, long ticket)
     {
         if (accesses.Length == 0)
         {
@@ -55,7 +66,7 @@ internal sealed class MemoryManager(Gpu gpu)
                     }
 
                     EnsureResident(buffer, accesses);
-                    buffer.PinCount++;
+                    PinInFlight(buffer, ticket);
                     storage[pinned] = buffer.StorageFence;
                 }
             }
@@ -65,7 +76,7 @@ internal sealed class MemoryManager(Gpu gpu)
                 {
                     if (!accesses[i].Buffer.IsImported)
                     {
-                        accesses[i].Buffer.PinCount--; // a rejected submission leaves no buffer pinned
+                        UnpinInFlight(accesses[i].Buffer, ticket); // a rejected submission leaves no buffer pinned
                     }
                 }
 
@@ -106,19 +117,60 @@ internal sealed class MemoryManager(Gpu gpu)
         lock (_gate)
         {
             buffer.PinCount--;
+            PulsePinWaiters();
         }
     }
 
+    /// <summary>Pins <paramref name="buffer"/> for the submission holding <paramref name="ticket"/>; in threads
+    /// mode the ticket is recorded, so a waiter can tell whether it is older than every holder. Under
+    /// <see cref="_gate"/>.</summary>
+    private void PinInFlight(GpuBuffer buffer, long ticket)
+    {
+        buffer.PinCount++;
+        if (_gpu.Config.Mode == GpuTimeMode.Threads)
+        {
+            (buffer.PinTickets ??= []).Add(ticket);
+        }
+    }
+
+    /// <summary>Drops a pin of <see cref="PinInFlight"/> and wakes the pin waiters. Under <see cref="_gate"/>.</summary>
+    private void UnpinInFlight(GpuBuffer buffer, long ticket)
+    {
+        buffer.PinCount--;
+        if (_gpu.Config.Mode == GpuTimeMode.Threads)
+        {
+            buffer.PinTickets!.Remove(ticket);
+        }
+
+        PulsePinWaiters();
+    }
+
+    /// <summary>Wakes every thread waiting on <see cref="_gate"/> for a pin to drop. Under <see cref="_gate"/>.</summary>
+    private void PulsePinWaiters()
+    {
+        if (_pinWaiters > 0)
+        {
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>Wait-die: true when the submission holding <paramref name="ticket"/> is older than every
+    /// holder of the in-flight pins of <paramref name="buffer"/>, all of them submissions (a CPU access pin
+    /// has no ticket: the waiter always backs off for it). Under <see cref="_gate"/>.</summary>
+    private static bool OlderThanEveryHolder(GpuBuffer buffer, long ticket) =>
+        buffer.PinTickets is { } holders && holders.Count == buffer.PinCount - buffer.ImportPins
+        && holders.TrueForAll(t => t > ticket);
+
     /// <summary>The end of a submission's placement (its fence is in every reservation, or it failed): this
     /// device's buffers, and the imports on their exporters, may move again.</summary>
-    internal void UnpinSubmission(BufferAccess[] accesses)
+    internal void UnpinSubmission(BufferAccess[] accesses, long ticket)
     {
-        Unpin(accesses);
-        UnmapImports(accesses, accesses.Length);
+        Unpin(accesses, ticket);
+        UnmapImports(accesses, accesses.Length, ticket);
     }
 
     /// <summary>Unpins this device's own buffers among <paramref name="accesses"/>.</summary>
-    private void Unpin(BufferAccess[] accesses)
+    private void Unpin(BufferAccess[] accesses, long ticket)
     {
         if (accesses.Length > 0)
         {
@@ -128,7 +180,7 @@ internal sealed class MemoryManager(Gpu gpu)
                 {
                     if (!a.Buffer.IsImported)
                     {
-                        a.Buffer.PinCount--;
+                        UnpinInFlight(a.Buffer, ticket);
                     }
                 }
             }
@@ -147,31 +199,40 @@ internal sealed class MemoryManager(Gpu gpu)
     /// <summary>
     /// Pins everything a submission touches: this device's buffers (<see cref="PinResident"/>), then the
     /// imports on their exporters (<see cref="MapImports"/>), after this device's lock is released, so no two
-    /// memory managers' locks are ever held together. The imports are checked first
-    /// (<see cref="CheckImports"/>), so an import that cannot be mapped fails before anything moves. An
-    /// import whose bounce finds its buffer pinned by work in flight on another thread (threads mode) backs
-    /// off, as a wait-die acquire does: everything pinned is unpinned, the wait happens holding nothing (two
-    /// submissions that each pin what the other must bounce cannot deadlock), and the placement starts again.
-    /// Returns, per access, the storage fence its job must find signalled; on a failure nothing stays pinned.
+    /// memory managers' locks are ever held together. The imports are checked first, all of one exporter
+    /// together (<see cref="CheckImports"/>), so in virtual mode an import that cannot be mapped fails before
+    /// anything moves. An import whose bounce finds its buffer pinned by work in flight on another thread
+    /// (threads mode) is wait-die, by the ticket this call takes at its start and keeps across retries:
+    /// when every holder of those pins is a younger submission, this one waits holding its pins
+    /// (<see cref="TryMapForImport"/>); otherwise it dies: everything pinned is unpinned, it waits holding
+    /// nothing until the buffer's pins are gone or held only by younger submissions
+    /// (<see cref="WaitForInFlightPins"/>), and the placement starts again. Waits only ever go from an older
+    /// submission to younger ones, so two submissions that each pin what the other must bounce cannot wait
+    /// for each other: the younger backs off and the older goes on. Either wait blocks on the exporter's
+    /// lock's monitor (no spinning) and ends by <see cref="GpuConfig.DependencyTimeout"/> with -EBUSY.
+    /// Returns, per access, the storage fence its job must find signalled, and the ticket that
+    /// <see cref="UnpinSubmission"/> takes; on a failure nothing stays pinned.
     /// </summary>
     /// <exception cref="FenceErrnoException">-ENOMEM, or -EBUSY (see <see cref="TryMapForImport"/>).</exception>
-    internal Fence?[] PinForSubmission(BufferAccess[] accesses)
+    internal Fence?[] PinForSubmission(BufferAccess[] accesses, out long ticket)
     {
+        ticket = Interlocked.Increment(ref s_lastTicket); // the submission's age: taken once, kept across retries
         CheckImports(accesses);
         long deadline = 0;
         while (true)
         {
-            Fence?[] storage = PinResident(accesses);
+            Fence?[] storage = PinResident(accesses, ticket);
+            _gpu.AfterPinResidentForTesting?.Invoke();
             int mapped = 0;
             GpuBuffer? busy;
             try
             {
-                busy = MapImports(accesses, storage, out mapped);
+                busy = MapImports(accesses, storage, ticket, ref deadline, out mapped);
             }
             catch
             {
-                UnmapImports(accesses, mapped);
-                Unpin(accesses);
+                UnmapImports(accesses, mapped, ticket);
+                Unpin(accesses, ticket);
                 throw;
             }
 
@@ -180,31 +241,57 @@ internal sealed class MemoryManager(Gpu gpu)
                 return storage;
             }
 
-            UnmapImports(accesses, mapped);
-            Unpin(accesses);
-            busy.Origin.Device.Memory.WaitForInFlightPins(busy.Origin, busy, ref deadline);
+            _gpu.BeforeBackOffForTesting?.Invoke();
+            UnmapImports(accesses, mapped, ticket);
+            Unpin(accesses, ticket);
+            busy.Origin.Device.Memory.WaitForInFlightPins(busy.Origin, busy, ticket, ref deadline);
         }
     }
 
-    /// <summary>Fails, before anything moves, a submission with an import its exporter cannot map (see
-    /// <see cref="TryMapForImport"/>): pinned in device memory for an importer without peer-to-peer, pinned by
-    /// work in flight in virtual mode, or too big for the exporter's device memory. Takes each exporter's
-    /// lock in turn.</summary>
+    /// <summary>Fails, before anything moves, a submission with imports an exporter cannot map (see
+    /// <see cref="CheckMappable(GpuBuffer, GpuBuffer, BufferAccess[], ref long, ref List{GpuBuffer}?)"/>): pinned in device memory for an importer without peer-to-peer, pinned by
+    /// work in flight in virtual mode, or, all of one exporter's imports of the job together, too big for
+    /// the exporter's device memory (the bytes used and the victims chosen carry from one import to the next,
+    /// as <see cref="EnsureFits(BufferAccess[])"/> carries them across a job's own buffers). Takes each
+    /// exporter's lock in turn. In threads mode another thread may change an exporter's memory between this
+    /// check and the map, so a map can still fail there.</summary>
     private static void CheckImports(BufferAccess[] accesses)
     {
+        List<MemoryManager>? checkedExporters = null;
         foreach (BufferAccess a in accesses)
         {
-            if (a.Buffer.IsImported)
+            if (!a.Buffer.IsImported)
             {
-                GpuBuffer origin = a.Buffer.Origin;
-                MemoryManager exporter = origin.Device.Memory;
-                lock (exporter._gate)
-                {
-                    if (exporter.CheckMappable(origin, a.Buffer, accesses) && exporter._gpu.Config.Mode == GpuTimeMode.Virtual)
-                    {
-                        exporter.ThrowPinnedInFlight(origin, a.Buffer);
-                    }
-                }
+                continue;
+            }
+
+            MemoryManager exporter = a.Buffer.Origin.Device.Memory;
+            if (checkedExporters?.Contains(exporter) == true)
+            {
+                continue;
+            }
+
+            (checkedExporters ??= []).Add(exporter);
+            lock (exporter._gate)
+            {
+                exporter.CheckImportsOfThisExporter(accesses);
+            }
+        }
+    }
+
+    /// <summary><see cref="CheckImports"/> for the imports of this exporter's buffers, in the order they will
+    /// be mapped. Under <see cref="_gate"/>.</summary>
+    private void CheckImportsOfThisExporter(BufferAccess[] accesses)
+    {
+        long used = _usedBytes;
+        List<GpuBuffer>? planned = null;
+        foreach (BufferAccess a in accesses)
+        {
+            GpuBuffer import = a.Buffer;
+            if (import.IsImported && ReferenceEquals(import.Origin.Device.Memory, this)
+                && CheckMappable(import.Origin, import, accesses, ref used, ref planned) && _gpu.Config.Mode == GpuTimeMode.Virtual)
+            {
+                ThrowPinnedInFlight(import.Origin, import);
             }
         }
     }
@@ -212,11 +299,12 @@ internal sealed class MemoryManager(Gpu gpu)
     /// <summary>
     /// Maps the imports among <paramref name="accesses"/> (buffers of other devices) on their exporters and
     /// pins each there for the submission, filling their slots of <paramref name="storage"/>. Stops at an
-    /// import whose buffer must be bounced but is pinned by work in flight, and returns it (null when all
-    /// are mapped). The caller unpins what this pinned (<see cref="UnmapImports"/>) with the count returned
-    /// through <paramref name="mapped"/>, on a failure or a stop.
+    /// import whose buffer must be bounced but is pinned by work in flight that this submission must not
+    /// wait for, and returns it (null when all are mapped). The caller unpins what this pinned
+    /// (<see cref="UnmapImports"/>) with the count returned through <paramref name="mapped"/>, on a failure
+    /// or a stop.
     /// </summary>
-    private static GpuBuffer? MapImports(BufferAccess[] accesses, Fence?[] storage, out int mapped)
+    private static GpuBuffer? MapImports(BufferAccess[] accesses, Fence?[] storage, long ticket, ref long deadline, out int mapped)
     {
         mapped = 0;
         for (int i = 0; i < accesses.Length; i++)
@@ -224,7 +312,7 @@ internal sealed class MemoryManager(Gpu gpu)
             if (accesses[i].Buffer.IsImported)
             {
                 GpuBuffer import = accesses[i].Buffer;
-                if (!import.Origin.Device.Memory.TryMapForImport(import, accesses, out storage[i]))
+                if (!import.Origin.Device.Memory.TryMapForImport(import, accesses, ticket, ref deadline, out storage[i]))
                 {
                     return import;
                 }
@@ -237,7 +325,7 @@ internal sealed class MemoryManager(Gpu gpu)
     }
 
     /// <summary>Unpins, on their exporters, the imports among the first <paramref name="count"/> accesses.</summary>
-    private static void UnmapImports(BufferAccess[] accesses, int count)
+    private static void UnmapImports(BufferAccess[] accesses, int count, long ticket)
     {
         for (int i = 0; i < count; i++)
         {
@@ -247,7 +335,7 @@ internal sealed class MemoryManager(Gpu gpu)
                 MemoryManager exporter = origin.Device.Memory;
                 lock (exporter._gate)
                 {
-                    origin.PinCount--;
+                    exporter.UnpinInFlight(origin, ticket);
                 }
             }
         }
@@ -256,7 +344,8 @@ internal sealed class MemoryManager(Gpu gpu)
     /// <summary>
     /// The exporter's side of an importer's map (<c>map_dma_buf</c>): the storage is placed where the
     /// importer reaches it, and pinned for the importer's submission. A peer-to-peer import reaches device
-    /// memory, so the buffer is made resident as for a job of this device; an import without it reaches
+    /// memory, so the buffer is made resident as for a job of this device (unless someone else pins it in
+    /// system memory: it is used there, see <see cref="NeedsPlacement"/>); an import without it reaches
     /// only system memory, so a buffer in device memory is moved out first (the bounce, itself a fenced
     /// KERNEL move). A buffer pinned by a pinned import stays where it is. A lost exporter moves nothing:
     /// the mapping keeps working with undefined contents, as the kernel's hot-unplug rules ask.
@@ -267,23 +356,32 @@ internal sealed class MemoryManager(Gpu gpu)
     /// from the map when amdgpu_dma_buf_pin began to pin in GTT whenever an attachment lacks peer-to-peer
     /// (commit f5e7fabd1f5c); this model keeps it, so an importer attached after the pin is not handed
     /// memory it cannot reach. A buffer pinned only by work in flight (a submission being placed, a CPU
-    /// access) returns false: the caller backs off and waits (<see cref="PinForSubmission"/>), as the
-    /// kernel's importer waits for the exporter's reservation lock; in virtual mode
+    /// access): when every holder is a submission younger than <paramref name="ticket"/>, this waits for
+    /// their pins to go, holding its own (wait-die's wait), on this manager's monitor; otherwise it returns
+    /// false and the caller dies (<see cref="PinForSubmission"/>). In virtual mode
     /// <see cref="CheckImports"/> has already failed it with -EBUSY.</remarks>
     /// <param name="import">The importer's handle.</param>
     /// <param name="accesses">The submission's accesses: their buffers are never evicted for this one.</param>
+    /// <param name="ticket">The submission's ticket (its age).</param>
+    /// <param name="deadline">The submission's wait deadline (see <see cref="WaitForPinDrop"/>).</param>
     /// <param name="storage">The storage fence the importer's job must find signalled when it starts.</param>
     /// <exception cref="FenceErrnoException">-EBUSY: pinned in device memory by a pinned import, for an
-    /// import without peer-to-peer; -ENOMEM: a peer-to-peer placement found too little to evict.</exception>
-    private bool TryMapForImport(GpuBuffer import, BufferAccess[] accesses, out Fence? storage)
+    /// import without peer-to-peer, or the wait ran out; -ENOMEM: a peer-to-peer placement found too little
+    /// to evict.</exception>
+    private bool TryMapForImport(GpuBuffer import, BufferAccess[] accesses, long ticket, ref long deadline, out Fence? storage)
     {
         GpuBuffer origin = import.Origin;
         lock (_gate)
         {
-            if (CheckMappable(origin, import, accesses))
+            while (CheckMappable(origin, import, accesses))
             {
-                storage = null;
-                return false;
+                if (!OlderThanEveryHolder(origin, ticket))
+                {
+                    storage = null;
+                    return false;
+                }
+
+                WaitForPinDrop(origin, import, ref deadline);
             }
 
             if (NeedsBounce(origin, import))
@@ -295,16 +393,27 @@ internal sealed class MemoryManager(Gpu gpu)
                 EnsureResident(origin, accesses);
             }
 
-            storage = PinForImport(origin, import);
+            storage = PinForImport(origin, import, ticket);
             return true;
         }
     }
 
-    /// <summary>Checks that <paramref name="import"/> can be mapped now, under <see cref="_gate"/>: throws
-    /// -EBUSY (pinned in device memory by a pinned import, for an import without peer-to-peer) or -ENOMEM
-    /// (a peer-to-peer placement that does not fit, <see cref="EnsureFits(GpuBuffer, BufferAccess[])"/>);
-    /// returns true when a bounce is needed but work in flight pins the buffer.</summary>
+    /// <summary><see cref="CheckMappable(GpuBuffer, GpuBuffer, BufferAccess[], ref long, ref List{GpuBuffer}?)"/>
+    /// on this manager's accounting as it is now.</summary>
     private bool CheckMappable(GpuBuffer origin, GpuBuffer import, BufferAccess[] accesses)
+    {
+        long used = _usedBytes;
+        List<GpuBuffer>? planned = null;
+        return CheckMappable(origin, import, accesses, ref used, ref planned);
+    }
+
+    /// <summary>Checks that <paramref name="import"/> can be mapped, under <see cref="_gate"/>, on the
+    /// accounting <paramref name="used"/> with the victims <paramref name="planned"/> already chosen (both
+    /// updated: a bounce frees the buffer's bytes, a peer-to-peer placement adds them): throws -EBUSY
+    /// (pinned in device memory by a pinned import, for an import without peer-to-peer) or -ENOMEM (a
+    /// peer-to-peer placement that does not fit, <see cref="Plan"/>); returns true when a bounce is needed
+    /// but work in flight pins the buffer.</summary>
+    private bool CheckMappable(GpuBuffer origin, GpuBuffer import, BufferAccess[] accesses, ref long used, ref List<GpuBuffer>? planned)
     {
         if (NeedsBounce(origin, import))
         {
@@ -314,12 +423,18 @@ internal sealed class MemoryManager(Gpu gpu)
                     $"{origin.Name} is pinned in device memory on {_gpu.Name} by a pinned import that reaches it peer to peer; {import.Name} has no peer-to-peer access and cannot map it there (amdgpu_dma_buf_map: a pinned buffer outside system memory)");
             }
 
-            return origin.PinCount > 0;
+            if (origin.PinCount > 0)
+            {
+                return true;
+            }
+
+            used -= origin.Size;
+            return false;
         }
 
         if (NeedsPeerToPeerPlacement(origin, import))
         {
-            EnsureFits(origin, accesses);
+            used = Plan(origin, accesses, used, ref planned);
         }
 
         return false;
@@ -332,9 +447,9 @@ internal sealed class MemoryManager(Gpu gpu)
 
     /// <summary>Pins the exporter's buffer for an importer's submission and marks the import mapped; the
     /// storage fence is the one the importer's job waits for. Under <see cref="_gate"/>.</summary>
-    private static Fence? PinForImport(GpuBuffer origin, GpuBuffer import)
+    private Fence? PinForImport(GpuBuffer origin, GpuBuffer import, long ticket)
     {
-        origin.PinCount++;
+        PinInFlight(origin, ticket);
         import.Mapped = true;
         return origin.StorageFence;
     }
@@ -345,16 +460,53 @@ internal sealed class MemoryManager(Gpu gpu)
         !_gpu.IsLost && !import.PeerToPeer && origin.Placement == BufferPlacement.Device;
 
     /// <summary>
-    /// Waits, outside <see cref="_gate"/> and holding no pin, for the in-flight pins of a buffer that must be
-    /// bounced (a submission being placed on another thread, a CPU access) to go, as the kernel's importer
-    /// waits for the exporter's reservation lock; one step of the wait per call. In virtual mode a pin is only ever held by a call further up this
-    /// thread's stack (a submission or a CPU access callback that imports), which waiting cannot release:
-    /// -EBUSY at once. In threads mode the wait ends by <see cref="GpuConfig.DependencyTimeout"/>, with -EBUSY.
+    /// A submission that died (<see cref="PinForSubmission"/>) waits here, holding no pin, until the buffer
+    /// it must bounce is pinned no more, or only by submissions younger than <paramref name="ticket"/> (then
+    /// its retry waits for them holding its pins), as the kernel's importer waits for the exporter's
+    /// reservation lock. In virtual mode a pin is only ever held by a call further up this thread's stack (a
+    /// submission or a CPU access callback that imports), which waiting cannot release: -EBUSY at once.
     /// </summary>
     /// <param name="origin">The exporter's buffer to bounce.</param>
     /// <param name="import">The import it is bounced for.</param>
-    /// <param name="deadline">0 on the first call; then the wait's end, in <see cref="Environment.TickCount64"/> ms.</param>
-    private void WaitForInFlightPins(GpuBuffer origin, GpuBuffer import, ref long deadline)
+    /// <param name="ticket">The waiting submission's ticket.</param>
+    /// <param name="deadline">See <see cref="WaitForPinDrop"/>.</param>
+    private void WaitForInFlightPins(GpuBuffer origin, GpuBuffer import, long ticket, ref long deadline)
+    {
+        lock (_gate)
+        {
+            RemainingWait(origin, import, ref deadline); // a retry that meets its own pins again ends here, by the deadline
+            while (origin.PinCount > 0 && NeedsBounce(origin, import) && !OlderThanEveryHolder(origin, ticket))
+            {
+                WaitForPinDrop(origin, import, ref deadline);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One wait, under <see cref="_gate"/>, for a pin of this manager's buffers to drop: a
+    /// <see cref="Monitor.Wait(object, int)"/> that releases <see cref="_gate"/> (the caller holds no other
+    /// lock) until an unpin pulses it or the deadline passes; the caller checks its condition again. The
+    /// deadline is <see cref="GpuConfig.DependencyTimeout"/> after the first wait, in
+    /// <see cref="Environment.TickCount64"/> ms (0 before it); past it, -EBUSY. In virtual mode, -EBUSY at once
+    /// (see <see cref="WaitForInFlightPins"/>).
+    /// </summary>
+    private void WaitForPinDrop(GpuBuffer origin, GpuBuffer import, ref long deadline)
+    {
+        int remaining = RemainingWait(origin, import, ref deadline);
+        _pinWaiters++;
+        try
+        {
+            Monitor.Wait(_gate, remaining);
+        }
+        finally
+        {
+            _pinWaiters--;
+        }
+    }
+
+    /// <summary>The milliseconds left before <paramref name="deadline"/> (set on the first call); -EBUSY when
+    /// none are left, or at once in virtual mode.</summary>
+    private int RemainingWait(GpuBuffer origin, GpuBuffer import, ref long deadline)
     {
         long now = Environment.TickCount64;
         if (deadline == 0)
@@ -362,12 +514,12 @@ internal sealed class MemoryManager(Gpu gpu)
             deadline = now + (long)_gpu.Config.DependencyTimeout.TotalMilliseconds;
         }
 
-        if (_gpu.Config.Mode == GpuTimeMode.Virtual || now > deadline)
+        if (_gpu.Config.Mode == GpuTimeMode.Virtual || now >= deadline)
         {
             ThrowPinnedInFlight(origin, import);
         }
 
-        Thread.Yield();
+        return (int)Math.Min(deadline - now, int.MaxValue);
     }
 
     /// <summary>-EBUSY for a bounce that work in flight keeps from moving the buffer.</summary>
@@ -384,23 +536,18 @@ internal sealed class MemoryManager(Gpu gpu)
     /// reach it there fails with -EINVAL (<c>amdgpu_bo_pin</c> on a pinned buffer outside the domains asked
     /// for). A dynamic import is only recorded, to be told of moves.
     /// </summary>
-    /// <exception cref="FenceErrnoException">-ENOMEM, -EINVAL, or -EBUSY (see <see cref="WaitForInFlightPins"/>).
+    /// <exception cref="FenceErrnoException">-ENOMEM, -EINVAL, or -EBUSY (see <see cref="WaitForPinDrop"/>).
     /// Nothing changed.</exception>
     internal void Attach(GpuBuffer import)
     {
         GpuBuffer origin = import.Origin;
         long deadline = 0;
-        while (true)
+        lock (_gate)
         {
-            lock (_gate)
+            while (!TryAttach(origin, import))
             {
-                if (TryAttach(origin, import))
-                {
-                    return;
-                }
+                WaitForPinDrop(origin, import, ref deadline); // holds no pin: waiting in place cannot deadlock
             }
-
-            WaitForInFlightPins(origin, import, ref deadline);
         }
     }
 
@@ -458,6 +605,7 @@ internal sealed class MemoryManager(Gpu gpu)
             {
                 origin.ImportPins--;
                 origin.PinCount--;
+                PulsePinWaiters();
             }
 
             import.Mapped = false;
@@ -493,10 +641,21 @@ internal sealed class MemoryManager(Gpu gpu)
         }
     }
 
-    /// <summary>A buffer that a job of this device would have to move into device memory: not there yet,
-    /// and not pinned in system memory by an importer. Under <see cref="_gate"/>.</summary>
+    /// <summary>
+    /// A buffer that a job would have to move into device memory: not there yet, and pinned by no one (a
+    /// pinned import, another device's submission that mapped it, a CPU access). A pin stops a move in as it
+    /// stops a move out: a pinned buffer in system memory is used there, by this device's jobs and by a
+    /// peer-to-peer importer alike (both reach system memory). Under <see cref="_gate"/>. The caller's own
+    /// pins never count: a submission pins each buffer only after placing it (its accesses are distinct).
+    /// </summary>
+    /// <remarks>The kernel never moves a pinned BO: ttm_bo_validate refuses a move of a BO whose pin_count is
+    /// set (-EINVAL) unless its current placement is compatible, and amdgpu_cs_bo_validate does not validate
+    /// a pinned BO at all, so the command submission uses it where it is (GTT here). The model does the
+    /// same for every move in, so it never fails a submission for it; it differs in what counts as a pin:
+    /// the kernel's importer holds the exporter's reservation lock from the map until its fence is added,
+    /// where this model pins the buffer (PinCount) for that span, and a CPU access pins it too.</remarks>
     private static bool NeedsPlacement(GpuBuffer buffer) =>
-        buffer.Placement != BufferPlacement.Device && buffer.ImportPins == 0;
+        buffer.Placement != BufferPlacement.Device && buffer.PinCount == 0;
 
     /// <summary>
     /// Decides, before anything moves, that every buffer of a submission this device must place fits:
@@ -573,9 +732,9 @@ internal sealed class MemoryManager(Gpu gpu)
     /// planned; the caller has checked that it fits. Under <see cref="_gate"/>.</summary>
     private void EnsureResident(GpuBuffer buffer, BufferAccess[] pinnedByCaller)
     {
-        if (buffer.ImportPins > 0 && buffer.Placement == BufferPlacement.System)
+        if (buffer.PinCount > 0 && buffer.Placement == BufferPlacement.System)
         {
-            return; // pinned in system memory by an importer: this device's jobs use it there too
+            return; // pinned in system memory (an importer, a CPU access): used there, never moved in (NeedsPlacement)
         }
 
         if (buffer.Placement == BufferPlacement.Device)

@@ -46,7 +46,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
 
         // 1. Memory: make every buffer resident and pin it until its fence is in place; imports are mapped
         // and pinned on their exporters, after this device's lock is released.
-        Fence?[] storage = _gpu.Memory.PinForSubmission(accesses);
+        Fence?[] storage = _gpu.Memory.PinForSubmission(accesses, out long pinTicket);
 
         // One failure path from here on: whatever throws after the job is armed fails the job with
         // -ECANCELED (its fences signal, so no reservation keeps an unsignalled fence) and unpins.
@@ -96,12 +96,12 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 _gpu.Scheduler.FailJob(armed, -Errno.ECANCELED);
             }
 
-            _gpu.Memory.UnpinSubmission(accesses);
+            _gpu.Memory.UnpinSubmission(accesses, pinTicket);
             throw;
         }
 
         GpuJob job = armed;
-        _gpu.Memory.UnpinSubmission(accesses);
+        _gpu.Memory.UnpinSubmission(accesses, pinTicket);
 
         foreach (SyncObjPoint signal in desc.SyncObjSignals)
         {

@@ -793,4 +793,161 @@ public class MultiDeviceTests
         Assert.True(bounce.Job!.StartTime >= draw.EndTime && flip.StartTime >= bounce.Job.EndTime, "not draw, bounce, flip");
         Assert.Equal(BufferPlacement.System, frame.Placement);
     }
+
+    /// <summary>A pin stops a move in as it stops a move out: A's buffer sits in system memory (bounced for
+    /// B) and a CPU access to it is in progress; a job of A's that uses it, submitted from inside the access,
+    /// uses it where it is (as amdgpu_cs_bo_validate skips a pinned BO) instead of moving it back into device
+    /// memory under the CPU. The same rule keeps a threads-mode render job from moving a buffer that another
+    /// device's submission has just pinned in system memory before its fence is in the reservation.</summary>
+    [Fact]
+    public void AMoveIntoDeviceMemory_ObeysThePinRule_AJobSubmittedDuringACpuAccessUsesTheBufferInSystemMemory()
+    {
+        (Gpu a, Gpu b, GpuBuffer shared, GpuClient app) = BouncedForAnImporterWithoutPeerToPeer();
+        using (a)
+        using (b)
+        {
+            StorageState before = StorageState.Of(shared);
+            GpuJob? render = null;
+            StorageState seen = default;
+
+            a.CpuAccess(shared, write: false, _ =>
+            {
+                render = app.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+                seen = StorageState.Of(shared);
+            });
+
+            Assert.Equal(before with { ExporterJobs = before.ExporterJobs + 1 }, seen); // the render job alone: no move, nothing placed, under the CPU
+            a.RunUntilIdle();
+            Assert.Equal(1, render!.Finished.Status);
+            Assert.Equal(0, a.LeakCount + b.LeakCount);
+        }
+    }
+
+    /// <summary>A's buffer, written by A's app and then read by B's compositor without peer-to-peer, so
+    /// bounced to system memory; everything idle.</summary>
+    private static (Gpu A, Gpu B, GpuBuffer Shared, GpuClient App) BouncedForAnImporterWithoutPeerToPeer()
+    {
+        (Gpu a, Gpu b) = TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = false });
+        GpuBuffer shared = a.CreateBuffer(MiB, "shared");
+        GpuClient app = a.CreateClient("app");
+        app.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
+        a.RunUntilIdle();
+        GpuBuffer imported = b.Import(a.Export(shared));
+        b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(imported, false)));
+        a.RunUntilIdle();
+        Assert.Equal(BufferPlacement.System, shared.Placement);
+        return (a, b, shared, app);
+    }
+
+    /// <summary>Two peer-to-peer imports of one exporter that each fit its memory alone but not together are
+    /// planned together: the job fails with -ENOMEM before anything moves, on either device (before, the
+    /// importer's own buffer was cleared and the first import placed on the exporter before the second
+    /// failed).</summary>
+    [Fact]
+    public void TwoImportsOfOneExporterThatFitAloneButNotTogether_FailWithEnomem_HavingPlacedNothing()
+    {
+        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", DeviceMemoryBytes = 3 * MiB });
+        using (a)
+        using (b)
+        {
+            GpuBuffer x1 = a.CreateBuffer(2 * MiB, "x1");
+            GpuBuffer x2 = a.CreateBuffer(2 * MiB, "x2");
+            GpuBuffer own = b.CreateBuffer(MiB, "own");
+            GpuBuffer i1 = b.Import(a.Export(x1));
+            GpuBuffer i2 = b.Import(a.Export(x2));
+            long aJobs = a.JobsSubmitted;
+            long bJobs = b.JobsSubmitted;
+
+            var ex = Assert.Throws<FenceErrnoException>(() => b.CreateClient("compositor").Submit(
+                Job(EngineKind.Graphics, 10 * Us, new BufferAccess(own, true), new BufferAccess(i1, false), new BufferAccess(i2, false))));
+
+            Assert.Equal(-Errno.ENOMEM, ex.Errno);
+            Assert.All(new[] { x1, x2, own }, x => Assert.Null(x.StorageFence));
+            Assert.Equal(0, a.DeviceMemoryUsed + b.DeviceMemoryUsed);
+            Assert.Equal(aJobs, a.JobsSubmitted);
+            Assert.Equal(bJobs, b.JobsSubmitted);
+        }
+    }
+
+    /// <summary>Two threads that meet at each arrival of the same kind: each waits, up to a short time, for
+    /// the other to have arrived as often as itself.</summary>
+    private sealed class Rendezvous
+    {
+        private readonly object _gate = new();
+        private readonly int[] _arrivals = new int[2];
+
+        public void Arrive(int side, int timeoutMs)
+        {
+            lock (_gate)
+            {
+                int mine = ++_arrivals[side];
+                Monitor.PulseAll(_gate);
+                long end = Environment.TickCount64 + timeoutMs;
+                while (_arrivals[1 - side] < mine && Environment.TickCount64 < end)
+                {
+                    Monitor.Wait(_gate, 1);
+                }
+            }
+        }
+    }
+
+    /// <summary>Threads mode, wait-die: two submissions, one per device, each pin their own buffer and must
+    /// bounce the other's (imported without peer-to-peer). The hooks make them meet: both have pinned before
+    /// either maps (or 50 ms passed), and a back-off unpins only once the other has also found its bounce
+    /// pinned (or 10 ms passed). The older waits holding its pins and the younger backs off, so both complete, every round,
+    /// long before the dependency timeout (before, both backed off alike and retried in step until both
+    /// failed with -EBUSY).</summary>
+    [Fact]
+    public void InThreadsMode_TwoSubmissionsThatEachPinWhatTheOtherMustBounce_BothComplete()
+    {
+        GpuConfig Config(string name) => new()
+        {
+            Name = name, Mode = GpuTimeMode.Threads, WorkerThreads = 1, PeerToPeer = false, DependencyTimeout = TimeSpan.FromSeconds(2),
+        };
+        using var a = new Gpu(Config("gpuA"));
+        using var b = new Gpu(Config("gpuB"), shareTimeWith: a);
+        GpuBuffer x = a.CreateBuffer(MiB, "x");
+        GpuBuffer y = b.CreateBuffer(MiB, "y");
+        GpuBuffer xOnB = b.Import(a.Export(x));
+        GpuBuffer yOnA = a.Import(b.Export(y));
+        GpuClient appA = a.CreateClient("appA");
+        GpuClient appB = b.CreateClient("appB");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        for (int round = 0; round < 20; round++)
+        {
+            appA.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(x, true))); // back into device memory
+            appB.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(y, true)));
+            Assert.True(a.WaitForIdle(TimeSpan.FromSeconds(5)) && b.WaitForIdle(TimeSpan.FromSeconds(5)));
+            Assert.Equal(BufferPlacement.Device, x.Placement);
+            Assert.Equal(BufferPlacement.Device, y.Placement);
+            var pinned = new Rendezvous();
+            var backingOff = new Rendezvous();
+            a.AfterPinResidentForTesting = () => pinned.Arrive(0, 50);
+            b.AfterPinResidentForTesting = () => pinned.Arrive(1, 50);
+            a.BeforeBackOffForTesting = () => backingOff.Arrive(0, 10);
+            b.BeforeBackOffForTesting = () => backingOff.Arrive(1, 10);
+            using var start = new Barrier(2);
+            Task<GpuJob> onA = Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                return appA.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(x, true), new BufferAccess(yOnA, false)));
+            }, TaskCreationOptions.LongRunning);
+            Task<GpuJob> onB = Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                return appB.Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(y, true), new BufferAccess(xOnB, false)));
+            }, TaskCreationOptions.LongRunning);
+
+            GpuJob jobA = onA.GetAwaiter().GetResult(); // no -EBUSY
+            GpuJob jobB = onB.GetAwaiter().GetResult();
+            a.AfterPinResidentForTesting = b.AfterPinResidentForTesting = a.BeforeBackOffForTesting = b.BeforeBackOffForTesting = null;
+            Assert.True(a.WaitForIdle(TimeSpan.FromSeconds(5)) && b.WaitForIdle(TimeSpan.FromSeconds(5)));
+            Assert.Equal(1, jobA.Finished.Status);
+            Assert.Equal(1, jobB.Finished.Status);
+        }
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"20 rounds took {clock.Elapsed}");
+        Assert.Equal(0, a.LeakCount + b.LeakCount);
+    }
 }
