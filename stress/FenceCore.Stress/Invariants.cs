@@ -337,14 +337,10 @@ internal sealed class InvariantChecker
         }
 
         bool had = _movesBefore.Remove(job, out (GpuJob Move, BufferAccess Access)[]? moves);
-        if (job.Hardware is null || job.StartTime is not { } start)
+        bool judged = _judgedAtStart.Remove(job);
+        if (judged || job.Hardware is null || job.StartTime is not { } start)
         {
-            return; // it never ran, so it touched nothing
-        }
-
-        if (_judgedAtStart.Remove(job))
-        {
-            return;
+            return; // judged when it started, or it never ran, so it touched nothing
         }
 
         if (!had)

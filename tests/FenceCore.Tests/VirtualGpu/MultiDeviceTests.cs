@@ -202,26 +202,8 @@ public class MultiDeviceTests
     [Fact]
     public void WithoutPeerToPeer_TheBufferBouncesToSystemMemory_AndTheCopyIsFenced()
     {
-        (Gpu a, Gpu b) = TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = false });
-        using (a)
-        using (b)
-        {
-            GpuBuffer shared = a.CreateBuffer(MiB, "shared");
-            GpuBuffer p2p = b.Import(a.Export(shared), allowPeerToPeer: true);
-            Assert.False(p2p.PeerToPeer); // both devices must allow it
-            GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
-            a.RunUntilIdle();
-            Assert.Equal(BufferPlacement.Device, shared.Placement);
-
-            GpuJob read = b.CreateClient("compositor").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(p2p, false)));
-            var bounce = (GpuFence)shared.StorageFence!;
-            Assert.Equal(BufferPlacement.System, shared.Placement);
-            Assert.Contains("bounce", bounce.Job!.Description.Label, StringComparison.Ordinal);
-            a.RunUntilIdle();
-            Assert.True(read.StartTime >= bounce.Job.EndTime, "the read began before the bounce copy ended");
-            Assert.True(bounce.Job.StartTime >= render.EndTime, "the bounce copied before the writer finished");
-            Assert.Equal(0, a.LeakCount + b.LeakCount);
-        }
+        // Both devices must allow peer-to-peer: the importer here does not.
+        AssertTheImportBouncesThroughSystemMemory(TwoDevices(b: c => new GpuConfig { Name = "gpuB", PeerToPeer = false }));
 
         (Gpu c, Gpu d) = TwoDevices();
         using (c)
@@ -752,15 +734,21 @@ public class MultiDeviceTests
     }
 
     [Fact]
-    public void WithPeerToPeerOffOnTheExporter_TheImportBouncesToSystemMemory_AndTheReadWaitsForTheCopy()
+    public void WithPeerToPeerOffOnTheExporter_TheImportBouncesToSystemMemory_AndTheReadWaitsForTheCopy() =>
+        AssertTheImportBouncesThroughSystemMemory(TwoDevices(a: c => new GpuConfig { Name = "gpuA", PeerToPeer = false })); // the importer allows it, the exporter does not
+
+    /// <summary>With peer-to-peer off on one side, an import that allows it still gets none: the buffer
+    /// written on <c>A</c> bounces to system memory when <c>B</c> reads it, the bounce is a fenced copy after
+    /// the writer, and the read waits for it. Disposes both devices.</summary>
+    private static void AssertTheImportBouncesThroughSystemMemory((Gpu A, Gpu B) devices)
     {
-        (Gpu a, Gpu b) = TwoDevices(a: c => new GpuConfig { Name = "gpuA", PeerToPeer = false });
+        (Gpu a, Gpu b) = devices;
         using (a)
         using (b)
         {
             GpuBuffer shared = a.CreateBuffer(MiB, "shared");
             GpuBuffer imported = b.Import(a.Export(shared), allowPeerToPeer: true);
-            Assert.False(imported.PeerToPeer); // the importer allows it, the exporter does not
+            Assert.False(imported.PeerToPeer);
             GpuJob render = a.CreateClient("app").Submit(Job(EngineKind.Graphics, 10 * Us, new BufferAccess(shared, true)));
             a.RunUntilIdle();
             Assert.Equal(BufferPlacement.Device, shared.Placement);
@@ -772,7 +760,7 @@ public class MultiDeviceTests
             Assert.Contains(bounce, read.EffectiveDependencies);
             a.RunUntilIdle();
             Assert.True(read.StartTime >= bounce.Job.EndTime, "the read began before the bounce copy ended");
-            Assert.True(bounce.Job.StartTime >= render.EndTime);
+            Assert.True(bounce.Job.StartTime >= render.EndTime, "the bounce copied before the writer finished");
             Assert.Equal(0, a.LeakCount + b.LeakCount);
         }
     }
