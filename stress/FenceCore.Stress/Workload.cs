@@ -24,6 +24,10 @@ internal sealed class Workload
     /// not serialize on a shared one; virtual mode uses <see cref="_rng"/> alone, on the loop's thread.</summary>
     [ThreadStatic]
     private static Random? t_rng;
+
+    /// <summary>This thread's scratch arrays for a job's accesses, by length (<see cref="AccessScratch"/>).</summary>
+    [ThreadStatic]
+    private static BufferAccess[]?[]? t_accessScratch;
     private readonly GpuBuffer[] _buffers;
     private readonly DmaBuf[] _dmaBufs;
 
@@ -337,13 +341,31 @@ internal sealed class Workload
 
     private void CountImportAccesses(IReadOnlyList<BufferAccess> accesses)
     {
-        foreach (BufferAccess a in accesses)
+        for (int i = 0; i < accesses.Count; i++) // an index loop: foreach would box the list's enumerator on every job
         {
+            BufferAccess a = accesses[i];
             if (a.Buffer.IsImported)
             {
                 Interlocked.Increment(ref a.Write ? ref ImportWrites : ref ImportReads);
             }
         }
+    }
+
+    /// <summary>
+    /// An array of this thread's for a job's <paramref name="length"/> accesses, reused from job to job: the
+    /// job's description copies it (<see cref="JobDescription.Buffers"/>). PERF: 88 B less per four-buffer job.
+    /// Only filled and read between drawing a job's buffers and building its description, where nothing
+    /// submits on this thread.
+    /// </summary>
+    private static BufferAccess[] AccessScratch(int length)
+    {
+        if (length == 0)
+        {
+            return [];
+        }
+
+        BufferAccess[]?[] byLength = t_accessScratch ??= new BufferAccess[]?[17];
+        return length < byLength.Length ? byLength[length] ??= new BufferAccess[length] : new BufferAccess[length];
     }
 
     /// <summary>True when one of the first <paramref name="count"/> accesses is to <paramref name="buffer"/>
@@ -373,7 +395,7 @@ internal sealed class Workload
         int n = _o.MaxBuffersPerJob == 0 ? 0 : _o.FixedBuffersPerJob ? _o.MaxBuffersPerJob : rng.Next(1, _o.MaxBuffersPerJob + 1);
         GpuBuffer[] view = _views[cs.Device];
         n = Math.Min(n, view.Length);
-        var accesses = new BufferAccess[n];
+        BufferAccess[] accesses = AccessScratch(n);
         for (int i = 0; i < n; i++)
         {
             GpuBuffer b;
@@ -403,7 +425,7 @@ internal sealed class Workload
         // At most n buffers, as --buffers-per-job says: n - 1 reads and the write; a one-buffer job reads only.
         int reads = Math.Min(n == 1 ? 1 : Math.Max(n - 1, 0), imports.Count);
         bool write = n > 1 || (n == 1 && reads == 0);
-        var accesses = new BufferAccess[reads + (write ? 1 : 0)];
+        BufferAccess[] accesses = AccessScratch(reads + (write ? 1 : 0));
         for (int i = 0; i < reads; i++)
         {
             GpuBuffer b;

@@ -18,8 +18,17 @@ public sealed class JobDescription
     /// <summary>The engine kind; the client's entity for that kind load-balances over its engines.</summary>
     public EngineKind Engine { get; init; } = EngineKind.Graphics;
 
-    /// <summary>Buffers read and written (implicit sync).</summary>
-    public IReadOnlyList<BufferAccess> Buffers { get; init; } = [];
+    /// <summary>Buffers read and written (implicit sync). The description keeps its own copy of the list it is
+    /// given (as a submission ioctl copies the user's buffer list), so the caller may reuse or change its list
+    /// afterwards; the job's <see cref="GpuJob.Accesses"/> share this copy when no buffer is listed twice.</summary>
+    public IReadOnlyList<BufferAccess> Buffers
+    {
+        get => BufferArray;
+        init => BufferArray = CopyOf(value);
+    }
+
+    /// <summary>The description's own copy of <see cref="Buffers"/>; never written after the init.</summary>
+    internal BufferAccess[] BufferArray { get; private init; } = [];
 
     /// <summary>Explicit dependencies: fences (containers are unwrapped), e.g. from a sync file or a syncobj point.</summary>
     public IReadOnlyList<Fence> Dependencies { get; init; } = [];
@@ -59,4 +68,21 @@ public sealed class JobDescription
 
     /// <summary>Free-form label for traces.</summary>
     public string? Label { get; init; }
+
+    private static BufferAccess[] CopyOf(IReadOnlyList<BufferAccess> value)
+    {
+        ArgumentNullException.ThrowIfNull(value, nameof(Buffers));
+        if (value.Count == 0)
+        {
+            return [];
+        }
+
+        var copy = new BufferAccess[value.Count];
+        for (int i = 0; i < copy.Length; i++)
+        {
+            copy[i] = value[i];
+        }
+
+        return copy;
+    }
 }

@@ -39,7 +39,10 @@ internal sealed class MemoryManager(Gpu gpu)
     public long PeakUsed => Interlocked.Read(ref _peakUsedBytes);
 
     /// <summary>Makes every buffer of a submission resident and pins it until the job's fence is in its
-    /// reservation; returns, per access, the fence of the move or clear that established its storage.
+    /// reservation; returns, per access, the fence of the move or clear that established its storage, or null
+    /// where that fence had already signalled (the leak check can never fire on it). PERF: when no access has
+    /// an unsignalled storage fence and none is an import (whose entry the exporter fills in), the result is
+    /// the empty array, not an array of nulls: 56 B less for a four-buffer job on settled memory.
     /// Whether every placement fits is decided first (<see cref="EnsureFits(BufferAccess[])"/>): a submission that cannot be
     /// placed throws -ENOMEM having evicted, moved and pinned nothing.</summary>
     public Fence?[] PinResident(BufferAccess[] accesses, long ticket)
@@ -49,7 +52,15 @@ internal sealed class MemoryManager(Gpu gpu)
             return [];
         }
 
-        var storage = new Fence?[accesses.Length];
+        Fence?[]? storage = null;
+        foreach (BufferAccess a in accesses)
+        {
+            if (a.Buffer.IsImported)
+            {
+                storage = new Fence?[accesses.Length];
+                break;
+            }
+        }
 
         lock (_gate)
         {
@@ -67,7 +78,11 @@ internal sealed class MemoryManager(Gpu gpu)
 
                     EnsureResident(buffer, accesses);
                     PinInFlight(buffer, ticket);
-                    storage[pinned] = buffer.StorageFence;
+                    if (buffer.StorageFence is { IsSignaled: false } move)
+                    {
+                        storage ??= new Fence?[accesses.Length];
+                        storage[pinned] = move;
+                    }
                 }
             }
             catch
@@ -84,7 +99,7 @@ internal sealed class MemoryManager(Gpu gpu)
             }
         }
 
-        return storage;
+        return storage ?? [];
     }
 
     /// <summary>

@@ -31,9 +31,10 @@ internal sealed class DependencyWaiter(Gpu gpu, GpuJob job) : RearmingCallback
     /// <summary>The job, or null once the wait was abandoned.</summary>
     public GpuJob? Job => Volatile.Read(ref _job);
 
-    public void Begin()
+    /// <summary>Starts the walk at dependency <paramref name="first"/> (the ones before it have signalled).</summary>
+    public void Begin(int first)
     {
-        _next = 0;
+        _next = first;
         Volatile.Write(ref WaitState, Waiting);
         if (!Advance())
         {

@@ -22,18 +22,23 @@ public sealed class GpuFence : Fence
     /// engine's owner, its entity's or ring's name), not stored: 16 B less on each of a job's three fences.</summary>
     private readonly GpuJob _job;
 
-    internal GpuFence(ulong context, ulong seqno, GpuFenceKind kind, GpuJob job)
+    /// <summary>Creates one of <paramref name="job"/>'s fences. PERF: its kind and creation time are not stored
+    /// but derived from the job (the context tells the kind; the job keeps the two times): 16 B less on each
+    /// of a job's three fences, which are 64 B, not 80.</summary>
+    internal GpuFence(ulong context, ulong seqno, GpuJob job)
         : base(context, seqno)
     {
-        Kind = kind;
         _job = job;
-        CreatedNs = Gpu.NowNs;
     }
 
     private Gpu Gpu => _job.Engine.Owner!;
 
-    /// <summary>What the fence stands for.</summary>
-    public GpuFenceKind Kind { get; }
+    /// <summary>What the fence stands for: read from its context (an entity's scheduled or finished
+    /// timeline, or else the engine ring's).</summary>
+    public GpuFenceKind Kind =>
+        Context == _job.Entity.ScheduledContext ? GpuFenceKind.Scheduled
+        : Context == _job.Entity.FinishedContext ? GpuFenceKind.Finished
+        : GpuFenceKind.Hardware;
 
     /// <summary>The job it belongs to (every GPU fence belongs to one).</summary>
     public GpuJob? Job => _job;
@@ -46,11 +51,13 @@ public sealed class GpuFence : Fence
         _ => _job.Engine.RingTimeline,
     };
 
-    /// <summary>When it was created, on the GPU's clock (see <see cref="Gpu.Now"/>).</summary>
+    /// <summary>When it was created, on the GPU's clock (see <see cref="Gpu.Now"/>): the job's submission for
+    /// its scheduled and finished fences (both are created when it is armed), the moment the scheduler handed
+    /// it to its ring for the hardware fence.</summary>
     public TimeSpan CreationTime => TimeTicks.FromNs(CreatedNs);
 
-    /// <summary>The creation time in ns.</summary>
-    internal long CreatedNs { get; }
+    /// <summary>The creation time in ns (see <see cref="CreationTime"/>).</summary>
+    internal long CreatedNs => Kind == GpuFenceKind.Hardware ? _job.HandedToRingNs : _job.SubmitNs;
 
     /// <inheritdoc/>
     public override string DriverName => "vgpu";

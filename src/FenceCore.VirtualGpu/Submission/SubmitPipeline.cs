@@ -41,7 +41,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
 
         SchedEntity entity = client.EntityFor(desc.Engine);
         Fence[] syncObjDeps = ResolveSyncObjWaits(desc.SyncObjWaits); // fails before any side effect
-        BufferAccess[] accesses = Deduplicate(desc.Buffers);
+        BufferAccess[] accesses = Deduplicate(desc.BufferArray);
         CheckDevice(accesses, nameof(desc));
 
         // 1. Memory: make every buffer resident and pin it until its fence is in place; imports are mapped
@@ -57,7 +57,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
             lock (entity.Gate)
             {
                 // 2. Arm: pick the engine (load balancing only when idle), take the next seqno, create fences.
-                armed = Arm(client, entity, desc);
+                armed = Arm(entity, desc);
                 armed.StorageFences = storage;
                 armed.Accesses = accesses;
 
@@ -71,13 +71,15 @@ internal sealed class SubmitPipeline(Gpu gpu)
                     _gpu.AfterArmForTesting?.Invoke(armed); // the job's fence is now in its buffers' reservations
                     armed.ImplicitDependencyCount = deps.Count;
                     AddExplicit(desc.Dependencies, deps);
-                    foreach (SyncFile file in desc.SyncFiles)
+                    for (int i = 0; i < desc.SyncFiles.Count; i++)
                     {
-                        AddExplicit([file.Fence], deps);
+                        AddLeaves(desc.SyncFiles[i].Fence, deps);
                     }
 
                     AddExplicit(syncObjDeps, deps);
-                    armed.SubmittedDependencies = deps.Count == 0 ? [] : [.. deps];
+                    // PERF: ToArray, not a collection expression: [.. deps] aimed at IReadOnlyList wraps the array in
+                    // a read-only list (24 B more per job).
+                    armed.SubmittedDependencies = deps.Count == 0 ? [] : deps.ToArray();
                     armed.EffectiveDependencies = DependencyRules.Normalize(armed, deps);
                 }
                 finally
@@ -238,14 +240,16 @@ internal sealed class SubmitPipeline(Gpu gpu)
         return fences;
     }
 
-    private static BufferAccess[] Deduplicate(IReadOnlyList<BufferAccess> buffers)
+    /// <summary>One access per buffer, a write dominating a read of the same buffer. PERF: the description's
+    /// own copy itself when no buffer is listed twice (the usual case), so a job adds no array of its own.</summary>
+    private static BufferAccess[] Deduplicate(BufferAccess[] buffers)
     {
-        if (buffers.Count == 0)
+        if (!HasDuplicate(buffers))
         {
-            return [];
+            return buffers; // the description's copy: never written after its init, safe to share
         }
 
-        var result = new BufferAccess[buffers.Count];
+        var result = new BufferAccess[buffers.Length];
         int n = 0;
         foreach (BufferAccess a in buffers)
         {
@@ -265,10 +269,26 @@ internal sealed class SubmitPipeline(Gpu gpu)
             }
         }
 
-        return n == result.Length ? result : result[..n];
+        return result[..n];
     }
 
-    private GpuJob Arm(GpuClient? client, SchedEntity entity, JobDescription desc)
+    private static bool HasDuplicate(BufferAccess[] buffers)
+    {
+        for (int i = 1; i < buffers.Length; i++)
+        {
+            for (int j = 0; j < i; j++)
+            {
+                if (ReferenceEquals(buffers[i].Buffer, buffers[j].Buffer))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private GpuJob Arm(SchedEntity entity, JobDescription desc)
     {
         if (entity.Queue.Count == 0 && (entity.LastFinished is null || entity.LastFinished.IsSignaled))
         {
@@ -276,16 +296,15 @@ internal sealed class SubmitPipeline(Gpu gpu)
         }
 
         long id = Interlocked.Increment(ref _nextJobId);
-        var job = new GpuJob(id, client!, entity, desc)
+        var job = new GpuJob(id, entity, desc)
         {
-            IsKernelJob = client is null,
             SubmitNs = _gpu.NowNs,
             Engine = entity.CurrentEngine,
             Credits = Math.Min(desc.Credits, entity.CurrentEngine.Config.CreditLimit),
         };
         ulong seqno = ++entity.NextSeqno;
-        job.Scheduled = new GpuFence(entity.ScheduledContext, seqno, GpuFenceKind.Scheduled, job);
-        job.Finished = new GpuFence(entity.FinishedContext, seqno, GpuFenceKind.Finished, job);
+        job.Scheduled = new GpuFence(entity.ScheduledContext, seqno, job);
+        job.Finished = new GpuFence(entity.FinishedContext, seqno, job);
         job.PreviousFinished = entity.LastFinished;
         job.PreviousScheduled = entity.LastScheduled;
         entity.LastFinished = job.Finished;
@@ -310,12 +329,17 @@ internal sealed class SubmitPipeline(Gpu gpu)
 
     private static void AddExplicit(IReadOnlyList<Fence> explicitDeps, List<Fence> deps)
     {
-        foreach (Fence f in explicitDeps)
+        for (int i = 0; i < explicitDeps.Count; i++)
         {
-            foreach (Fence leaf in FenceUnwrap.ForEach(f))
-            {
-                deps.Add(leaf);
-            }
+            AddLeaves(explicitDeps[i], deps);
+        }
+    }
+
+    private static void AddLeaves(Fence f, List<Fence> deps)
+    {
+        foreach (Fence leaf in FenceUnwrap.ForEach(f))
+        {
+            deps.Add(leaf);
         }
     }
 
@@ -327,7 +351,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
         bool isHead;
         lock (_gpu.KernelEntity.Gate)
         {
-            job = Arm(null, _gpu.KernelEntity, desc);
+            job = Arm(_gpu.KernelEntity, desc);
             List<Fence> deps = FenceListScratch.Rent();
             try
             {

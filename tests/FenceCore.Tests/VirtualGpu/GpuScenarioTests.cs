@@ -87,6 +87,75 @@ public class GpuScenarioTests
     }
 
     [Fact]
+    public void JobDescription_KeepsItsOwnCopyOfTheBufferList_SoTheCallerMayReuseIt()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer a = gpu.CreateBuffer(4096);
+        GpuBuffer b = gpu.CreateBuffer(4096);
+        GpuClient c = gpu.CreateClient("c");
+        var list = new[] { new BufferAccess(a, Write: true) };
+        JobDescription desc = Job(EngineKind.Graphics, 10 * Us, list);
+        list[0] = new BufferAccess(b, Write: false); // the caller reuses its array for the next job
+
+        Assert.Equal([new BufferAccess(a, true)], desc.Buffers);
+        GpuJob job = c.Submit(desc);
+        list[0] = new BufferAccess(b, Write: true);
+
+        Assert.Equal([new BufferAccess(a, true)], job.Accesses);
+        Assert.Contains(job.Finished, a.Reservation.GetFences(FenceUsage.Write)); // with the clear's KERNEL fence
+        Assert.DoesNotContain(b.Reservation.GetFences(FenceUsage.Bookkeep), f => ReferenceEquals(f, job.Finished));
+        gpu.RunUntilIdle();
+        Assert.Equal(1, job.Finished.Status);
+    }
+
+    [Fact]
+    public void JobDescription_ListingABufferTwice_GivesOneAccess_WhereAWriteDominates_AndLeavesTheDescriptionAsGiven()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer a = gpu.CreateBuffer(4096);
+        GpuBuffer b = gpu.CreateBuffer(4096);
+        GpuClient c = gpu.CreateClient("c");
+        BufferAccess[] given = [new(a, false), new(b, false), new(a, true)];
+        GpuJob job = c.Submit(Job(EngineKind.Graphics, 10 * Us, given));
+
+        Assert.Equal([new BufferAccess(a, true), new BufferAccess(b, false)], job.Accesses);
+        Assert.Equal(given, job.Description.Buffers);
+        gpu.RunUntilIdle();
+    }
+
+    [Fact]
+    public void JobDescription_WithNoBufferList_IsRejectedByName()
+    {
+        var e = Assert.Throws<ArgumentNullException>(() => new JobDescription { Buffers = null! });
+        Assert.Equal("Buffers", e.ParamName);
+    }
+
+    [Fact]
+    public void GpuFences_KnowTheirKind_Timeline_AndCreationTime()
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer bo = gpu.CreateBuffer(4096);
+        GpuClient a = gpu.CreateClient("a");
+        GpuClient b = gpu.CreateClient("b");
+        GpuJob write = a.Submit(Job(EngineKind.Graphics, 100 * Us, new BufferAccess(bo, true)));
+        gpu.RunUntil(10 * Us);
+        GpuJob read = b.Submit(Job(EngineKind.Compute, 30 * Us, new BufferAccess(bo, false))); // waits for the write
+        gpu.RunUntilIdle();
+
+        Assert.Equal(GpuFenceKind.Scheduled, read.Scheduled.Kind);
+        Assert.Equal(GpuFenceKind.Finished, read.Finished.Kind);
+        Assert.Equal(GpuFenceKind.Hardware, read.Hardware!.Kind);
+        Assert.Equal("b.compute.scheduled", read.Scheduled.Timeline);
+        Assert.Equal("b.compute.finished", read.Finished.TimelineName);
+        Assert.Equal(read.Engine.RingTimeline, read.Hardware.Timeline);
+        Assert.Equal(10 * Us, read.SubmitTime);
+        Assert.Equal(read.SubmitTime, read.Scheduled.CreationTime);
+        Assert.Equal(read.SubmitTime, read.Finished.CreationTime);
+        Assert.Equal(write.EndTime, read.Hardware.CreationTime); // handed to its ring when the write finished
+        Assert.Equal(read.StartTime, read.Hardware.CreationTime);
+    }
+
+    [Fact]
     public void SameEngineDependency_WaitsOnlyForTheScheduledFence()
     {
         using Gpu gpu = NewGpu(c => new GpuConfig { Engines = [new("gfx", EngineKind.Graphics), new("copy0", EngineKind.Copy)] });
