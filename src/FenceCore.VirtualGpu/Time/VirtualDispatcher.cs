@@ -10,6 +10,16 @@ internal sealed class VirtualDispatcher : GpuDispatcher
     // comparer instead of an interface call per comparison.
     private readonly PriorityQueue<(Action<object?> Action, object? State), Int128> _queue = new();
 
+    /// <summary>
+    /// Work posted for the current time (<see cref="Post"/>), in posting order, with its sequence number.
+    /// PERF: about half of a job's events are posted for "now" (readiness, a client's next submission, an
+    /// ordered signal); a FIFO takes them in O(1) instead of a heap operation each. The order is exactly the
+    /// queue's: the next event is whichever of the two heads has the smaller (time, sequence), and every
+    /// entry here has time <see cref="_now"/>, which cannot advance past it while one waits (a later event
+    /// has a larger key), so a seed still replays the same run.
+    /// </summary>
+    private readonly Queue<(Action<object?> Action, object? State, long Seq)> _nowQueue = new();
+
     /// <summary>Timed work posted from other threads (the timers of <see cref="GpuTimeProvider"/>, created by
     /// async continuations on the thread pool); moved into <see cref="_queue"/> by the loop's thread before it
     /// looks at the queue. Lock-free: a <see cref="System.Collections.Concurrent.ConcurrentQueue{T}"/>, and
@@ -24,9 +34,9 @@ internal sealed class VirtualDispatcher : GpuDispatcher
 
     public override long NowNs => _now;
 
-    public int Pending => _queue.Count;
+    public int Pending => _queue.Count + _nowQueue.Count;
 
-    public override void Post(Action<object?> action, object? state) => _queue.Enqueue((action, state), Key(_now, _seq++));
+    public override void Post(Action<object?> action, object? state) => _nowQueue.Enqueue((action, state, _seq++));
 
     public override void PostAt(long timeNs, Action<object?> action, object? state) =>
         _queue.Enqueue((action, state), Key(Math.Max(timeNs, _now), _seq++));
@@ -59,7 +69,7 @@ internal sealed class VirtualDispatcher : GpuDispatcher
     public void RunUntil(long timeNs)
     {
         DrainInbox();
-        while (_queue.TryPeek(out _, out Int128 key) && (long)(key >> 64) <= timeNs)
+        while (TryPeekTime(out long next) && next <= timeNs)
         {
             RunOne();
         }
@@ -71,23 +81,49 @@ internal sealed class VirtualDispatcher : GpuDispatcher
     public void RunUntilIdle(long limitNs)
     {
         DrainInbox();
-        while (_queue.TryPeek(out _, out Int128 key) && (long)(key >> 64) <= limitNs)
+        while (TryPeekTime(out long next) && next <= limitNs)
         {
             RunOne();
         }
+    }
+
+    /// <summary>The time of the next event, if any.</summary>
+    private bool TryPeekTime(out long timeNs)
+    {
+        if (_nowQueue.Count > 0)
+        {
+            timeNs = _now; // nothing in the heap is earlier than now
+            return true;
+        }
+
+        bool any = _queue.TryPeek(out _, out Int128 key);
+        timeNs = (long)(key >> 64);
+        return any;
     }
 
     /// <summary>Runs the next event, if any; returns false when the queue is empty.</summary>
     public bool RunOne()
     {
         DrainInbox();
-        if (!_queue.TryDequeue(out (Action<object?> Action, object? State) item, out Int128 key))
+        Action<object?> action;
+        object? state;
+        if (_nowQueue.TryPeek(out (Action<object?> Action, object? State, long Seq) now)
+            && !(_queue.TryPeek(out _, out Int128 head) && head < Key(_now, now.Seq)))
+        {
+            _nowQueue.Dequeue();
+            (action, state) = (now.Action, now.State);
+        }
+        else if (_queue.TryDequeue(out (Action<object?> Action, object? State) item, out Int128 key))
+        {
+            _now = (long)(key >> 64);
+            (action, state) = item;
+        }
+        else
         {
             return false;
         }
 
-        _now = (long)(key >> 64);
-        item.Action(item.State);
+        action(state);
         DrainInbox(); // before the caller peeks again
         return true;
     }
