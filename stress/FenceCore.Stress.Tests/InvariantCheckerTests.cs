@@ -1,3 +1,4 @@
+using System.Globalization;
 using FenceCore.VirtualGpu;
 
 namespace FenceCore.Stress.Tests;
@@ -30,6 +31,50 @@ public sealed class InvariantCheckerTests
         checker.CheckExport(buffer, later, [other], maxJobIdAtExport: [0]);
         Assert.Equal(1, checker.Snapshot.Violations);
         Assert.Contains("misses pending", checker.Snapshot.FirstViolation, StringComparison.Ordinal);
+    }
+
+    /// <summary>A check's message is formatted only when the check fails: a passing check evaluates none of its
+    /// holes and allocates nothing (it used to allocate a closure and a delegate each time); a failing one
+    /// records the formatted message, with the invariant culture, and counts.</summary>
+    [Fact]
+    public void Check_FormatsItsMessageOnlyWhenItFails_AndAPassingCheckAllocatesNothing()
+    {
+        var invariant = new Invariant("test", "a test invariant");
+        int evaluated = 0;
+        string Hole()
+        {
+            evaluated++;
+            return "hole";
+        }
+
+        invariant.Check(true, $"never {Hole()}", 0);
+        Assert.Equal(0, evaluated);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            invariant.Check(i >= 0, $"job {i} broke it at {i / 1e6:F3} ms", i);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(1001, invariant.Checks);
+        Assert.Equal(0, invariant.Violations);
+
+        CultureInfo saved = CultureInfo.CurrentCulture;
+        try
+        {
+            CultureInfo.CurrentCulture = CultureInfo.GetCultureInfo("de-DE");
+            invariant.Check(false, $"job {Hole()} took {1.5:F3} ms", 42);
+        }
+        finally
+        {
+            CultureInfo.CurrentCulture = saved;
+        }
+
+        Assert.Equal(1, evaluated);
+        Assert.Equal(1, invariant.Violations);
+        Assert.Equal("job hole took 1.500 ms", invariant.FirstViolation);
+        Assert.Equal(42, invariant.FirstViolationTimeNs);
     }
 
     [Fact]

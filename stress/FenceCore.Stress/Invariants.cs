@@ -1,7 +1,34 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using FenceCore.VirtualGpu;
 
 namespace FenceCore.Stress;
+
+/// <summary>
+/// The message of a failed check, written as an interpolated string that is formatted only when the check
+/// fails: when it passes, not even its holes are evaluated. PERF: the checks used to take a
+/// <c>Func&lt;string&gt;</c>, and every check allocated the lambda's closure and delegate whether it passed
+/// or not (a third of the bytes of a default run). Formatted with the invariant culture.
+/// </summary>
+[InterpolatedStringHandler]
+internal ref struct FailureMessage
+{
+    private DefaultInterpolatedStringHandler _text;
+
+    public FailureMessage(int literalLength, int formattedCount, bool ok, out bool shouldAppend)
+    {
+        shouldAppend = !ok;
+        _text = ok ? default : new DefaultInterpolatedStringHandler(literalLength, formattedCount, CultureInfo.InvariantCulture);
+    }
+
+    public void AppendLiteral(string value) => _text.AppendLiteral(value);
+
+    public void AppendFormatted<T>(T value) => _text.AppendFormatted(value);
+
+    public void AppendFormatted<T>(T value, string? format) => _text.AppendFormatted(value, format);
+
+    public string ToStringAndClear() => _text.ToStringAndClear();
+}
 
 /// <summary>One invariant the run checks continuously.</summary>
 internal sealed class Invariant(string name, string description)
@@ -18,12 +45,14 @@ internal sealed class Invariant(string name, string description)
 
     public void Pass() => Interlocked.Increment(ref _checks);
 
-    public void Check(bool ok, Func<string> describe, long timeNs)
+    /// <summary>Counts a check, and a violation when <paramref name="ok"/> is false; <paramref name="describe"/> is
+    /// formatted only then.</summary>
+    public void Check(bool ok, [InterpolatedStringHandlerArgument(nameof(ok))] ref FailureMessage describe, long timeNs)
     {
         Interlocked.Increment(ref _checks);
         if (!ok)
         {
-            Fail(describe(), timeNs);
+            Fail(describe.ToStringAndClear(), timeNs);
         }
     }
 
@@ -50,7 +79,7 @@ internal sealed class InvariantChecker
     private readonly object _gate = new(); // events arrive from several workers in threads mode
     private readonly Dictionary<ulong, ulong> _lastSeqno = [];
     private readonly Dictionary<GpuBuffer, BufferHistory> _history = [];
-    private readonly Dictionary<GpuJob, GpuJob[]> _predecessors = [];
+    private readonly Dictionary<GpuJob, List<GpuJob>> _predecessors = []; // PERF: the lists as built, not copies
     private readonly HashSet<GpuJob> _inFlight = [];
 
     /// <summary>Per storage (a buffer's origin), the moves and clears submitted and not yet completed.</summary>
@@ -61,7 +90,7 @@ internal sealed class InvariantChecker
 
     /// <summary>Virtual mode: for each job that was submitted while a move of a buffer it touches was pending,
     /// those moves (it must not touch the buffer before they finish); checked when the job completes.</summary>
-    private readonly Dictionary<GpuJob, (GpuJob Move, BufferAccess Access)[]> _movesBefore = [];
+    private readonly Dictionary<GpuJob, List<(GpuJob Move, BufferAccess Access)>> _movesBefore = []; // PERF: the lists as built
 
     /// <summary>Virtual mode: jobs already judged when they started (<see cref="JudgeAtStart"/>), until they complete.</summary>
     private readonly HashSet<GpuJob> _judgedAtStart = [];
@@ -132,7 +161,7 @@ internal sealed class InvariantChecker
             ulong seqno = f.Seqno;
             bool ok = !_lastSeqno.TryGetValue(f.Context, out ulong last) || seqno > last;
             _lastSeqno[f.Context] = ok ? seqno : last;
-            InOrder.Check(ok, () => $"{f.Timeline} signalled seqno {seqno} after {last}", _devices.NowNs);
+            InOrder.Check(ok, $"{f.Timeline} signalled seqno {seqno} after {last}", _devices.NowNs);
         }
     }
 
@@ -180,7 +209,7 @@ internal sealed class InvariantChecker
 
         Gpu device = job.Engine.Device;
         MemoryBounded.Check(device.DeviceMemoryUsed <= device.Config.DeviceMemoryBytes,
-            () => $"device memory of {device.Name} {device.DeviceMemoryUsed} exceeds {device.Config.DeviceMemoryBytes}", job.SubmitTime.Ns());
+            $"device memory of {device.Name} {device.DeviceMemoryUsed} exceeds {device.Config.DeviceMemoryBytes}", job.SubmitTime.Ns());
         if (job.IsKernelJob || job.Client.ExplicitSync)
         {
             return;
@@ -205,11 +234,11 @@ internal sealed class InvariantChecker
             {
                 if (alreadyDone)
                 {
-                    CheckWriter(job, [.. raw], _devices.NowNs);
+                    CheckWriter(job, raw, _devices.NowNs);
                 }
                 else
                 {
-                    _predecessors[job] = [.. raw];
+                    _predecessors[job] = raw;
                 }
             }
 
@@ -217,8 +246,10 @@ internal sealed class InvariantChecker
         }
 
         List<GpuJob>? preds = null;
-        foreach (BufferAccess a in job.Accesses)
+        IReadOnlyList<BufferAccess> accesses = job.Accesses;
+        for (int i = 0; i < accesses.Count; i++) // index loops here: foreach would box the list's enumerator per job
         {
+            BufferAccess a = accesses[i];
             // Per storage: a buffer and its imports on other devices are one buffer, and one history.
             if (!_history.TryGetValue(a.Buffer.Origin, out BufferHistory? h))
             {
@@ -249,7 +280,7 @@ internal sealed class InvariantChecker
 
         if (preds is not null)
         {
-            _predecessors[job] = [.. preds];
+            _predecessors[job] = preds;
         }
     }
 
@@ -260,9 +291,11 @@ internal sealed class InvariantChecker
             JudgeAtStart(job, nowNs);
         }
 
-        foreach (Fence dep in job.EffectiveDependencies)
+        IReadOnlyList<Fence> deps = job.EffectiveDependencies;
+        for (int i = 0; i < deps.Count; i++)
         {
-            DepsBeforeStart.Check(dep.IsSignaled, () => $"{job} started before its dependency {dep.Describe()} signalled", nowNs);
+            Fence dep = deps[i];
+            DepsBeforeStart.Check(dep.IsSignaled, $"{job} started before its dependency {dep.Describe()} signalled", nowNs);
         }
 
         if (job.EffectiveDependencies.Count == 0)
@@ -271,7 +304,7 @@ internal sealed class InvariantChecker
         }
 
         int inUse = job.Engine.CreditsInUse;
-        CreditLimit.Check(inUse <= job.Engine.Config.CreditLimit, () => $"{job.Engine.Name} has {inUse} credits in flight, limit {job.Engine.Config.CreditLimit}", nowNs);
+        CreditLimit.Check(inUse <= job.Engine.Config.CreditLimit, $"{job.Engine.Name} has {inUse} credits in flight, limit {job.Engine.Config.CreditLimit}", nowNs);
     }
 
     /// <summary>
@@ -299,8 +332,10 @@ internal sealed class InvariantChecker
         }
 
         List<(GpuJob, BufferAccess)>? before = null;
-        foreach (BufferAccess a in job.Accesses)
+        IReadOnlyList<BufferAccess> accesses = job.Accesses;
+        for (int i = 0; i < accesses.Count; i++)
         {
+            BufferAccess a = accesses[i];
             if (_pendingMoves.TryGetValue(a.Buffer.Origin, out List<GpuJob>? pending))
             {
                 foreach (GpuJob move in pending)
@@ -312,7 +347,7 @@ internal sealed class InvariantChecker
 
         if (before is not null)
         {
-            _movesBefore[job] = [.. before];
+            _movesBefore[job] = before;
         }
     }
 
@@ -336,7 +371,7 @@ internal sealed class InvariantChecker
             return;
         }
 
-        bool had = _movesBefore.Remove(job, out (GpuJob Move, BufferAccess Access)[]? moves);
+        bool had = _movesBefore.Remove(job, out List<(GpuJob Move, BufferAccess Access)>? moves);
         bool judged = _judgedAtStart.Remove(job);
         if (judged || job.Hardware is null || job.StartTime is not { } start)
         {
@@ -360,7 +395,7 @@ internal sealed class InvariantChecker
     /// </summary>
     private void JudgeAtStart(GpuJob job, long nowNs)
     {
-        if (job.StartTime is { } start && job.Hardware is not null && start.Ns() == nowNs && _movesBefore.Remove(job, out (GpuJob Move, BufferAccess Access)[]? moves))
+        if (job.StartTime is { } start && job.Hardware is not null && start.Ns() == nowNs && _movesBefore.Remove(job, out List<(GpuJob Move, BufferAccess Access)>? moves))
         {
             _judgedAtStart.Add(job);
             Judge(job, moves, start, nowNs, inEventOrder: true);
@@ -369,7 +404,7 @@ internal sealed class InvariantChecker
 
     /// <summary>One check per job, as the device's leak detector records one leak per job: every move must
     /// have ended before the job started, or have run ahead of it on its ring.</summary>
-    private void Judge(GpuJob job, (GpuJob Move, BufferAccess Access)[] moves, TimeSpan start, long nowNs, bool inEventOrder)
+    private void Judge(GpuJob job, List<(GpuJob Move, BufferAccess Access)> moves, TimeSpan start, long nowNs, bool inEventOrder)
     {
         foreach ((GpuJob move, BufferAccess access) in moves)
         {
@@ -377,7 +412,7 @@ internal sealed class InvariantChecker
             bool finished = move.Finished.IsSignaled && (inEventOrder || move.Finished.Timestamp <= start);
             if (!onRingFirst && !finished)
             {
-                NoLeak.Check(false, () => DescribeOvertake(job, access, move, start), nowNs);
+                NoLeak.Check(false, $"{DescribeOvertake(job, access, move, start)}", nowNs);
                 return;
             }
         }
@@ -404,8 +439,8 @@ internal sealed class InvariantChecker
             CheckMoves(job, nowNs);
         }
 
-        Watchdog.Check(nowNs - job.SubmitTime.Ns() <= _watchdogNs, () => $"{job} took {(nowNs - job.SubmitTime.Ns()) / 1e6:F3} ms to finish", nowNs);
-        if (_predecessors.Remove(job, out GpuJob[]? preds))
+        Watchdog.Check(nowNs - job.SubmitTime.Ns() <= _watchdogNs, $"{job} took {(nowNs - job.SubmitTime.Ns()) / 1e6:F3} ms to finish", nowNs);
+        if (_predecessors.Remove(job, out List<GpuJob>? preds))
         {
             CheckWriter(job, preds, nowNs);
         }
@@ -420,12 +455,12 @@ internal sealed class InvariantChecker
             foreach (GpuJob pending in _inFlight)
             {
                 long waited = nowNs - pending.SubmitTime.Ns();
-                Watchdog.Check(waited <= _watchdogNs, () => $"{pending} still pending after {waited / 1e6:F3} ms", nowNs);
+                Watchdog.Check(waited <= _watchdogNs, $"{pending} still pending after {waited / 1e6:F3} ms", nowNs);
             }
         }
     }
 
-    private void CheckWriter(GpuJob job, GpuJob[] preds, long nowNs)
+    private void CheckWriter(GpuJob job, List<GpuJob> preds, long nowNs)
     {
         // A job that took a ring slot has its hardware fence (whatever its phase now: done, by the time its
         // completion is checked); one that never did touched nothing, and neither did one that waited on its ring
@@ -445,7 +480,7 @@ internal sealed class InvariantChecker
             bool ok = ReferenceEquals(p.Engine, job.Engine)
                 ? p.Hardware!.Seqno < job.Hardware!.Seqno
                 : p.Finished.IsSignaled && p.Finished.Timestamp.Ns() <= job.StartTime.Value.Ns();
-            WriterExclusive.Check(ok, () => $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
+            WriterExclusive.Check(ok, $"{job} overlapped earlier access {p} on a shared buffer", nowNs);
         }
     }
 
@@ -463,7 +498,7 @@ internal sealed class InvariantChecker
             {
                 leaves.Add(leaf);
                 bool notLater = leaf is not GpuFence { Job: { } j } || j.Id <= maxJobIdAtExport[_devices.IndexOf(j.Engine.Device)];
-                Snapshot.Check(notLater, () => $"export of {buffer.Name} holds {leaf.Describe()}, submitted after the export", _devices.NowNs);
+                Snapshot.Check(notLater, $"export of {buffer.Name} holds {leaf.Describe()}, submitted after the export", _devices.NowNs);
             }
 
             foreach (Fence f in expected)
@@ -472,7 +507,7 @@ internal sealed class InvariantChecker
                 // mode a reservation may replace a pending fence by its context's next one between the read of
                 // the expected set and the export; the memory manager's moves do (kernel.ttm).
                 Snapshot.Check(f.IsSignaled || leaves.Contains(f) || leaves.Any(l => l.Context == f.Context && Fence.IsLater(l, f)),
-                    () => $"export of {buffer.Name} misses pending {f.Describe()}", _devices.NowNs);
+                    $"export of {buffer.Name} misses pending {f.Describe()}", _devices.NowNs);
             }
         }
     }
@@ -488,7 +523,7 @@ internal sealed class InvariantChecker
         {
             ulong value = syncObj.QueryPoint();
             ulong previous = last;
-            SyncObjMonotonic.Check(value >= previous, () => $"syncobj {name} query went back from {previous} to {value}", _devices.NowNs);
+            SyncObjMonotonic.Check(value >= previous, $"syncobj {name} query went back from {previous} to {value}", _devices.NowNs);
             last = Math.Max(previous, value);
         }
     }
@@ -497,7 +532,7 @@ internal sealed class InvariantChecker
     {
         long bytes = GC.GetTotalMemory(false);
         PeakManagedBytes = Math.Max(PeakManagedBytes, bytes);
-        MemoryBounded.Check(bytes <= ManagedHeapLimitBytes, () => string.Create(CultureInfo.InvariantCulture, $"managed heap {bytes >> 20} MiB exceeds {ManagedHeapLimitBytes >> 20} MiB"), _devices.NowNs);
+        MemoryBounded.Check(bytes <= ManagedHeapLimitBytes, $"managed heap {bytes >> 20} MiB exceeds {ManagedHeapLimitBytes >> 20} MiB", _devices.NowNs);
     }
 
     /// <summary>
@@ -524,16 +559,16 @@ internal sealed class InvariantChecker
 
         PeakRetainedBytes = Math.Max(PeakRetainedBytes, bytes);
         long allowed = BaselineRetainedBytes + HeapAllowanceBytes + (HeapPerJobInFlightBytes * inFlight) + extraAllowedBytes;
-        HeapPerJob.Check(bytes <= allowed, () => string.Create(CultureInfo.InvariantCulture,
-            $"after a full GC the managed heap holds {bytes >> 20} MiB with {inFlight} jobs in flight; allowed {allowed >> 20} MiB (first sample {BaselineRetainedBytes >> 20} MiB)"), _devices.NowNs);
+        HeapPerJob.Check(bytes <= allowed,
+            $"after a full GC the managed heap holds {bytes >> 20} MiB with {inFlight} jobs in flight; allowed {allowed >> 20} MiB (first sample {BaselineRetainedBytes >> 20} MiB)", _devices.NowNs);
     }
 
     public void CheckDrained()
     {
         lock (_gate)
         {
-            Liveness.Check(_inFlight.Count == 0, () => $"{_inFlight.Count} jobs never completed, e.g. {_inFlight.First()}", _devices.NowNs);
-            Liveness.Check(_devices.JobsCompleted == _devices.JobsSubmitted, () => $"{_devices.JobsSubmitted - _devices.JobsCompleted} of {_devices.JobsSubmitted} jobs never completed", _devices.NowNs);
+            Liveness.Check(_inFlight.Count == 0, $"{_inFlight.Count} jobs never completed, e.g. {_inFlight.First()}", _devices.NowNs);
+            Liveness.Check(_devices.JobsCompleted == _devices.JobsSubmitted, $"{_devices.JobsSubmitted - _devices.JobsCompleted} of {_devices.JobsSubmitted} jobs never completed", _devices.NowNs);
         }
     }
 

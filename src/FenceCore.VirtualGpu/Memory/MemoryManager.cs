@@ -733,14 +733,28 @@ internal sealed class MemoryManager(Gpu gpu)
         for (LinkedListNode<GpuBuffer>? n = _lru.First; n is not null; n = n.Next)
         {
             GpuBuffer candidate = n.Value;
-            if (candidate.PinCount == 0 && !pinnedByCaller.Any(a => ReferenceEquals(a.Buffer.Origin, candidate))
-                && (skip is null || !skip.Contains(candidate)))
+            if (candidate.PinCount == 0 && !IsAmong(pinnedByCaller, candidate) && (skip is null || !skip.Contains(candidate)))
             {
                 return candidate;
             }
         }
 
         return null;
+    }
+
+    /// <summary>True when one of <paramref name="accesses"/> is to <paramref name="storage"/> or an import of it.
+    /// PERF: a loop, not Any with a lambda, which allocated a closure and a delegate for every LRU candidate.</summary>
+    private static bool IsAmong(BufferAccess[] accesses, GpuBuffer storage)
+    {
+        foreach (BufferAccess a in accesses)
+        {
+            if (ReferenceEquals(a.Buffer.Origin, storage))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Places <paramref name="buffer"/> in device memory, evicting as <see cref="EnsureFits(GpuBuffer, BufferAccess[])"/>
