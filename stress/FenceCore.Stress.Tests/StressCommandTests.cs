@@ -227,6 +227,69 @@ public class StressCommandTests
         }
     }
 
+    /// <summary>A FIFO is a valid output: the check before the run must neither block on it while it has no
+    /// reader (a blocking open did, until some reader opened the FIFO) nor hand a reader that is already there
+    /// an end of file (an open and close did); the report reaches the reader after the run.</summary>
+    [Fact]
+    public void FifoOutput_DoesNotBlockTheCheck_AndTheReportReachesItsReader()
+    {
+        string folder = Directory.CreateTempSubdirectory("fencecore-").FullName;
+        string fifo = Path.Combine(folder, "report.fifo");
+        try
+        {
+            using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+            {
+                mkfifo.WaitForExit();
+                Assert.Equal(0, mkfifo.ExitCode);
+            }
+
+            Task<string[]> probe = Task.Run(() => OutputFiles.Probe(("--json", fifo)).ToArray());
+            bool returned = probe.Wait(TimeSpan.FromSeconds(10));
+            if (!returned)
+            {
+                using var unblock = new FileStream(fifo, FileMode.Open, FileAccess.Read); // let the stuck probe go
+            }
+
+            Assert.True(returned, "the output check blocked on a FIFO that has no reader");
+            Assert.Empty(probe.Result);
+
+            Task<string> reader = Task.Run(() => File.ReadAllText(fifo)); // there before the run starts, or soon after
+            (int code, _, string error) = StressRunner.Invoke("--jobs", "300", "--devices", "1", "--quiet", "--json", fifo);
+            Assert.True(reader.Wait(TimeSpan.FromSeconds(30)), "the reader got no end of file");
+            Assert.True(code == 0, error);
+            Assert.Contains("\"schemaVersion\"", reader.Result, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>A path where the check can create its empty file but not remove it again exits 2 with one line
+    /// naming the option, the path and what to do; before, the removal threw from a finally block, an unhandled
+    /// exception (exit 1, a stack trace).</summary>
+    [Fact]
+    public void OutputWhoseProbeFileCannotBeRemoved_Exits2_NamingTheOption()
+    {
+        string folder = Directory.CreateTempSubdirectory("fencecore-").FullName;
+        string json = Path.Combine(folder, "new.json");
+        Action<string> delete = OutputFiles.DeleteProbeFile;
+        OutputFiles.DeleteProbeFile = p => throw new UnauthorizedAccessException($"Access to the path '{p}' is denied.");
+        try
+        {
+            (int code, string output, string error) = StressRunner.Invoke("--jobs", "100", "--json", json);
+            Assert.Equal(2, code);
+            Assert.Contains($"--json '{json}' could be created, but the empty file the check made there could not be removed (Access to the path", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("fencecore-stress 1.", output, StringComparison.Ordinal); // nothing ran
+        }
+        finally
+        {
+            OutputFiles.DeleteProbeFile = delete;
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     /// <summary>/dev/full (Linux) opens for writing, so it passes the check before the run, and every
     /// write to it fails with "no space left on device".</summary>
     [Fact]

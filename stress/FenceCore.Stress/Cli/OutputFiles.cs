@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Runtime.InteropServices;
 
 namespace FenceCore.Stress;
 
@@ -78,33 +79,67 @@ internal static class OutputFiles
 
     private static string? ProbeError(string option, string path)
     {
-        bool created = false;
+        if (File.Exists(path))
+        {
+            return OpenForWriting(path) is { } why ? $"{option} '{path}' cannot be written ({why}); nothing was run." : null;
+        }
+
         try
         {
-            if (File.Exists(path))
-            {
-                using var existing = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
-            }
-            else
-            {
-                using var probe = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-                created = true;
-            }
-
-            return null;
+            using var probe = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return $"{option} '{path}' cannot be written ({ex.Message}); nothing was run.";
         }
-        finally
+
+        try
         {
-            if (created)
-            {
-                File.Delete(path);
-            }
+            DeleteProbeFile(path);
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Before, this was thrown from a finally block: an unhandled exception, exit 1 and a stack trace.
+            return $"{option} '{path}' could be created, but the empty file the check made there could not be removed ({ex.Message}); remove it, or give another path. Nothing was run.";
         }
     }
+
+    /// <summary>Removes the file the probe created. A seam for the test of a removal that fails.</summary>
+    internal static Action<string> DeleteProbeFile { get; set; } = File.Delete;
+
+    /// <summary>
+    /// Why an existing file cannot be written, or null. On Linux it is asked with <c>access(W_OK)</c> (the
+    /// permissions and a read-only mount), not opened: opening a FIFO for writing blocks until a reader opens
+    /// it, and opening and closing it under a reader that is already there hands that reader an end of file
+    /// before the report is written. A FIFO is written after the run like any file, once it has a reader.
+    /// Elsewhere the file is opened for writing (not truncated) and closed again.
+    /// </summary>
+    private static string? OpenForWriting(string path)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            return LinuxAccess(System.Text.Encoding.UTF8.GetBytes(path + "\0"), LinuxWOk) == 0
+                ? null
+                : Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
+        }
+
+        try
+        {
+            using var existing = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return ex.Message;
+        }
+    }
+
+    private const int LinuxWOk = 2;
+
+    [DllImport("libc", EntryPoint = "access", SetLastError = true)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int LinuxAccess(byte[] nulTerminatedUtf8Path, int mode);
 
     /// <summary>Runs <paramref name="write"/> (which writes <paramref name="path"/> and prints its own line);
     /// on an I/O failure prints one line naming <paramref name="option"/> and the path, no stack trace, and
