@@ -156,8 +156,7 @@ public sealed class GpuJob
         SubmittedDependencies = [];
         EffectiveDependencies = [];
         StorageFences = [];
-        PreviousFinished = null;
-        PreviousScheduled = null;
+        PreviousFinished = null; // and so PreviousScheduled
         Waiter = null;
     }
 
@@ -215,8 +214,10 @@ public sealed class GpuJob
     /// the entity's gate, cleared by <see cref="ReleaseDependencies"/> once the job is done.</summary>
     internal GpuFence? PreviousFinished;
 
-    /// <summary>The entity's previous scheduled fence at arm time, for the same ordering of scheduled fences.</summary>
-    internal GpuFence? PreviousScheduled;
+    /// <summary>The entity's previous scheduled fence at arm time, for the same ordering of scheduled fences: the
+    /// previous job's, read through <see cref="PreviousFinished"/> (both are that job's, armed together). PERF: not
+    /// stored, 8 B less per job.</summary>
+    internal GpuFence? PreviousScheduled => PreviousFinished?.Job?.Scheduled;
 
     /// <summary>The re-armable dependency callback (one node walks all dependencies). Created by the thread
     /// that starts the wait (the entity's head is one job at a time); its own fields say how they are used.</summary>

@@ -69,12 +69,9 @@ public sealed class SchedEntity
     /// <summary>The last seqno handed out on both contexts. Under <see cref="Gate"/>.</summary>
     internal ulong NextSeqno;
 
-    /// <summary>The finished and scheduled fences of the job armed last (each job signals after them).
-    /// Under <see cref="Gate"/>.</summary>
+    /// <summary>The finished fence of the job armed last (each job's fences signal after that job's; its
+    /// scheduled fence is reached through it). Under <see cref="Gate"/>.</summary>
     internal GpuFence? LastFinished;
-
-    /// <inheritdoc cref="LastFinished"/>
-    internal GpuFence? LastScheduled;
 
     /// <summary>Set once by a kill or device loss; a killed entity takes no job. Under <see cref="Gate"/>.</summary>
     internal bool Killed;

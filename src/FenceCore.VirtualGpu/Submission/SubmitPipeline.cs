@@ -305,10 +305,8 @@ internal sealed class SubmitPipeline(Gpu gpu)
         ulong seqno = ++entity.NextSeqno;
         job.Scheduled = new GpuFence(entity.ScheduledContext, seqno, job);
         job.Finished = new GpuFence(entity.FinishedContext, seqno, job);
-        job.PreviousFinished = entity.LastFinished;
-        job.PreviousScheduled = entity.LastScheduled;
+        job.PreviousFinished = entity.LastFinished; // and with it the previous job's scheduled fence
         entity.LastFinished = job.Finished;
-        entity.LastScheduled = job.Scheduled;
         Interlocked.Increment(ref entity.CurrentEngine.Score);
         return job;
     }
