@@ -104,7 +104,9 @@ public sealed class GpuJob
     /// <summary>The buffers it touches, one access per buffer (a write dominates a read of the same buffer).</summary>
     public IReadOnlyList<BufferAccess> Accesses { get; internal set; } = [];
 
-    /// <summary>For each buffer access, the move or clear fence that established the storage it touches.</summary>
+    /// <summary>For each buffer access, the move or clear fence that established the storage it touches, while it
+    /// had not signalled at submission (null where it had); empty when none was pending and no access is an
+    /// import (<see cref="MemoryManager.PinResident"/>). Read by the leak detector.</summary>
     internal Fence?[] StorageFences { get; set; } = [];
 
     /// <summary>When it was submitted, on the GPU's clock (see <see cref="Gpu.Now"/>).</summary>
