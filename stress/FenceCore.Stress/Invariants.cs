@@ -506,10 +506,25 @@ internal sealed class InvariantChecker
                 // Covered: the fence itself, or a later fence of its context (signals only after it). In threads
                 // mode a reservation may replace a pending fence by its context's next one between the read of
                 // the expected set and the export; the memory manager's moves do (kernel.ttm).
-                Snapshot.Check(f.IsSignaled || leaves.Contains(f) || leaves.Any(l => l.Context == f.Context && Fence.IsLater(l, f)),
+                Snapshot.Check(f.IsSignaled || leaves.Contains(f) || HoldsLaterOfContext(leaves, f),
                     $"export of {buffer.Name} misses pending {f.Describe()}", _devices.NowNs);
             }
         }
+    }
+
+    /// <summary>True when <paramref name="leaves"/> hold a later fence of <paramref name="f"/>'s context (a loop:
+    /// Any with a lambda allocated a closure for every expected fence, whether the check needed it or not).</summary>
+    private static bool HoldsLaterOfContext(HashSet<Fence> leaves, Fence f)
+    {
+        foreach (Fence l in leaves)
+        {
+            if (l.Context == f.Context && Fence.IsLater(l, f))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Re-checks an export later: the sync file still holds no fence newer than at export time.</summary>
