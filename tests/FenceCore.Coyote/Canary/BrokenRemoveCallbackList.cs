@@ -26,6 +26,13 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
         /// bit set when the walk is handed to the thread pool instead of when it ends: a remover that raced the
         /// signal stops waiting at once and frees its cell while the walk can still reach it.</summary>
         WalkDoneBeforeDeferredWalk,
+
+        /// <summary>The remover announces itself (the remover-seen flag) only when it takes the removers' lock,
+        /// after its compare-and-swap on the cell, as Fence did before the signaller learned to free cells with
+        /// a store when no remover was seen: the signaller can read "no remover" while a remover that saw the
+        /// fence pending has already taken the cell, free it with its store, and run a callback the remover
+        /// reports as removed.</summary>
+        LateRemoverAnnounce,
     }
 
     private const int Free = 0;
@@ -91,7 +98,18 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
 
     public bool RemoveCallback(Cell cell)
     {
-        if (!ReferenceEquals(Volatile.Read(ref cell.Owner), this) || IsSignaled)
+        if (!ReferenceEquals(Volatile.Read(ref cell.Owner), this))
+        {
+            return false;
+        }
+
+        // SEEDED BUG (LateRemoverAnnounce): Fence.RemoveCallback announces here, before it looks at the signal.
+        if (bug != SeededBug.LateRemoverAnnounce && Volatile.Read(ref _removerSeen) == 0)
+        {
+            Interlocked.Exchange(ref _removerSeen, 1);
+        }
+
+        if (IsSignaled)
         {
             return false;
         }
@@ -201,7 +219,8 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
             return;
         }
 
-        Walk(Interlocked.Exchange(ref _callbacks, s_signaled));
+        Cell? head = Interlocked.Exchange(ref _callbacks, s_signaled);
+        Walk(head, removersSeen: Volatile.Read(ref _removerSeen) != 0);
     }
 
     /// <summary>The signal of a fence that runs its callbacks asynchronously: published here, walked on the
@@ -215,15 +234,16 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
         }
 
         Cell? head = Interlocked.Exchange(ref _callbacks, s_signaled);
+        bool removersSeen = Volatile.Read(ref _removerSeen) != 0;
         if (bug == SeededBug.WalkDoneBeforeDeferredWalk && Volatile.Read(ref _removerSeen) != 0)
         {
             Interlocked.Exchange(ref _walkDone, 1); // SEEDED BUG: before the walk
         }
 
-        return Task.Run(() => Walk(head));
+        return Task.Run(() => Walk(head, removersSeen));
     }
 
-    private void Walk(Cell? head)
+    private void Walk(Cell? head, bool removersSeen)
     {
         var newestFirst = new List<Cell>();
         for (Cell? c = head; c is not null; c = Volatile.Read(ref c.Next))
@@ -235,7 +255,13 @@ internal sealed class BrokenRemoveCallbackList(BrokenRemoveCallbackList.SeededBu
         {
             Cell c = newestFirst[i];
             c.Owner = null;
-            if (Interlocked.CompareExchange(ref c.State, Free, Queued) == Queued)
+            if (!removersSeen)
+            {
+                // As Fence.RunCell: with no remover seen after the exchange, the claim is a store.
+                Volatile.Write(ref c.State, Free);
+                c.Action(this);
+            }
+            else if (Interlocked.CompareExchange(ref c.State, Free, Queued) == Queued)
             {
                 c.Action(this);
             }

@@ -17,9 +17,11 @@ public sealed class CanaryTests(ITestOutputHelper output)
 
     /// <summary>The same scenario as <c>FenceCallbackTests</c>: a queued callback, a signal and a remove
     /// race; "removed" and "ran" must never both hold.</summary>
-    private static async Task RemoveRacesSignal()
+    private static Task RemoveRacesSignal() => RemoveRacesSignal(BrokenRemoveCallbackList.SeededBug.RemoveWithoutCas);
+
+    private static async Task RemoveRacesSignal(BrokenRemoveCallbackList.SeededBug bug)
     {
-        var list = new BrokenRemoveCallbackList();
+        var list = new BrokenRemoveCallbackList(bug);
         int runs = 0;
         BrokenRemoveCallbackList.Cell cell = list.Add(() => Interlocked.Increment(ref runs));
 
@@ -40,6 +42,19 @@ public sealed class CanaryTests(ITestOutputHelper output)
             configure: null, nameof(BrokenRemoveWithoutCas_IsCaughtByCoyote));
 
         Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded read-then-write race: systematic testing is not in control.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("canary: callback both removed and run", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
+    /// <summary>The signaller frees cells with a store when it saw no remover; a remover that announces
+    /// itself only after taking the cell lets that store overwrite its claim.</summary>
+    [Fact]
+    public void BrokenLateRemoverAnnounce_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () => RemoveRacesSignal(BrokenRemoveCallbackList.SeededBug.LateRemoverAnnounce),
+            CanaryIterations, configure: null, nameof(BrokenLateRemoverAnnounce_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the late remover announcement.");
         Assert.Contains(outcome.BugReports, r => r.Contains("canary: callback both removed and run", StringComparison.Ordinal));
         Assert.Empty(outcome.UncontrolledInvocations);
     }
