@@ -540,7 +540,7 @@ public partial class Fence : IValueTaskSource
     {
         ArgumentNullException.ThrowIfNull(continuation);
         AwaitContinuation cell = AwaitContinuation.Rent(continuation, state, flags);
-        if (!AddCallback(cell))
+        if (!AddPrivateCallback(cell)) // the cell is this thread's until the fence signals
         {
             cell.Dispatch(); // signalled meanwhile: still asynchronously, as a completed source's OnCompleted does
         }
