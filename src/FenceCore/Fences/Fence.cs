@@ -44,7 +44,8 @@ namespace FenceCore;
 /// reused. A remover announces itself on the flag word before it looks at the signal; a signaller that
 /// finds no announcement after taking the list knows that no cell can be contended, and frees each cell
 /// with a store rather than a compare-and-swap. A remove that races the signal waits until the signaller
-/// has walked past the node before it returns (the kernel's remove spins on the lock the signaller holds while callbacks run).
+/// has walked past the node before it returns (the kernel's remove spins on the lock the signaller holds
+/// while callbacks run).
 /// Removal walks the cells added after the node, so it costs O(live callbacks), where the kernel's
 /// doubly-linked list costs O(1): a back link would have to be written into a neighbour that the
 /// signaller may already have claimed.
@@ -114,8 +115,8 @@ public partial class Fence
     /// Flag word: <see cref="ClaimedBit"/> (a signaller has won), <see cref="Seqno64Bit"/> (immutable),
     /// <see cref="EnableSignalBit"/> (enable-signalling has been requested), <see cref="RemoveLockBit"/>
     /// (a remover holds the removers' lock), <see cref="RemoverSeenBit"/> (a remover has come to this fence,
-    /// announced before it looks at the signal; sticky), <see cref="WalkDoneBit"/> (the signaller has walked the list; set only when a remover was
-    /// seen, or by a fast claim), <see cref="AsyncCallbacksBit"/> (immutable: callbacks run on the thread pool),
+    /// announced before it looks at the signal; sticky), <see cref="WalkDoneBit"/> (the signaller has walked
+    /// the list; set only when a remover was seen, or by a fast claim), <see cref="AsyncCallbacksBit"/> (immutable: callbacks run on the thread pool),
     /// <see cref="CustomClockBit"/> (immutable: the signal time comes from <see cref="ClockNowNs"/>),
     /// <see cref="HasCallbacksBit"/> (sticky: an adder announced a cell before linking it) and
     /// <see cref="NoSignaledHookBit"/> (immutable: one of the library's types that do not override <see cref="OnSignaled"/>),
