@@ -860,16 +860,37 @@ public partial class Fence
     /// list head read before the claim.</summary>
     private bool AddClaimed(FenceCallback callback, FenceCallback? head)
     {
-        if ((Volatile.Read(ref _state) & EnableSignalBit) == 0)
+        int state = Volatile.Read(ref _state);
+        if ((state & EnableSignalBit) == 0)
         {
-            try
+            if (IsPlainSource)
             {
-                EnableSignaling();
+                // PERF: a plain source's enable hook is the base class's, which keeps the fence pending and cannot
+                // throw, so EnableSignaling comes down to its compare-and-swap, done here without the call,
+                // the hook's virtual call and the handler (FenceArrayAllBenchmarks, AwaitContinuationBenchmarks).
+                while ((state & EnableSignalBit) == 0)
+                {
+                    int enabled = state | EnableSignalBit | ((state & ClaimedBit) == 0 ? HasCallbacksBit : 0);
+                    int seen = Interlocked.CompareExchange(ref _state, enabled, state);
+                    if (seen == state)
+                    {
+                        break;
+                    }
+
+                    state = seen;
+                }
             }
-            catch
+            else
             {
-                Volatile.Write(ref callback.State, FenceCallback.Free); // no half-changed state
-                throw;
+                try
+                {
+                    EnableSignaling();
+                }
+                catch
+                {
+                    Volatile.Write(ref callback.State, FenceCallback.Free); // no half-changed state
+                    throw;
+                }
             }
 
             head = Volatile.Read(ref _callbacks);
