@@ -495,6 +495,12 @@ public partial class Fence
                 return true;
             }
 
+            if (head is not null && hookFailure is null && !removersSeen && Volatile.Read(ref head.Next) is null)
+            {
+                RunSoleCell(head);
+                return true;
+            }
+
             FinishSignal(head, hookFailure, removersSeen);
             return true;
         }
@@ -540,6 +546,29 @@ public partial class Fence
 #pragma warning restore CA1031
         {
             return ex;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="FinishSignal"/> for the commonest list: one cell, no remover seen, no hook failure. The cell is
+    /// claimed with a store (see <see cref="RunCell"/>), and there is no walk for a remover to wait for: one that
+    /// comes now finds the fence signalled and leaves the cell alone. PERF: two frames and the failure list less
+    /// per signal with one callback (FenceArrayAllBenchmarks, SignalOneCallbackBenchmarks).
+    /// </summary>
+    private void RunSoleCell(FenceCallback cell)
+    {
+        cell.Owner = null; // before the claim, as in RunCell
+        Debug.Assert(Volatile.Read(ref cell.State) == FenceCallback.Queued, "no remover was seen, so the cell was not taken");
+        Volatile.Write(ref cell.State, FenceCallback.Free);
+        try
+        {
+            cell.Invoke(this);
+        }
+#pragma warning disable CA1031 // what a callback throws goes to the owner's policy, as FinishSignal's
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            ReportCallbackFailure(ex);
         }
     }
 

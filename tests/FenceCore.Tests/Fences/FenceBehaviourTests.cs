@@ -59,6 +59,29 @@ public class FenceBehaviourTests
         Assert.Equal(1, f.Status);
     }
 
+    /// <summary>One callback, nothing removed: the signal takes its shortest path (no walk); what the callback
+    /// throws still goes to the owner's policy once, the signaller sees nothing, and the node is free again.</summary>
+    [Fact]
+    public void SoleThrowingCallback_GoesToThePolicyOnce_AndItsNodeIsFreeAgain()
+    {
+        var failures = new List<(Fence Fence, Exception Exception)>();
+        var timeline = new FenceTimeline("sole", callbackFailed: (fence, ex) => failures.Add((fence, ex)));
+        FenceSource f = timeline.CreateFence();
+        FenceCallback node = FenceCallback.Create(_ => throw new InvalidOperationException("sole"));
+        Assert.True(f.AddCallback(node));
+
+        Assert.True(f.SignalWithTimestamp(TimeSpan.FromTicks(7)));
+        (Fence failed, Exception ex) = Assert.Single(failures);
+        Assert.Same(f, failed);
+        Assert.Equal("sole", Assert.IsType<InvalidOperationException>(ex).Message);
+        Assert.True(f.IsSignaled);
+        Assert.False(node.IsQueued);
+        Assert.False(f.RemoveCallback(node));
+        FenceSource g = timeline.CreateFence();
+        Assert.True(g.AddCallback(node)); // free: it may be queued again
+        Assert.True(g.RemoveCallback(node));
+    }
+
     [Fact]
     public void Callback_MayReAddItselfToAnotherFence()
     {
