@@ -216,7 +216,7 @@ public sealed class FenceArray : Fence
         {
             Fence member = members[_enableProgress];
             var node = new MemberCallback(this);
-            if (!member.AddPrivateCallback(node))
+            if (!member.AddPrivateCallback(node, removable: false))
             {
                 // Already signalled: account for it here, as the kernel's enable_signaling does.
                 MemberSignaled(member);
@@ -327,7 +327,7 @@ public sealed class FenceArray : Fence
             // After a true result the node may already be running on the member's signalling thread, so
             // nothing here is touched again: the node's invocation moves the walk on.
             // The walker is the walk's alone (one thread at a time), so its claim is a store.
-            if (members[i].AddPrivateCallback(walker))
+            if (members[i].AddPrivateCallback(walker, removable: false))
             {
                 return;
             }

@@ -540,7 +540,7 @@ public partial class Fence : IValueTaskSource
     {
         ArgumentNullException.ThrowIfNull(continuation);
         AwaitContinuation cell = AwaitContinuation.Rent(continuation, state, flags);
-        if (!AddPrivateCallback(cell)) // the cell is this thread's until the fence signals
+        if (!AddPrivateCallback(cell, removable: false)) // the cell is this thread's until the fence signals; never removed
         {
             cell.Dispatch(); // signalled meanwhile: still asynchronously, as a completed source's OnCompleted does
         }

@@ -43,8 +43,9 @@ public abstract class FenceCallback
     /// </summary>
     internal int State;
 
-    /// <summary>The fence this node is queued on, or null. Written by the adder before publishing; cleared
-    /// by the signaller before the callback runs and by the remover before it frees the node.</summary>
+    /// <summary>The fence this node is queued on, or null (also for the library's own nodes that are never
+    /// removed, which are not told: only <see cref="Fence.RemoveCallback"/> reads it). Written by the adder before
+    /// publishing; cleared by the signaller before the callback runs and by the remover before it frees the node.</summary>
     internal Fence? Owner;
 
     /// <summary>Creates an idle node.</summary>
