@@ -548,15 +548,18 @@ public partial class Fence : IValueTaskSource
 
     /// <summary>
     /// The callback node of one awaiter of a fence, pooled one per thread. Its continuation is dispatched when
-    /// the fence signals, and the node returns to the pool of the thread that runs the continuation just
-    /// before running it, so a continuation that awaits the next fence reuses it (an awaiting loop allocates
-    /// nothing once warm). Nothing else holds it by then: it has no timer and no token to race with, and the
-    /// signaller does not read a cell after invoking it.
+    /// the fence signals. A node belongs to the pool of the thread that allocated it, and returns there just
+    /// before its continuation runs, on whatever thread that is, so an awaiting loop allocates nothing once
+    /// warm: on one thread (a single-threaded context) it reuses the one node, and across the thread pool
+    /// each thread's node is home again by the time that thread awaits next. Nothing else holds the node by
+    /// then: it has no timer and no token to race with, and the signaller does not read a cell after invoking it.
     /// </summary>
+    /// <remarks>PERF: going home through the node's own reference is a store; the pool of the thread that runs the
+    /// continuation would be a thread-local lookup, which is a call on Linux (AwaitContinuationBenchmarks).</remarks>
     private sealed class AwaitContinuation : FenceCallback, IThreadPoolWorkItem
     {
         [ThreadStatic]
-        private static AwaitContinuation? t_spare;
+        private static SparePool? t_pool;
 
         private static readonly SendOrPostCallback s_post = static s => ((AwaitContinuation)s!).Run();
         private static readonly Action<object?> s_start = static s => ((AwaitContinuation)s!).Run();
@@ -566,25 +569,34 @@ public partial class Fence : IValueTaskSource
             cell._continuation!(cell._state);
         };
 
+        /// <summary>The pool of the thread that allocated this node, where it returns.</summary>
+        private readonly SparePool _home;
+
         private Action<object?>? _continuation;
         private object? _state;
         private ExecutionContext? _executionContext;
 
-        /// <summary>The captured <see cref="SynchronizationContext"/> or <see cref="TaskScheduler"/>; null: the thread pool.</summary>
-        private object? _scheduler;
+        /// <summary>The captured <see cref="SynchronizationContext"/>, or null. PERF: the context and the scheduler have a
+        /// field each, so the dispatch tests for null instead of a type (SynchronizationContext is not sealed: a cast
+        /// helper call per await; AwaitContinuationBenchmarks).</summary>
+        private SynchronizationContext? _context;
+
+        /// <summary>The captured <see cref="TaskScheduler"/> when no context was; null: the thread pool.</summary>
+        private TaskScheduler? _taskScheduler;
 
         public static AwaitContinuation Rent(Action<object?> continuation, object? state, ValueTaskSourceOnCompletedFlags flags)
         {
-            // PERF: one thread-local lookup for the read and the write (each costs a call on Linux).
-            ref AwaitContinuation? spare = ref t_spare;
-            AwaitContinuation? cell = spare;
+            SparePool pool = t_pool ?? CreatePool();
+            AwaitContinuation? cell = Volatile.Read(ref pool.Spare); // acquire: the returning thread's stores to it are seen
             if (cell is null)
             {
-                cell = new AwaitContinuation();
+                cell = new AwaitContinuation(pool);
             }
             else
             {
-                spare = null;
+                // Only this thread takes from its pool. A node another thread brings home meanwhile may be
+                // overwritten with null here: it is dropped, never handed out twice.
+                pool.Spare = null;
             }
 
             cell._continuation = continuation;
@@ -594,41 +606,38 @@ public partial class Fence : IValueTaskSource
                 cell._executionContext = ExecutionContext.Capture();
             }
 
-            if ((flags & ValueTaskSourceOnCompletedFlags.UseSchedulingContext) != 0 && CaptureScheduler() is { } scheduler)
+            if ((flags & ValueTaskSourceOnCompletedFlags.UseSchedulingContext) != 0)
             {
-                cell._scheduler = scheduler; // released as null, so only a captured one is written
+                // Released as null, so only a captured one is written.
+                SynchronizationContext? context = SynchronizationContext.Current;
+                if (context is not null && context.GetType() != typeof(SynchronizationContext))
+                {
+                    cell._context = context;
+                }
+                else if (TaskScheduler.Current is { } scheduler && scheduler != TaskScheduler.Default)
+                {
+                    cell._taskScheduler = scheduler;
+                }
             }
 
             return cell;
-        }
-
-        private static object? CaptureScheduler()
-        {
-            SynchronizationContext? context = SynchronizationContext.Current;
-            if (context is not null && context.GetType() != typeof(SynchronizationContext))
-            {
-                return context;
-            }
-
-            TaskScheduler scheduler = TaskScheduler.Current;
-            return scheduler == TaskScheduler.Default ? null : scheduler;
         }
 
         protected internal override void Invoke(Fence fence) => Dispatch();
 
         public void Dispatch()
         {
-            switch (_scheduler)
+            if (_context is { } context)
             {
-                case null:
-                    ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-                    break;
-                case SynchronizationContext context:
-                    context.Post(s_post, this);
-                    break;
-                default:
-                    _ = Task.Factory.StartNew(s_start, this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, (TaskScheduler)_scheduler);
-                    break;
+                context.Post(s_post, this);
+            }
+            else if (_taskScheduler is { } scheduler)
+            {
+                _ = Task.Factory.StartNew(s_start, this, CancellationToken.None, TaskCreationOptions.DenyChildAttach, scheduler);
+            }
+            else
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
             }
         }
 
@@ -656,9 +665,26 @@ public partial class Fence : IValueTaskSource
             _continuation = null;
             _state = null;
             _executionContext = null;
-            _scheduler = null;
-            ref AwaitContinuation? spare = ref t_spare;
-            spare ??= this;
+            _context = null;
+            _taskScheduler = null;
+            SparePool home = _home;
+            if (Volatile.Read(ref home.Spare) is null)
+            {
+                // Release: the stores above, and the reads of the fields before them, come first. Two nodes coming
+                // home at once may both see the pool empty; one is kept and the other dropped.
+                Volatile.Write(ref home.Spare, this);
+            }
+        }
+
+        private AwaitContinuation(SparePool home) => _home = home;
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static SparePool CreatePool() => t_pool = new SparePool();
+
+        /// <summary>One thread's pool: at most one spare node.</summary>
+        private sealed class SparePool
+        {
+            public AwaitContinuation? Spare;
         }
     }
 

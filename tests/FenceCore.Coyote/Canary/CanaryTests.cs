@@ -180,6 +180,32 @@ public sealed class CanaryTests(ITestOutputHelper output)
         Assert.Empty(outcome.UncontrolledInvocations);
     }
 
+    /// <summary>The await node's pool: the awaiting thread's first node runs on another thread while the
+    /// awaiting thread rents for its next await; the first continuation must run, once, and the second not yet.</summary>
+    private static async Task NodeComesHomeWhileTheOwnerRents()
+    {
+        var pool = new BrokenAwaitNodePool.Pool();
+        int firstRuns = 0, secondRuns = 0;
+        BrokenAwaitNodePool.Node first = BrokenAwaitNodePool.Rent(pool, () => Interlocked.Increment(ref firstRuns));
+        Task runner = Task.Run(() => BrokenAwaitNodePool.Run(first));
+        Task owner = Task.Run(() => BrokenAwaitNodePool.Rent(pool, () => Interlocked.Increment(ref secondRuns)));
+        await runner;
+        await owner;
+        Specification.Assert(Volatile.Read(ref firstRuns) == 1 && Volatile.Read(ref secondRuns) == 0,
+            "canary: the runner ran the owner's next continuation instead of the first");
+    }
+
+    [Fact]
+    public void BrokenAwaitNodeHomeBeforeItsContinuationIsRead_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, NodeComesHomeWhileTheOwnerRents, CoyoteHarness.DefaultIterations,
+            configure: null, nameof(BrokenAwaitNodeHomeBeforeItsContinuationIsRead_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded node that goes home before its continuation is read.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("canary: the runner ran the owner's next continuation", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
     [Fact]
     public void BrokenSerialDrainWithoutSecondLook_IsCaughtByCoyote()
     {

@@ -112,6 +112,41 @@ public sealed class FenceWaitTests(ITestOutputHelper output)
         await waiter;
     }, configure: Fuzzing, expectedUncontrolled: s_awaitDispatch);
 
+    /// <summary>Two awaiting loops over the same fences, signalled in order by a third task: each await's
+    /// node goes home to its loop's thread from wherever the continuation ran, while that thread may be
+    /// renting for its next await (the pool's one race). Every await must resume once, after its own fence.</summary>
+    [Fact]
+    public void AwaitLoopsAgainstSignals_EachAwaitResumesOnceAfterItsOwnFence() => CoyoteHarness.Check(output, async () =>
+    {
+        FenceSource[] fences = [NewFence(), NewFence(), NewFence()];
+        async Task<int> Loop()
+        {
+            int resumed = 0;
+            foreach (FenceSource fence in fences)
+            {
+                await fence.WaitAsync();
+                Specification.Assert(fence.IsSignaled, "an await resumed before its fence signalled");
+                resumed++;
+            }
+
+            return resumed;
+        }
+
+        Task<int> first = Task.Run(Loop);
+        Task<int> second = Task.Run(Loop);
+        Task signaller = Task.Run(() =>
+        {
+            foreach (FenceSource fence in fences)
+            {
+                fence.Signal();
+            }
+        });
+        await signaller;
+        int firstResumed = await first;
+        int secondResumed = await second;
+        Specification.Assert(firstResumed == 3 && secondResumed == 3, "an awaiting loop lost or repeated a resumption");
+    }, configure: Fuzzing, expectedUncontrolled: s_awaitDispatch);
+
     /// <summary>An <c>await</c> of a fence posts its continuation to the awaiter's synchronization context,
     /// which under Coyote is Coyote's own (<c>ControlledSynchronizationContext</c>, where controlled operations
     /// run): the post is Coyote scheduling the continuation, though its rewriter lists the calls.</summary>

@@ -105,6 +105,63 @@ public sealed class AsyncWaiterPoolTests
     }
 
     [Fact]
+    public void AwaitNode_WhoseContinuationRanOnAnotherThread_IsBackInTheAwaitingThreadsPool()
+    {
+        // The awaiting thread has no context, so the continuation runs on the thread pool. Its node goes back to
+        // the pool of the thread that awaited (the one that allocated it), so that thread's next suspension
+        // allocates nothing. Before: the node went to the pool of the thread that ran the continuation, and
+        // the awaiting thread allocated a new node for each await.
+        long allocatedBySecondSuspension = -1;
+        int ranOn = -1;
+        Exception? failure = null;
+        var awaiting = new Thread(() =>
+        {
+            try
+            {
+                AwaitTwice();
+            }
+#pragma warning disable CA1031 // reported on the test thread below
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                failure = ex;
+            }
+        });
+        awaiting.Start();
+        awaiting.Join();
+
+        Assert.Null(failure);
+        Assert.NotEqual(awaiting.ManagedThreadId, ranOn); // it ran elsewhere, so the node had to come home
+        Assert.Equal(0, allocatedBySecondSuspension);
+
+        void AwaitTwice()
+        {
+            var ran = new ManualResetEventSlim(); // not disposed: the last Set may still be returning on the pool thread
+            Action continuation = () =>
+            {
+                ranOn = Environment.CurrentManagedThreadId;
+                ran.Set();
+            };
+
+            FenceSource first = Pending();
+            ValueTaskAwaiter awaiter = first.WaitAsync().GetAwaiter();
+            awaiter.UnsafeOnCompleted(continuation); // the first suspension on this thread creates its node
+            first.Signal();
+            Assert.True(ran.Wait(TimeSpan.FromSeconds(30)), "the continuation did not run");
+            awaiter.GetResult();
+            ran.Reset();
+
+            FenceSource second = Pending();
+            ValueTaskAwaiter next = second.WaitAsync().GetAwaiter();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            next.UnsafeOnCompleted(continuation);
+            allocatedBySecondSuspension = GC.GetAllocatedBytesForCurrentThread() - before;
+            second.Signal();
+            Assert.True(ran.Wait(TimeSpan.FromSeconds(30)), "the second continuation did not run");
+        }
+    }
+
+    [Fact]
     public void ConsumingTheSameValueTaskTwice_Succeeds_ButConsumingItBeforeTheSignalThrows()
     {
         FenceSource fence = Pending();
