@@ -41,7 +41,7 @@ public partial class Fence : IValueTaskSource
             return true;
         }
 
-        EnableSignaling();
+        EnableSignalingCore(announce: true); // a waiter is added next
         if (Poll())
         {
             return true;
@@ -120,7 +120,7 @@ public partial class Fence : IValueTaskSource
             return true;
         }
 
-        EnableSignaling();
+        EnableSignalingCore(announce: true); // a waiter is added next
         if (Poll() || timeout == TimeSpan.Zero)
         {
             return IsSignaled;
@@ -702,7 +702,7 @@ public partial class Fence : IValueTaskSource
             return new ValueTask<bool>(true);
         }
 
-        EnableSignaling();
+        EnableSignalingCore(announce: true); // a waiter is added next
         if (Poll())
         {
             return new ValueTask<bool>(true);

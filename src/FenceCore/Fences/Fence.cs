@@ -806,15 +806,21 @@ public partial class Fence
     /// Requests that the fence signal, calling <see cref="OnEnableSignaling"/> the first time.
     /// Mirrors <c>dma_fence_enable_sw_signaling</c>.
     /// </summary>
-    public void EnableSignaling()
+    /// <remarks>PERF: enabling adds no callback, so it leaves the fence its fast signal (a store publishes it);
+    /// the library's own waits, which enable and then add, announce their callback in the same
+    /// compare-and-swap (see <see cref="EnableSignalingCore"/>).</remarks>
+    public void EnableSignaling() => EnableSignalingCore(announce: false);
+
+    /// <summary><see cref="EnableSignaling"/>; with <paramref name="announce"/>, the same compare-and-swap announces
+    /// callbacks on a fence not yet claimed (see <see cref="Announce"/>), for a caller that adds one next, so its
+    /// announce costs no operation of its own. PERF: announced without a callback, the signal would take the
+    /// exchange instead of a store (FenceArrayAllBenchmarks enables its array and waits on nothing).</summary>
+    private void EnableSignalingCore(bool announce)
     {
         int state = Volatile.Read(ref _state);
         while ((state & EnableSignalBit) == 0)
         {
-            // The same CAS announces callbacks on a fence not yet claimed (see Announce): an adder enables
-            // signalling first, so its announce costs no operation of its own. A waiter that enables
-            // signalling without adding only sends the signal down the exchange path.
-            int enabled = state | EnableSignalBit | ((state & ClaimedBit) == 0 ? HasCallbacksBit : 0);
+            int enabled = state | EnableSignalBit | (announce && (state & ClaimedBit) == 0 ? HasCallbacksBit : 0);
             int seen = Interlocked.CompareExchange(ref _state, enabled, state);
             if (seen == state)
             {
@@ -928,7 +934,7 @@ public partial class Fence
             {
                 try
                 {
-                    EnableSignaling();
+                    EnableSignalingCore(announce: true);
                 }
                 catch
                 {

@@ -22,8 +22,24 @@ public sealed class FastSignalTests(ITestOutputHelper output)
     public void AddAgainstAFastSignal_OnATimelinesFence() =>
         CoyoteHarness.Check(output, () => AddAgainstFastSignal(new FenceTimeline("coyote").CreateFence()));
 
-    private static async Task AddAgainstFastSignal(FenceSource fence)
+    /// <summary>A public enable adds nothing, so it leaves the fence its fast signal: the adds that come after it
+    /// announce with a compare-and-swap of their own (Fence.Announce), which must order them with a fast claim.</summary>
+    [Fact]
+    public void AddAgainstAFastSignal_AfterAnEnableThatAddedNothing() => CoyoteHarness.Check(output, () =>
     {
+        var fence = new FenceSource(FenceContext.Allocate(), 1);
+        fence.EnableSignaling();
+        return AddAgainstFastSignal(fence);
+    });
+
+    /// <summary>The same race with the enable itself racing the adds and the signals.</summary>
+    [Fact]
+    public void AddAgainstAFastSignal_WithARacingEnable() =>
+        CoyoteHarness.Check(output, () => AddAgainstFastSignal(new FenceSource(FenceContext.Allocate(), 1), enableAlongside: true));
+
+    private static async Task AddAgainstFastSignal(FenceSource fence, bool enableAlongside = false)
+    {
+        Task enabler = enableAlongside ? Task.Run(fence.EnableSignaling) : Task.CompletedTask;
         var first = new CountingCallback();
         var second = new CountingCallback();
 
@@ -44,6 +60,7 @@ public sealed class FastSignalTests(ITestOutputHelper output)
         Task<bool> signaller1 = Task.Run(() => fence.SignalWithTimestamp(-Errno.EIO, TimeSpan.FromTicks(100)));
         Task<bool> signaller2 = Task.Run(() => fence.SignalWithTimestamp(0, TimeSpan.FromTicks(200)));
 
+        await enabler;
         bool won1 = await signaller1;
         bool won2 = await signaller2;
         (bool added1, bool seen1, int status1, long stamp1) = await adder1;
