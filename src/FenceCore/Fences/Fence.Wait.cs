@@ -41,7 +41,7 @@ public partial class Fence : IValueTaskSource
             return true;
         }
 
-        EnableSignalingCore(announce: true); // a waiter is added next
+        EnableSignalingCore(announce: timeout != TimeSpan.Zero); // a waiter is added next, unless this is a poll
         if (Poll())
         {
             return true;
@@ -120,7 +120,7 @@ public partial class Fence : IValueTaskSource
             return true;
         }
 
-        EnableSignalingCore(announce: true); // a waiter is added next
+        EnableSignalingCore(announce: timeout != TimeSpan.Zero); // a waiter is added next, unless this is a poll
         if (Poll() || timeout == TimeSpan.Zero)
         {
             return IsSignaled;
@@ -549,8 +549,8 @@ public partial class Fence : IValueTaskSource
     /// <summary>
     /// The callback node of one awaiter of a fence, pooled one per thread. Its continuation is dispatched when
     /// the fence signals. A node belongs to the pool of the thread that allocated it, and returns there just
-    /// before its continuation runs, on whatever thread that is, so an awaiting loop allocates nothing once
-    /// warm: on one thread (a single-threaded context) it reuses the one node, and across the thread pool
+    /// before its continuation runs, on whatever thread that is (just after it, when an execution context flows:
+    /// the node is the state of that run), so an awaiting loop allocates nothing once warm: on one thread (a single-threaded context) it reuses the one node, and across the thread pool
     /// each thread's node is home again by the time that thread awaits next. Nothing else holds the node by
     /// then: it has no timer and no token to race with, and the signaller does not read a cell after invoking it.
     /// </summary>
@@ -599,9 +599,9 @@ public partial class Fence : IValueTaskSource
                 pool.Spare = null;
             }
 
-            // PERF: the continuation and the context are kept by Release, and stored only when they change: an
-            // awaiting loop passes the same ones each time (the awaiter's static delegate; its thread's context),
-            // so two write barriers less per await (AwaitContinuationBenchmarks).
+            // PERF: the continuation is kept by Release, and stored only when it changes: an awaiting loop passes the
+            // same one each time (the awaiter's static delegate), so one write barrier less per await
+            // (AwaitContinuationBenchmarks).
             if (!ReferenceEquals(cell._continuation, continuation))
             {
                 cell._continuation = continuation;
@@ -613,23 +613,18 @@ public partial class Fence : IValueTaskSource
                 cell._executionContext = ExecutionContext.Capture();
             }
 
-            SynchronizationContext? context = null;
             if ((flags & ValueTaskSourceOnCompletedFlags.UseSchedulingContext) != 0)
             {
-                context = SynchronizationContext.Current;
-                if (context is null || context.GetType() == typeof(SynchronizationContext))
+                // Released as null, so only a captured one is written.
+                SynchronizationContext? context = SynchronizationContext.Current;
+                if (context is not null && context.GetType() != typeof(SynchronizationContext))
                 {
-                    context = null;
-                    if (TaskScheduler.Current is { } scheduler && scheduler != TaskScheduler.Default)
-                    {
-                        cell._taskScheduler = scheduler; // released as null, so only a captured one is written
-                    }
+                    cell._context = context;
                 }
-            }
-
-            if (!ReferenceEquals(cell._context, context))
-            {
-                cell._context = context;
+                else if (TaskScheduler.Current is { } scheduler && scheduler != TaskScheduler.Default)
+                {
+                    cell._taskScheduler = scheduler;
+                }
             }
 
             return cell;
@@ -672,13 +667,17 @@ public partial class Fence : IValueTaskSource
             continuation(state);
         }
 
-        /// <summary>Sends the node home, its state and captures cleared. The continuation and the context stay (see
-        /// <see cref="Rent"/>): in practice a static delegate of the awaiter and a long-lived context, and a thread's
-        /// pool holds one node, so they keep nothing alive that their next await would not.</summary>
+        /// <summary>Sends the node home, its state and captures cleared: a context or scheduler that has ended is
+        /// not kept alive by the thread's spare node. The continuation stays (see <see cref="Rent"/>): for an
+        /// <c>await</c> it is a static delegate of the BCL's awaiter, and the await's own state (the state machine
+        /// or the caller's action) is the state, which is cleared. A delegate passed straight to
+        /// <see cref="IValueTaskSource.OnCompleted"/> stays reachable from the spare node until the thread's next
+        /// suspension on a fence replaces it: one delegate per thread at most.</summary>
         private void Release()
         {
             _state = null;
             _executionContext = null;
+            _context = null;
             _taskScheduler = null;
             SparePool home = _home;
             if (Volatile.Read(ref home.Spare) is null)
@@ -715,7 +714,7 @@ public partial class Fence : IValueTaskSource
             return new ValueTask<bool>(true);
         }
 
-        EnableSignalingCore(announce: true); // a waiter is added next
+        EnableSignalingCore(announce: timeout != TimeSpan.Zero); // a waiter is added next, unless this is a poll
         if (Poll())
         {
             return new ValueTask<bool>(true);

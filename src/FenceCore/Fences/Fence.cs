@@ -33,7 +33,9 @@ namespace FenceCore;
 /// this one costs one for a fence with no callback (Coyote: <c>FastSignalTests</c>, with a canary that
 /// links without announcing). One owned callback, added and run, costs five in all: the node's claim, the
 /// enable-and-announce and the link when it is added, the claim and the exchange when the fence signals
-/// (the signaller frees the cell with a store unless a remover has come to the fence).
+/// (the signaller frees the cell with a store unless a remover has come to the fence); six when the fence
+/// was already enabled without an announce (a public <see cref="EnableSignaling"/>), whose add announces
+/// with a CAS of its own.
 /// </para>
 /// <para>
 /// <see cref="RemoveCallback"/> unlinks the node, so a pending fence holds memory only for its live
@@ -163,6 +165,10 @@ public partial class Fence
 
     /// <summary>The fence context (timeline id).</summary>
     public ulong Context => _context;
+
+    /// <summary>True once an adder has announced a callback (<see cref="HasCallbacksBit"/>): the signal then takes
+    /// the list by exchange instead of its one-CAS fast path. For tests of who announces.</summary>
+    internal bool HasAnnouncedCallbacks => (Volatile.Read(ref _state) & HasCallbacksBit) != 0;
 
     /// <summary>The sequence number on <see cref="Context"/>.</summary>
     public ulong Seqno => _seqno;
@@ -989,8 +995,9 @@ public partial class Fence
     /// <summary>
     /// Announces, before the first cell is linked, that the fence has callbacks, so a signaller takes the
     /// list by exchange instead of publishing with a store. A CAS on the flag word orders the announce and
-    /// a fast claim: whichever lands first, the other sees it. Usually the adder's
-    /// <see cref="EnableSignaling"/> has announced already, and this is one read. False when a fast signal
+    /// a fast claim: whichever lands first, the other sees it. Usually the library's own enable before an add
+    /// (<see cref="EnableSignalingCore"/> with announce) has announced already, and this is one read; after a bare
+    /// public <see cref="EnableSignaling"/>, or a poll with a zero timeout, it is a CAS of its own. False when a fast signal
     /// claimed the fence first; this waits the few stores until it publishes, so the caller may report the
     /// fence as signalled.
     /// </summary>

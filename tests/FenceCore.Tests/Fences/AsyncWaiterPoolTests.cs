@@ -113,25 +113,8 @@ public sealed class AsyncWaiterPoolTests
         // the awaiting thread allocated a new node for each await.
         long allocatedBySecondSuspension = -1;
         int ranOn = -1;
-        Exception? failure = null;
-        var awaiting = new Thread(() =>
-        {
-            try
-            {
-                AwaitTwice();
-            }
-#pragma warning disable CA1031 // reported on the test thread below
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                failure = ex;
-            }
-        });
-        awaiting.Start();
-        awaiting.Join();
-
-        Assert.Null(failure);
-        Assert.NotEqual(awaiting.ManagedThreadId, ranOn); // it ran elsewhere, so the node had to come home
+        int awaitingThread = RunOnANewThread(AwaitTwice);
+        Assert.NotEqual(awaitingThread, ranOn); // it ran elsewhere, so the node had to come home
         Assert.Equal(0, allocatedBySecondSuspension);
 
         void AwaitTwice()
@@ -298,5 +281,71 @@ public sealed class AsyncWaiterPoolTests
         Task t = pending.WaitAsync().AsTask();
         pending.Signal();
         await t.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public void AwaitNode_BackInItsPool_DoesNotKeepTheContextOfTheAwaitThatUsedIt()
+    {
+        // The thread's spare node outlives the await that used it. A context captured by that await (a test's or
+        // a short-lived AsyncContext-style one) must not stay reachable from it once the await is over. Before:
+        // Release kept the context for the next await, and the context lived as long as the thread.
+        bool collected = false;
+        RunOnANewThread(() =>
+        {
+            WeakReference context = AwaitOnceUnderAContext();
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            collected = !context.IsAlive; // checked on this thread, whose pool still holds the node
+        });
+        Assert.True(collected, "the awaiting thread's spare node kept the finished await's context alive");
+    }
+
+    /// <summary>Runs <paramref name="body"/> on a thread of its own (so its thread-static pool is fresh), rethrows
+    /// what it threw here, and returns that thread's managed id.</summary>
+    private static int RunOnANewThread(Action body)
+    {
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                body();
+            }
+#pragma warning disable CA1031 // reported on the test thread below
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                failure = ex;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.Null(failure);
+        return thread.ManagedThreadId;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference AwaitOnceUnderAContext()
+    {
+        var context = new CapturingContext();
+        SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            FenceSource fence = Pending();
+            ValueTaskAwaiter awaiter = fence.WaitAsync().GetAwaiter();
+            bool ran = false;
+            awaiter.UnsafeOnCompleted(() => ran = true);
+            fence.Signal();
+            Assert.Equal(1, context.Posts); // the continuation went to the captured context
+            context.RunPosted(); // runs it here; the node goes back to this thread's pool
+            Assert.True(ran);
+            awaiter.GetResult();
+            return new WeakReference(context);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(null);
+        }
     }
 }
