@@ -338,4 +338,79 @@ public class FenceUnwrapTests
             f.Signal();
         }
     }
+
+    /// <summary>
+    /// Every merge of two and of three plain fences over three contexts, two seqnos and both states, each input
+    /// a fence object of its own (so equal points of one context are distinct objects), against a model: the
+    /// pending ones, the latest of each context with the earlier input kept on a tie, ordered by context; when
+    /// none is pending, a signalled stub with the latest timestamp. The two- and three-input merge has code of
+    /// its own (MergeSmallBenchmarks), so it gets every case, not samples.
+    /// </summary>
+    [Fact]
+    public void MergeOfTwoOrThreePlainFences_AgreesWithTheModel_InEveryCase()
+    {
+        ulong first = FenceContext.Allocate(3);
+        int cases = 0;
+        foreach (int n in new[] { 2, 3 })
+        {
+            int options = 12; // context 0-2, seqno 1-2, pending or signalled
+            int total = n == 2 ? options * options : options * options * options;
+            for (int code = 0; code < total; code++)
+            {
+                var inputs = new FenceSource[n];
+                int rest = code;
+                for (int i = 0; i < n; i++)
+                {
+                    int option = rest % options;
+                    rest /= options;
+                    inputs[i] = new FenceSource(first + (ulong)(option % 3), (ulong)(1 + (option / 3 % 2)));
+                    if (option >= 6)
+                    {
+                        inputs[i].SignalWithTimestamp(TimeSpan.FromTicks(100 + (7 * i)));
+                    }
+                }
+
+                var latest = new List<Fence>();
+                foreach (FenceSource f in inputs)
+                {
+                    if (f.IsSignaled)
+                    {
+                        continue;
+                    }
+
+                    int at = latest.FindIndex(g => g.Context == f.Context);
+                    if (at < 0)
+                    {
+                        latest.Add(f);
+                    }
+                    else if (f.Seqno > latest[at].Seqno)
+                    {
+                        latest[at] = f;
+                    }
+                }
+
+                latest.Sort((x, y) => x.Context.CompareTo(y.Context));
+                Fence merged = n == 2 ? FenceUnwrap.Merge(inputs[0], inputs[1]) : FenceUnwrap.Merge(inputs[0], inputs[1], inputs[2]);
+                string shape = string.Join(" ", inputs.Select(f => $"c{f.Context - first}:{f.Seqno}{(f.IsSignaled ? "s" : "")}"));
+                if (latest.Count == 0)
+                {
+                    Assert.True(merged.IsSignaled, shape);
+                    Assert.Equal(inputs.Max(f => f.Timestamp), merged.Timestamp);
+                }
+                else if (latest.Count == 1)
+                {
+                    Assert.True(ReferenceEquals(latest[0], merged), $"{shape}: not the one fence left");
+                }
+                else
+                {
+                    FenceArray array = Assert.IsType<FenceArray>(merged);
+                    Assert.True(latest.SequenceEqual(array.Fences.ToArray()), $"{shape}: wrong members or order");
+                }
+
+                cases++;
+            }
+        }
+
+        Assert.Equal((12 * 12) + (12 * 12 * 12), cases);
+    }
 }
