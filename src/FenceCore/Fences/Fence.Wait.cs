@@ -550,8 +550,9 @@ public partial class Fence : IValueTaskSource
     /// The callback node of one awaiter of a fence, pooled one per thread. Its continuation is dispatched when
     /// the fence signals. A node belongs to the pool of the thread that allocated it, and returns there just
     /// before its continuation runs, on whatever thread that is (just after it, when an execution context flows:
-    /// the node is the state of that run), so an awaiting loop allocates nothing once warm: on one thread (a single-threaded context) it reuses the one node, and across the thread pool
-    /// each thread's node is home again by the time that thread awaits next. Nothing else holds the node by
+    /// the node is the state of that run), so an awaiting loop allocates nothing once warm: on one thread (a
+    /// single-threaded context) it reuses the one node, and across the thread pool each thread's node is home
+    /// again by the time that thread awaits next. Nothing else holds the node by
     /// then: it has no timer and no token to race with, and the signaller does not read a cell after invoking it.
     /// </summary>
     /// <remarks>PERF: going home through the node's own reference is a store; the pool of the thread that runs the
