@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FenceCore.VirtualGpu;
 
 namespace FenceCore.Tests.VirtualGpu;
@@ -456,6 +457,37 @@ public class GpuScenarioTests
         GC.WaitForPendingFinalizers();
         Assert.False(weak.IsAlive, "a finished job is not kept alive by the jobs that depended on it");
         GC.KeepAlive(second);
+    }
+
+    [Fact]
+    public void AJobWhoseDependenciesHaveSignalled_IsNotKeptAliveUntilItsDependencyTimeoutComes()
+    {
+        // Every wait arms the dependency timeout (100 ms); a wait that ended stays in the timeouts' queue
+        // until then. That entry must not hold the job: at the stress runner's rate, 100 ms of virtual time
+        // is thousands of finished jobs, with their fences and lists, kept past every young collection.
+        using Gpu gpu = NewGpu();
+        GpuClient c = gpu.CreateClient("c");
+        var external = new FenceSource(FenceContext.Allocate(), 1);
+        WeakReference weak = SubmitJobWaitingOn(c, external);
+        external.Signal();
+        gpu.RunFor(TimeSpan.FromMilliseconds(1)); // the job runs and completes
+        c.Submit(Job(EngineKind.Graphics, 10 * Us)); // the entity's last fence moves on
+        gpu.RunFor(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(2, gpu.JobsCompleted);
+        Assert.True(gpu.PendingEvents > 0, "the dependency timeout's check is still pending: the window this test is about");
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(weak.IsAlive, "a job whose wait ended is not kept alive by the wait's pending timeout");
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference SubmitJobWaitingOn(GpuClient client, Fence dependency)
+    {
+        GpuJob job = client.Submit(new JobDescription { Engine = EngineKind.Graphics, Duration = 10 * Us, Dependencies = [dependency] });
+        Assert.Equal(GpuJobState.Queued, job.State);
+        return new WeakReference(job);
     }
 
     [Fact]
