@@ -41,11 +41,29 @@ internal sealed class GpuScheduler(Gpu gpu)
             return;
         }
 
-        job.Waiter ??= new DependencyWaiter(_gpu, job);
-        job.Waiter.Begin(first);
+        // Published with a full fence, then the phase is read: a kill (FailQueue) moves the phase by CAS before
+        // it reads the waiter, so either it sees this waiter and abandons it, or this sees the job failed and
+        // does; both may (the second finds the wait ended). Before, a kill between the entity's push and this
+        // point left a wait armed, in the dependency timeouts' list, for a job already ended (found by Coyote,
+        // DependencyTimeoutTests.TheClientIsKilledWhileTheWaitBegins_TheJobEndsWithEsrchAndNoEndedWaitIsKept).
+        DependencyWaiter waiter = job.Waiter ?? new DependencyWaiter(job);
+        Interlocked.Exchange(ref job.Waiter, waiter);
+        waiter.Begin(first);
+        if (Volatile.Read(ref job.Phase) != JobPhase.Queued)
+        {
+            waiter.TryAbandon();
+        }
     }
 
     internal void ArmDependencyTimeout(DependencyWaiter waiter) => _dependencyTimeouts.Arm(waiter);
+
+    internal void DisarmDependencyTimeout(DependencyWaiter waiter) => _dependencyTimeouts.Disarm(waiter);
+
+    /// <summary>The waits in the dependency timeouts' list. For tests.</summary>
+    internal int PendingDependencyTimeoutsForTesting => _dependencyTimeouts.PendingForTesting;
+
+    /// <summary>The dependency timeouts themselves. For the Coyote canary.</summary>
+    internal DependencyTimeouts DependencyTimeoutsForTesting => _dependencyTimeouts;
 
     internal void JobDependenciesMet(GpuJob job) => _gpu.Dispatcher.Post(static s => ((GpuJob)s!).Engine.Owner!.Scheduler.OnJobReady((GpuJob)s!), job);
 
@@ -298,9 +316,10 @@ internal sealed class GpuScheduler(Gpu gpu)
 
         foreach (GpuJob job in queued)
         {
-            job.Waiter?.TryAbandon(); // also unlinks it from the fence it waits on
             if (job.TryMove(JobPhase.Queued, JobPhase.FailedBeforeStart))
             {
+                // Read after the phase CAS (a full fence): see BeginDependencyWait for the other side.
+                Volatile.Read(ref job.Waiter)?.TryAbandon(); // also unlinks it from the fence it waits on
                 FailJob(job, error);
             }
         }

@@ -51,7 +51,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
         // One failure path from here on: whatever throws after the job is armed fails the job with
         // -ECANCELED (its fences signal, so no reservation keeps an unsignalled fence) and unpins.
         GpuJob? armed = null;
-        bool isHead;
+        Pushed pushed;
         try
         {
             lock (entity.Gate)
@@ -88,7 +88,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
                 }
 
                 // 4. Push.
-                isHead = Push(entity, armed);
+                pushed = Push(entity, armed);
             }
         }
         catch (Exception)
@@ -118,36 +118,53 @@ internal sealed class SubmitPipeline(Gpu gpu)
         }
 
         _gpu.Metrics.JobsSubmitted.Add(1);
-        Announce(job, isHead, buffer: null);
+        Announce(job, pushed, buffer: null);
         return job;
     }
 
-    /// <summary>Queues an armed job on its entity, under the entity's gate; returns true when it is the
-    /// head (its dependency wait starts now). An entity killed meanwhile takes no job: it is marked failed
-    /// and <see cref="Announce"/> fails it.</summary>
-    private static bool Push(SchedEntity entity, GpuJob job)
+    /// <summary>What <see cref="Push"/> did with a job.</summary>
+    private enum Pushed
+    {
+        /// <summary>Queued behind the entity's earlier jobs: its wait begins when it becomes the head.</summary>
+        Queued,
+
+        /// <summary>Queued as the entity's head: its dependency wait begins now.</summary>
+        Head,
+
+        /// <summary>Refused: the entity had been killed; the job is marked failed and <see cref="Announce"/> fails it.</summary>
+        Refused,
+    }
+
+    /// <summary>Queues an armed job on its entity, under the entity's gate. An entity killed meanwhile takes no
+    /// job: it is marked failed and <see cref="Announce"/> fails it.</summary>
+    private static Pushed Push(SchedEntity entity, GpuJob job)
     {
         if (entity.Killed)
         {
             job.Move(JobPhase.FailedBeforeStart);
-            return false;
+            return Pushed.Refused;
         }
 
         entity.Queue.Enqueue(job);
-        return entity.Queue.Count == 1;
+        return entity.Queue.Count == 1 ? Pushed.Head : Pushed.Queued;
     }
 
     /// <summary>After the push, outside every lock: the submitted event, then the job's dependency wait if
     /// it is its entity's head, or its failure if its entity was killed meanwhile (by a kill, -ESRCH, or by
     /// device loss, -ENODEV, which sets the lost flag first).</summary>
-    private void Announce(GpuJob job, bool isHead, GpuBuffer? buffer)
+    /// <remarks>Only a job its push refused is failed here. One that a kill or device loss fails after its push
+    /// (from another thread, or from a subscriber of the submitted event) is failed by that kill, which took it
+    /// from the entity's queue; before, this failed it a second time: two completions (found by Coyote,
+    /// DependencyTimeoutTests.TheClientIsKilledWhileTheWaitBegins_TheJobEndsWithEsrchAndNoEndedWaitIsKept), or a
+    /// broken-invariant exception from the submission when the kill came from a subscriber.</remarks>
+    private void Announce(GpuJob job, Pushed pushed, GpuBuffer? buffer)
     {
         _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobSubmitted, _gpu.NowNs, job, job.Engine, 0, buffer));
-        if (Volatile.Read(ref job.Phase) == JobPhase.FailedBeforeStart)
+        if (pushed == Pushed.Refused)
         {
             _gpu.Scheduler.FailJob(job, _gpu.IsLost ? -Errno.ENODEV : -Errno.ESRCH);
         }
-        else if (isHead)
+        else if (pushed == Pushed.Head)
         {
             _gpu.Scheduler.BeginDependencyWait(job);
         }
@@ -346,7 +363,7 @@ internal sealed class SubmitPipeline(Gpu gpu)
         long durationNs = Math.Max(1, buffer.Size / _gpu.Config.CopyBytesPerMicrosecond) * 1000;
         var desc = new JobDescription { Engine = EngineKind.Copy, DurationNs = durationNs, Label = label };
         GpuJob job;
-        bool isHead;
+        Pushed pushed;
         lock (_gpu.KernelEntity.Gate)
         {
             job = Arm(_gpu.KernelEntity, desc);
@@ -366,11 +383,11 @@ internal sealed class SubmitPipeline(Gpu gpu)
             {
                 FenceListScratch.Return(deps);
             }
-            isHead = Push(_gpu.KernelEntity, job); // killed only by device loss: the move fails, its fence signals
+            pushed = Push(_gpu.KernelEntity, job); // killed only by device loss: the move fails, its fence signals
         }
 
         _gpu.Metrics.Moves.Add(1);
-        Announce(job, isHead, buffer);
+        Announce(job, pushed, buffer);
         return job;
     }
 }

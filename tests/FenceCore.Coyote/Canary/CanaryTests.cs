@@ -222,6 +222,17 @@ public sealed class CanaryTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void DependencyTimeoutsLinkingAnEndedWait_IsCaughtByCoyote()
+    {
+        CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () => FenceCore.Coyote.VirtualGpu.DependencyTimeoutTests.Scenario(kill: false, seededBug: true),
+            CanaryIterations, configure: null, nameof(DependencyTimeoutsLinkingAnEndedWait_IsCaughtByCoyote));
+
+        Assert.True(outcome.Bugs > 0, "Coyote did not find the seeded ended wait left in the dependency timeouts' list.");
+        Assert.Contains(outcome.BugReports, r => r.Contains("an ended wait was left", StringComparison.Ordinal));
+        Assert.Empty(outcome.UncontrolledInvocations);
+    }
+
+    [Fact]
     public void BrokenWorkQueueWithoutSecondLook_IsCaughtByCoyote()
     {
         CoyoteHarness.Outcome outcome = CoyoteHarness.Explore(output, () =>
