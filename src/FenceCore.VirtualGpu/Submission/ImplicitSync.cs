@@ -73,9 +73,11 @@ internal static class ImplicitSync
             return;
         }
 
-        // PERF: the reservations to lock go in a pooled array (LockAll copies what it holds), not a new one
-        // per submission.
-        Reservation[] objects = ArrayPool<Reservation>.Shared.Rent(accesses.Length);
+        // PERF: the reservations to lock go on the stack for up to eight buffers, else in a pooled array (LockAll
+        // copies what it holds); the shared pool's rent and return cost a thread-static lookup each and a clear.
+        var onStack = default(ReservationsOnStack);
+        Reservation[]? rented = accesses.Length > ReservationsOnStack.Length ? ArrayPool<Reservation>.Shared.Rent(accesses.Length) : null;
+        Span<Reservation> objects = rented is null ? ((Span<Reservation>)onStack)[..accesses.Length] : rented.AsSpan(0, accesses.Length);
         for (int i = 0; i < accesses.Length; i++)
         {
             objects[i] = accesses[i].Buffer.Reservation;
@@ -85,7 +87,7 @@ internal static class ImplicitSync
         try
         {
             ctx.Renew();
-            ctx.LockAll(objects.AsSpan(0, accesses.Length));
+            ctx.LockAll(objects);
             foreach (BufferAccess a in accesses)
             {
                 (FenceUsage usage, FenceUsage waitFor) = Usages(client, a.Write);
@@ -96,8 +98,20 @@ internal static class ImplicitSync
         {
             ctx.UnlockAll();
             s_acquireContexts.Return(ctx);
-            ArrayPool<Reservation>.Shared.Return(objects, clearArray: true);
+            if (rented is not null)
+            {
+                ArrayPool<Reservation>.Shared.Return(rented, clearArray: true);
+            }
         }
+    }
+
+    /// <summary>Room on the stack for the reservations of a submission of up to <see cref="Length"/> buffers.</summary>
+    [System.Runtime.CompilerServices.InlineArray(Length)]
+    private struct ReservationsOnStack
+    {
+        public const int Length = 8;
+
+        private Reservation _first;
     }
 
     /// <summary>

@@ -490,6 +490,22 @@ public class GpuScenarioTests
         return new WeakReference(job);
     }
 
+    [Theory]
+    [InlineData(8)] // the most the submission keeps on the stack
+    [InlineData(12)] // more: a pooled array
+    public void AJobOfManyBuffers_WaitsForTheEarlierWriterOfEveryOne(int count)
+    {
+        using Gpu gpu = NewGpu();
+        GpuBuffer[] buffers = [.. Enumerable.Range(0, count).Select(_ => gpu.CreateBuffer(4096))];
+        GpuJob first = gpu.CreateClient("a").Submit(Job(EngineKind.Graphics, 10 * Us, [.. buffers.Select(b => new BufferAccess(b, true))]));
+        GpuJob second = gpu.CreateClient("b").Submit(Job(EngineKind.Compute, 10 * Us, [.. buffers.Select(b => new BufferAccess(b, false))]));
+        Assert.Equal(count, second.SubmittedDependencies.Count(d => ReferenceEquals(d, first.Finished))); // one per buffer, read with the add
+        Assert.All(buffers, b => Assert.Contains(second.Finished, b.Reservation.GetFences(FenceUsage.Read)));
+
+        gpu.RunUntilIdle();
+        Assert.True(second.StartTime >= first.EndTime);
+    }
+
     [Fact]
     public void ExplicitDependencies_FromSyncFilesAndSyncObjPoints_AndOutSyncObjs()
     {
