@@ -153,10 +153,10 @@ internal sealed class SubmitPipeline(Gpu gpu)
     /// it is its entity's head, or its failure if its entity was killed meanwhile (by a kill, -ESRCH, or by
     /// device loss, -ENODEV, which sets the lost flag first).</summary>
     /// <remarks>Only a job its push refused is failed here. One that a kill or device loss fails after its push
-    /// (from another thread, or from a subscriber of the submitted event) is failed by that kill, which took it
-    /// from the entity's queue; before, this failed it a second time: two completions (found by Coyote,
-    /// DependencyTimeoutTests.TheClientIsKilledWhileTheWaitBegins_TheJobEndsWithEsrchAndNoEndedWaitIsKept), or a
-    /// broken-invariant exception from the submission when the kill came from a subscriber.</remarks>
+    /// is failed by that kill, which took it from the entity's queue. Before, this looked at the phase instead,
+    /// and a kill on another thread that had moved the job to failed but not yet to done was followed by a
+    /// second failure of the same job here: two completions (found by Coyote,
+    /// DependencyTimeoutTests.TheClientIsKilledWhileTheWaitBegins_TheJobEndsWithEsrchAndNoEndedWaitIsKept).</remarks>
     private void Announce(GpuJob job, Pushed pushed, GpuBuffer? buffer)
     {
         _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobSubmitted, _gpu.NowNs, job, job.Engine, 0, buffer));
