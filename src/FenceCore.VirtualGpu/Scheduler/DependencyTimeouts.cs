@@ -68,7 +68,6 @@ internal sealed class DependencyTimeouts(Gpu gpu, long timeoutNs)
             }
 
             _tail = waiter;
-            waiter.TimeoutLinked = true;
             post = !_checkPosted;
             _checkPosted = true;
         }
@@ -109,9 +108,9 @@ internal sealed class DependencyTimeouts(Gpu gpu, long timeoutNs)
     /// <summary>Unlinks <paramref name="waiter"/>; a no-op when it is not linked. The caller holds <see cref="_gate"/>.</summary>
     private void Unlink(DependencyWaiter waiter)
     {
-        if (!waiter.TimeoutLinked)
+        if (waiter.TimeoutPrevious is null && !ReferenceEquals(_head, waiter))
         {
-            return;
+            return; // not linked: only the head has no previous wait
         }
 
         DependencyWaiter? previous = waiter.TimeoutPrevious;
@@ -136,7 +135,6 @@ internal sealed class DependencyTimeouts(Gpu gpu, long timeoutNs)
 
         waiter.TimeoutPrevious = null;
         waiter.TimeoutNext = null;
-        waiter.TimeoutLinked = false;
     }
 
     private void PostCheck(long atNs) => gpu.Dispatcher.PostAt(atNs, static s => ((DependencyTimeouts)s!).Check(), this);

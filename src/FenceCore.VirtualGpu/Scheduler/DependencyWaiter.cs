@@ -31,8 +31,8 @@ internal sealed class DependencyWaiter(GpuJob job) : RearmingCallback
     /// <summary>Waiting → Ready (all signalled) or Waiting → Abandoned (timeout, kill, device lost), once, by CAS.</summary>
     public int WaitState;
 
-    /// <summary>The neighbours in the dependency timeouts' list and this wait's deadline, and whether it is
-    /// linked there. Read and written only under that list's lock (<see cref="DependencyTimeouts"/>).</summary>
+    /// <summary>The neighbours in the dependency timeouts' list and this wait's deadline (it is linked when it has a
+    /// previous one or is the list's head). Read and written only under that list's lock (<see cref="DependencyTimeouts"/>).</summary>
     internal DependencyWaiter? TimeoutPrevious;
 
     /// <inheritdoc cref="TimeoutPrevious"/>
@@ -40,9 +40,6 @@ internal sealed class DependencyWaiter(GpuJob job) : RearmingCallback
 
     /// <inheritdoc cref="TimeoutPrevious"/>
     internal long TimeoutDeadlineNs;
-
-    /// <inheritdoc cref="TimeoutPrevious"/>
-    internal bool TimeoutLinked;
 
     /// <summary>The job, or null once the wait has ended.</summary>
     public GpuJob? Job => Volatile.Read(ref _job);
@@ -60,7 +57,7 @@ internal sealed class DependencyWaiter(GpuJob job) : RearmingCallback
         if (!Advance())
         {
             // The job read before the walk: once armed, the wait may end on another thread and drop it.
-            job!.Engine.Owner!.Scheduler.ArmDependencyTimeout(this);
+            job.Engine.Owner!.Scheduler.ArmDependencyTimeout(this);
         }
     }
 

@@ -462,9 +462,9 @@ public class GpuScenarioTests
     [Fact]
     public void AJobWhoseDependenciesHaveSignalled_IsNotKeptAliveUntilItsDependencyTimeoutComes()
     {
-        // Every wait arms the dependency timeout (100 ms); a wait that ended stays in the timeouts' queue
-        // until then. That entry must not hold the job: at the stress runner's rate, 100 ms of virtual time
-        // is thousands of finished jobs, with their fences and lists, kept past every young collection.
+        // Every wait arms the dependency timeout (100 ms), and its check stays pending until then. Nothing of
+        // that timeout may hold the job once the wait has ended: at the stress runner's rate, 100 ms of virtual
+        // time is thousands of finished jobs, with their fences and lists, kept past every young collection.
         using Gpu gpu = NewGpu();
         GpuClient c = gpu.CreateClient("c");
         var external = new FenceSource(FenceContext.Allocate(), 1);
