@@ -80,6 +80,7 @@ public partial class Fence
     private const int HasCallbacksBit = 256;
     private const int FastClaimBit = 512;
     private const int NoSignaledHookBit = 1024;
+    private const int NoPollHookBit = 2048;
 
     /// <summary>The options' bits sit in the flag word shifted by this much, so the constructor stores them
     /// with one shift (PERF: <c>CreateSignalBenchmarks.Fence_CreateOnly</c>).</summary>
@@ -122,6 +123,7 @@ public partial class Fence
     /// <see cref="CustomClockBit"/> (immutable: the signal time comes from <see cref="ClockNowNs"/>),
     /// <see cref="HasCallbacksBit"/> (sticky: an adder announced a cell before linking it) and
     /// <see cref="NoSignaledHookBit"/> (immutable: one of the library's types that do not override <see cref="OnSignaled"/>),
+    /// <see cref="NoPollHookBit"/> (immutable: one of the library's types that do not override <see cref="PollSignaled"/>),
     /// <see cref="FastClaimBit"/> (the signaller claimed a hookless fence that no adder had announced on, so it
     /// publishes with a store; set with <see cref="ClaimedBit"/> and <see cref="WalkDoneBit"/>, as there is no
     /// walk). Changed only by interlocked operations.
@@ -148,8 +150,10 @@ public partial class Fence
     /// signal with <see cref="ClockNowNs"/> instead of <see cref="FenceClock"/> (a <see cref="FenceTimeline"/>
     /// with a <see cref="TimeProvider"/>). <paramref name="noSignaledHook"/>: the library's own fence types
     /// that do not override <see cref="OnSignaled"/> say so, and take the fast signal (see
-    /// <see cref="SignalCore"/>); a plain <see cref="FenceSource"/> is recognized by its type when it signals.</summary>
-    private protected Fence(ulong context, ulong seqno, FenceOptions options, bool customClock, bool noSignaledHook)
+    /// <see cref="SignalCore"/>); a plain <see cref="FenceSource"/> is recognized by its type when it signals.
+    /// <paramref name="noPollHook"/>: the library's own types that do not override <see cref="PollSignaled"/> say so,
+    /// and <see cref="Poll"/> of a pending one is one read, with no call (a plain source is recognized by its type).</summary>
+    private protected Fence(ulong context, ulong seqno, FenceOptions options, bool customClock, bool noSignaledHook, bool noPollHook = false)
     {
         if ((uint)options > AllOptions)
         {
@@ -160,11 +164,14 @@ public partial class Fence
         _seqno = seqno;
         // PERF: a plain FenceSource is recognized at the signal, not here: GetType() in the constructor measured
         // 1.27x on CreateSignalBenchmarks.Fence_CreateOnly.
-        _state = ((int)options << OptionsShift) | (customClock ? CustomClockBit : 0) | (noSignaledHook ? NoSignaledHookBit : 0);
+        _state = ((int)options << OptionsShift) | (customClock ? CustomClockBit : 0) | (noSignaledHook ? NoSignaledHookBit : 0) | (noPollHook ? NoPollHookBit : 0);
     }
 
     /// <summary>The fence context (timeline id).</summary>
     public ulong Context => _context;
+
+    /// <summary>True when the fence's type said it has no <see cref="PollSignaled"/> hook (<see cref="NoPollHookBit"/>). For tests.</summary>
+    internal bool HasNoPollHookForTesting => (_state & NoPollHookBit) != 0;
 
     /// <summary>True once an adder has announced a callback (<see cref="HasCallbacksBit"/>): the signal then takes
     /// the list by exchange instead of its one-CAS fast path. For tests of who announces.</summary>
@@ -238,7 +245,7 @@ public partial class Fence
     /// <c>dma_fence_is_signaled</c>; a callback's exception goes to the fence's owner, never to this caller.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Poll() => IsSignaled || (!IsPlainSource && PollAndSignal());
+    public bool Poll() => IsSignaled || (!IsPlainSource && (_state & NoPollHookBit) == 0 && PollAndSignal());
 
     /// <summary>
     /// True for the signalled sentinel. PERF: one reference compare with one sentinel, the shape of the
