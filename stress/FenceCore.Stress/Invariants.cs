@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using FenceCore.VirtualGpu;
 
 namespace FenceCore.Stress;
@@ -30,8 +31,11 @@ internal ref struct FailureMessage
     public string ToStringAndClear() => _text.ToStringAndClear();
 }
 
-/// <summary>One invariant the run checks continuously.</summary>
-internal sealed class Invariant(string name, string description)
+/// <summary>One invariant the run checks continuously. <paramref name="concurrent"/>: checks come from several
+/// threads (threads mode), so the count of checks is kept with Interlocked; otherwise one thread checks and the
+/// count is a plain increment, read by others as a whole long (PERF: a locked increment per check, about ten per
+/// job, in a virtual-time run).</summary>
+internal sealed class Invariant(string name, string description, bool concurrent = true)
 {
     private long _checks;
     private long _violations;
@@ -43,16 +47,28 @@ internal sealed class Invariant(string name, string description)
     public string? FirstViolation { get; private set; }
     public long FirstViolationTimeNs { get; private set; } = -1;
 
-    public void Pass() => Interlocked.Increment(ref _checks);
+    public void Pass() => Count();
 
     /// <summary>Counts a check, and a violation when <paramref name="ok"/> is false; <paramref name="describe"/> is
     /// formatted only then.</summary>
     public void Check(bool ok, [InterpolatedStringHandlerArgument(nameof(ok))] ref FailureMessage describe, long timeNs)
     {
-        Interlocked.Increment(ref _checks);
+        Count();
         if (!ok)
         {
             Fail(describe.ToStringAndClear(), timeNs);
+        }
+    }
+
+    private void Count()
+    {
+        if (concurrent)
+        {
+            Interlocked.Increment(ref _checks);
+        }
+        else
+        {
+            _checks++; // one writer; readers take the whole long with Interlocked.Read
         }
     }
 
@@ -76,24 +92,34 @@ internal sealed class InvariantChecker
 {
     private readonly DeviceSet _devices;
     private readonly long _watchdogNs;
-    private readonly object _gate = new(); // events arrive from several workers in threads mode
+    /// <summary>
+    /// Threads mode: events arrive from several workers, and every handler runs under this lock. Virtual mode:
+    /// every event, fence signal and check comes from the loop's thread, so the handlers take no lock (PERF: two
+    /// uncontended locks per event and fence, about six per job); the timer's thread reads only
+    /// <see cref="_inFlightCount"/>. The rare checks the workload makes (exports, syncobj queries) keep the lock.
+    /// </summary>
+    private readonly object _gate = new();
     private readonly Dictionary<ulong, ulong> _lastSeqno = [];
-    private readonly Dictionary<GpuBuffer, BufferHistory> _history = [];
-    private readonly Dictionary<GpuJob, List<GpuJob>> _predecessors = []; // PERF: the lists as built, not copies
-    private readonly HashSet<GpuJob> _inFlight = [];
+    private readonly Dictionary<GpuBuffer, BufferHistory> _history = new(ById.Instance);
+    private readonly Dictionary<GpuJob, List<GpuJob>> _predecessors = new(ById.Instance); // PERF: the lists as built, not copies
+    private readonly HashSet<GpuJob> _inFlight = new(ById.Instance);
+
+    /// <summary><see cref="_inFlight"/>'s count, stored by its one writer after each change (Volatile.Write) for the
+    /// timer's thread (Volatile.Read), which must not read the set while the loop's thread changes it.</summary>
+    private int _inFlightCount;
 
     /// <summary>Per storage (a buffer's origin), the moves and clears submitted and not yet completed.</summary>
-    private readonly Dictionary<GpuBuffer, List<GpuJob>> _pendingMoves = [];
+    private readonly Dictionary<GpuBuffer, List<GpuJob>> _pendingMoves = new(ById.Instance);
 
     /// <summary>The storage each pending move or clear establishes.</summary>
-    private readonly Dictionary<GpuJob, GpuBuffer> _moveStorage = [];
+    private readonly Dictionary<GpuJob, GpuBuffer> _moveStorage = new(ById.Instance);
 
     /// <summary>Virtual mode: for each job that was submitted while a move of a buffer it touches was pending,
     /// those moves (it must not touch the buffer before they finish); checked when the job completes.</summary>
-    private readonly Dictionary<GpuJob, List<(GpuJob Move, BufferAccess Access)>> _movesBefore = []; // PERF: the lists as built
+    private readonly Dictionary<GpuJob, List<(GpuJob Move, BufferAccess Access)>> _movesBefore = new(ById.Instance); // PERF: the lists as built
 
     /// <summary>Virtual mode: jobs already judged when they started (<see cref="JudgeAtStart"/>), until they complete.</summary>
-    private readonly HashSet<GpuJob> _judgedAtStart = [];
+    private readonly HashSet<GpuJob> _judgedAtStart = new(ById.Instance);
 
     /// <summary>Emptied lists of <see cref="_predecessors"/> and <see cref="_movesBefore"/>, for the next jobs.
     /// PERF: a job's lists are checked once, when it completes, and were garbage after: about 120 B per job
@@ -109,13 +135,14 @@ internal sealed class InvariantChecker
         _threadsMode = devices.Config.Mode == GpuTimeMode.Threads;
         _watchdogNs = (long)(watchdogMs * 1_000_000);
         ManagedHeapLimitBytes = managedHeapLimitBytes;
-        InOrder = new("in-order-signalling", "fences of one context signal in seqno order");
-        DepsBeforeStart = new("dependencies-before-start", "no job starts before its dependencies (or, on the same engine, their scheduled fence) signalled");
-        WriterExclusive = new("writer-exclusive", "under implicit sync a writer never overlaps an earlier reader or writer of the same buffer; readers may overlap");
+        bool concurrent = _threadsMode; // the loop's thread makes every per-job check in virtual mode
+        InOrder = new("in-order-signalling", "fences of one context signal in seqno order", concurrent);
+        DepsBeforeStart = new("dependencies-before-start", "no job starts before its dependencies (or, on the same engine, their scheduled fence) signalled", concurrent);
+        WriterExclusive = new("writer-exclusive", "under implicit sync a writer never overlaps an earlier reader or writer of the same buffer; readers may overlap", concurrent);
         Snapshot = new("export-snapshot", "an exported sync file holds exactly the unsignalled fences at export and never a later one");
         SyncObjMonotonic = new("syncobj-monotonic", "a timeline syncobj's query never goes backwards");
-        Watchdog = new("watchdog", $"every job's finished fence signals within {watchdogMs} ms of GPU time");
-        CreditLimit = new("credit-limit", "jobs in flight on a ring never exceed its credit limit");
+        Watchdog = new("watchdog", $"every job's finished fence signals within {watchdogMs} ms of GPU time", concurrent);
+        CreditLimit = new("credit-limit", "jobs in flight on a ring never exceed its credit limit", concurrent);
         NoLeak = new("no-access-during-move", "no job starts on a buffer before every move or clear of its storage submitted ahead of it finished, on any device (KERNEL fences); no CPU access touches storage being moved");
         MemoryBounded = new("memory-bounded", "device memory in use never exceeds capacity; the managed heap stays under its limit");
         Liveness = new("every-job-completes", "every submitted job has completed when the run drains");
@@ -156,46 +183,63 @@ internal sealed class InvariantChecker
 
     public void Attach()
     {
-        _devices.Subscribe(OnEvent);
-        _devices.SubscribeFenceSignals(OnFence);
+        if (_threadsMode)
+        {
+            _devices.Subscribe(e =>
+            {
+                lock (_gate)
+                {
+                    OnEvent(e);
+                }
+            });
+            _devices.SubscribeFenceSignals(f =>
+            {
+                lock (_gate)
+                {
+                    OnFence(f);
+                }
+            });
+        }
+        else
+        {
+            // The loop's thread raises every event and fence signal: no lock (see _gate).
+            _devices.Subscribe(OnEvent);
+            _devices.SubscribeFenceSignals(OnFence);
+        }
     }
 
     private void OnFence(GpuFence f)
     {
-        lock (_gate)
-        {
-            ulong seqno = f.Seqno;
-            bool ok = !_lastSeqno.TryGetValue(f.Context, out ulong last) || seqno > last;
-            _lastSeqno[f.Context] = ok ? seqno : last;
-            InOrder.Check(ok, $"{f.Timeline} signalled seqno {seqno} after {last}", _devices.NowNs);
-        }
+        ulong seqno = f.Seqno;
+        ref ulong last = ref CollectionsMarshal.GetValueRefOrAddDefault(_lastSeqno, f.Context, out bool seen);
+        ulong previous = last;
+        bool ok = !seen || seqno > previous;
+        last = ok ? seqno : previous;
+        InOrder.Check(ok, $"{f.Timeline} signalled seqno {seqno} after {previous}", _devices.NowNs);
     }
 
     private void OnEvent(GpuEvent e)
     {
-        lock (_gate)
+        switch (e.Kind)
         {
-            switch (e.Kind)
-            {
-                case GpuEventKind.JobSubmitted when e.Job is { } job:
-                    OnSubmitted(job, e.Buffer);
-                    break;
-                case GpuEventKind.JobStarted when e.Job is { } job:
-                    OnStarted(job, e.Time.Ns());
-                    break;
-                case GpuEventKind.JobCompleted when e.Job is { } job:
-                    OnCompleted(job, e.Time.Ns());
-                    break;
-                case GpuEventKind.LeakDetected when e.Job is null || _threadsMode:
-                    // A job's access is the checker's own check in virtual mode (CheckMoves); the device's leak
-                    // detector stays the judge of CPU accesses, and of jobs in threads mode, where events of
-                    // several workers arrive out of submission order.
-                    NoLeak.Fail($"{(e.Job is null ? "a CPU access" : e.Job.ToString())} touched {e.Buffer?.Name} before its move or clear signalled", e.Time.Ns());
-                    break;
-                case GpuEventKind.CpuAccess:
-                    NoLeak.Pass();
-                    break;
-            }
+            case GpuEventKind.JobSubmitted when e.Job is { } job:
+                OnSubmitted(job, e.Buffer);
+                break;
+            case GpuEventKind.JobStarted when e.Job is { } job:
+                OnStarted(job, e.Time.Ns());
+                break;
+            case GpuEventKind.JobCompleted when e.Job is { } job:
+                OnCompleted(job, e.Time.Ns());
+                break;
+            case GpuEventKind.LeakDetected when e.Job is null || _threadsMode:
+                // A job's access is the checker's own check in virtual mode (CheckMoves); the device's leak
+                // detector stays the judge of CPU accesses, and of jobs in threads mode, where events of
+                // several workers arrive out of submission order.
+                NoLeak.Fail($"{(e.Job is null ? "a CPU access" : e.Job.ToString())} touched {e.Buffer?.Name} before its move or clear signalled", e.Time.Ns());
+                break;
+            case GpuEventKind.CpuAccess:
+                NoLeak.Pass();
+                break;
         }
     }
 
@@ -206,6 +250,7 @@ internal sealed class InvariantChecker
         if (!alreadyDone)
         {
             _inFlight.Add(job);
+            Volatile.Write(ref _inFlightCount, _inFlight.Count);
         }
 
         if (!_threadsMode)
@@ -258,11 +303,8 @@ internal sealed class InvariantChecker
         {
             BufferAccess a = accesses[i];
             // Per storage: a buffer and its imports on other devices are one buffer, and one history.
-            if (!_history.TryGetValue(a.Buffer.Origin, out BufferHistory? h))
-            {
-                h = new BufferHistory();
-                _history[a.Buffer.Origin] = h;
-            }
+            ref BufferHistory? h = ref CollectionsMarshal.GetValueRefOrAddDefault(_history, a.Buffer.Origin, out _);
+            h ??= new BufferHistory();
 
             if (h.LastWriter is { } w)
             {
@@ -448,7 +490,11 @@ internal sealed class InvariantChecker
 
     private void OnCompleted(GpuJob job, long nowNs)
     {
-        _inFlight.Remove(job);
+        if (_inFlight.Remove(job))
+        {
+            Volatile.Write(ref _inFlightCount, _inFlight.Count);
+        }
+
         if (!_threadsMode)
         {
             CheckMoves(job, nowNs);
@@ -577,11 +623,7 @@ internal sealed class InvariantChecker
         GC.WaitForPendingFinalizers();
         GC.Collect();
         long bytes = GC.GetTotalMemory(false);
-        int inFlight;
-        lock (_gate)
-        {
-            inFlight = _inFlight.Count;
-        }
+        int inFlight = Volatile.Read(ref _inFlightCount);
 
         if (BaselineRetainedBytes < 0)
         {
@@ -616,6 +658,22 @@ internal sealed class InvariantChecker
             list.Clear();
             _spare.Push(list);
         }
+    }
+
+    /// <summary>Jobs and buffers as keys, hashed by their id (unique on their device; another device's may collide,
+    /// and reference equality tells them apart). PERF: the default comparer's virtual GetHashCode of an object,
+    /// several times per job.</summary>
+    private sealed class ById : IEqualityComparer<GpuJob>, IEqualityComparer<GpuBuffer>
+    {
+        public static readonly ById Instance = new();
+
+        public bool Equals(GpuJob? x, GpuJob? y) => ReferenceEquals(x, y);
+
+        public int GetHashCode(GpuJob job) => job.Id.GetHashCode();
+
+        public bool Equals(GpuBuffer? x, GpuBuffer? y) => ReferenceEquals(x, y);
+
+        public int GetHashCode(GpuBuffer buffer) => buffer.Id;
     }
 
     private sealed class BufferHistory
