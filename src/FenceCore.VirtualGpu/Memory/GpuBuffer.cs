@@ -142,6 +142,23 @@ public sealed class GpuBuffer
     /// <summary>The buffer's node in the memory manager's LRU. Under the memory manager's lock.</summary>
     internal LinkedListNode<GpuBuffer>? LruNode;
 
+    /// <summary>The labels of the memory manager's kernel jobs on this buffer, made once each. PERF: formatted for
+    /// every move and eviction before, about one string per job of a default stress run. Made under the lock of
+    /// the memory manager that moves the buffer (the exporter's, for an import's two).</summary>
+    private string? _clearLabel, _moveLabel, _evictLabel, _bounceLabel, _pinMoveLabel;
+
+    internal string ClearLabel => _clearLabel ??= $"clear {Name}";
+
+    internal string MoveLabel => _moveLabel ??= $"move {Name}";
+
+    internal string EvictLabel => _evictLabel ??= $"evict {Name}";
+
+    /// <summary>For an import: its exporter's move of the buffer to system memory so that this import can map it.</summary>
+    internal string BounceLabel => _bounceLabel ??= $"bounce {Origin.Name} to system memory for {Device.Name}";
+
+    /// <summary>For an import: its exporter's move of the buffer to system memory to pin it there for this import.</summary>
+    internal string PinMoveLabel => _pinMoveLabel ??= $"move {Origin.Name} to system memory to pin it for {Device.Name}";
+
     /// <summary>Counts a move notification (the exporter's memory manager's lock is held).</summary>
     internal void NoteMoveNotification()
     {

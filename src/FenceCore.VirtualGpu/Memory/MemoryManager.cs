@@ -401,7 +401,7 @@ internal sealed class MemoryManager(Gpu gpu)
 
             if (NeedsBounce(origin, import))
             {
-                MoveToSystem(origin, $"bounce {origin.Name} to system memory for {import.Device.Name}");
+                MoveToSystem(origin, import.BounceLabel);
             }
             else if (NeedsPeerToPeerPlacement(origin, import))
             {
@@ -596,7 +596,7 @@ internal sealed class MemoryManager(Gpu gpu)
                 return false;
             }
 
-            MoveToSystem(origin, $"move {origin.Name} to system memory to pin it for {import.Device.Name}");
+            MoveToSystem(origin, import.PinMoveLabel);
         }
 
         origin.ImportPins++;
@@ -780,11 +780,11 @@ internal sealed class MemoryManager(Gpu gpu)
             System.Diagnostics.Debug.Assert(victim is not null, "EnsureFits checked that the placement fits");
 
             // Evict: copy out after everything that uses the victim (BOOKKEEP level), as a KERNEL fence.
-            (evictions ??= []).Add(MoveToSystem(victim!, $"evict {victim!.Name}"));
+            (evictions ??= []).Add(MoveToSystem(victim!, victim!.EvictLabel));
         }
 
         // Move in (or clear on first placement) into the space the evictions free.
-        GpuJob move = _gpu.Submission.SubmitKernelJob(buffer, evictions, buffer.StorageFence is null ? $"clear {buffer.Name}" : $"move {buffer.Name}");
+        GpuJob move = _gpu.Submission.SubmitKernelJob(buffer, evictions, buffer.StorageFence is null ? buffer.ClearLabel : buffer.MoveLabel);
         buffer.StorageFence = move.Finished;
         buffer.Placement = BufferPlacement.Device;
         buffer.LruNode ??= new LinkedListNode<GpuBuffer>(buffer);
