@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace FenceCore.Coyote.Canary;
 
 /// <summary>
@@ -7,18 +9,15 @@ namespace FenceCore.Coyote.Canary;
 /// </summary>
 internal sealed class BrokenWorkQueue
 {
-    private readonly Queue<int> _items = new();
+    private readonly ConcurrentQueue<int> _items = new();
     private readonly SemaphoreSlim _wake = new(0);
     private int _idle;
     private int _closed;
 
     public void Post(int item)
     {
-        lock (_items)
-        {
-            _items.Enqueue(item);
-        }
-
+        _items.Enqueue(item);
+        Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _idle) > 0)
         {
             _wake.Release();
@@ -29,12 +28,9 @@ internal sealed class BrokenWorkQueue
     {
         while (true)
         {
-            lock (_items)
+            if (_items.TryDequeue(out item))
             {
-                if (_items.TryDequeue(out item))
-                {
-                    return true;
-                }
+                return true;
             }
 
             Interlocked.Increment(ref _idle);
