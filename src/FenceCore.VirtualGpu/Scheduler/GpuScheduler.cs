@@ -107,6 +107,7 @@ internal sealed class GpuScheduler(Gpu gpu)
         {
             GpuJob? job;
             long start;
+            long now;
             bool hang;
             lock (engine.Gate)
             {
@@ -139,7 +140,8 @@ internal sealed class GpuScheduler(Gpu gpu)
                 engine.Ring.Add(job);
                 hang = job.Description.Hang;
                 long duration = _gpu.Config.Mode == GpuTimeMode.Virtual ? job.Description.DurationNs : 0;
-                start = Math.Max(_gpu.NowNs, engine.LastEndNs);
+                now = _gpu.NowNs; // one reading for the hand-over, its fence and its event (see SchedFences.SignalAfter)
+                start = Math.Max(now, engine.LastEndNs);
                 job.StartNs = start;
                 if (hang)
                 {
@@ -151,14 +153,14 @@ internal sealed class GpuScheduler(Gpu gpu)
                     engine.LastEndNs = job.EndNs;
                 }
 
-                job.HandedToRingNs = _gpu.NowNs;
+                job.HandedToRingNs = now;
                 job.Hardware = new GpuFence(engine.RingContext, ++engine.NextRingSeqno, job);
                 job.AssertInvariants();
             }
 
             _gpu.Leaks.CheckStorage(job, start);
-            _gpu.Fences.SignalAfter(job.PreviousScheduled, job.Scheduled, 0, job: null);
-            _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobStarted, _gpu.NowNs, job, engine, 0));
+            _gpu.Fences.SignalAfter(job.PreviousScheduled, job.Scheduled, 0, job: null, now);
+            _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobStarted, now, job, engine, 0));
             AdvanceEntity(job);
 
             if (start >= long.MaxValue / 8)
@@ -287,8 +289,9 @@ internal sealed class GpuScheduler(Gpu gpu)
 
         // Consumers' exceptions are caught where they are thrown (GpuFence.OnCallbackFailed, Raise):
         // nothing a callback or subscriber does comes back here.
-        j.Hardware!.SignalAt(error, _gpu.NowNs);
-        _gpu.Fences.SignalAfter(j.PreviousFinished, j.Finished, error, j);
+        long now = _gpu.NowNs; // one reading for both fences and the completion (see SchedFences.SignalAfter)
+        j.Hardware!.SignalAt(error, now);
+        _gpu.Fences.SignalAfter(j.PreviousFinished, j.Finished, error, j, now);
         return true;
     }
 
@@ -300,8 +303,9 @@ internal sealed class GpuScheduler(Gpu gpu)
     {
         job.Move(JobPhase.Done);
         Interlocked.Decrement(ref job.Engine.Score);
-        _gpu.Fences.SignalAfter(job.PreviousScheduled, job.Scheduled, error, job: null);
-        _gpu.Fences.SignalAfter(job.PreviousFinished, job.Finished, error, job);
+        long now = _gpu.NowNs;
+        _gpu.Fences.SignalAfter(job.PreviousScheduled, job.Scheduled, error, job: null, now);
+        _gpu.Fences.SignalAfter(job.PreviousFinished, job.Finished, error, job, now);
     }
 
     internal void FailQueue(SchedEntity entity, int error, bool markKilled)

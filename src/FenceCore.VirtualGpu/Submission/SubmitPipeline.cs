@@ -159,7 +159,9 @@ internal sealed class SubmitPipeline(Gpu gpu)
     /// DependencyTimeoutTests.TheClientIsKilledWhileTheWaitBegins_TheJobEndsWithEsrchAndNoEndedWaitIsKept).</remarks>
     private void Announce(GpuJob job, Pushed pushed, GpuBuffer? buffer)
     {
-        _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobSubmitted, _gpu.NowNs, job, job.Engine, 0, buffer));
+        // At the submission's time (its arming's reading of the clock; the same time in virtual mode, where the clock
+        // does not move within a step). PERF: one reading of the clock less per job in threads mode.
+        _gpu.Hub.Raise(new GpuEvent(GpuEventKind.JobSubmitted, job.SubmitNs, job, job.Engine, 0, buffer));
         if (pushed == Pushed.Refused)
         {
             _gpu.Scheduler.FailJob(job, _gpu.IsLost ? -Errno.ENODEV : -Errno.ESRCH);

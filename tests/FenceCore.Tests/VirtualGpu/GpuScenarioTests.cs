@@ -614,4 +614,36 @@ public class GpuScenarioTests
 
         Assert.Equal(0, gpu.LeakCount);
     }
+    /// <summary>Threads mode reads the real clock: each step of a job reads it once, so the step's fence and its
+    /// event carry one time (before, each read the clock again, and the times of one step differed by the
+    /// reads between them).</summary>
+    [Fact]
+    public void ThreadsMode_EachStepOfAJob_StampsItsFenceAndItsEventWithOneReadingOfTheClock()
+    {
+        using var gpu = new Gpu(new GpuConfig { Mode = GpuTimeMode.Threads, WorkerThreads = 2, DependencyTimeout = TimeSpan.FromSeconds(30) });
+        var events = new System.Collections.Concurrent.ConcurrentQueue<GpuEvent>();
+        using IDisposable subscription = gpu.Subscribe(events.Enqueue);
+        GpuBuffer buffer = gpu.CreateBuffer(4096);
+        GpuClient c = gpu.CreateClient("c");
+        var jobs = Enumerable.Range(0, 200).Select(i => c.Submit(Job(EngineKind.Graphics, TimeSpan.Zero, new BufferAccess(buffer, i % 2 == 0)))).ToList();
+        foreach (GpuJob j in jobs)
+        {
+            Assert.True(j.Finished.Wait(TimeSpan.FromSeconds(30)), $"{j} never finished");
+        }
+
+        Assert.True(gpu.WaitForIdle(TimeSpan.FromSeconds(30)));
+        var byJob = events.Where(e => e.Job is { IsKernelJob: false }).ToLookup(e => e.Job!);
+        foreach (GpuJob j in jobs)
+        {
+            GpuEvent submitted = Assert.Single(byJob[j], e => e.Kind == GpuEventKind.JobSubmitted);
+            GpuEvent started = Assert.Single(byJob[j], e => e.Kind == GpuEventKind.JobStarted);
+            GpuEvent completed = Assert.Single(byJob[j], e => e.Kind == GpuEventKind.JobCompleted);
+            Assert.Equal(j.SubmitTime, submitted.Time);
+            Assert.Equal(j.Hardware!.CreationTime, started.Time);
+            Assert.Equal(j.Scheduled.Timestamp, started.Time);
+            Assert.Equal(j.Hardware.Timestamp, completed.Time);
+            Assert.Equal(j.Finished.Timestamp, completed.Time);
+            Assert.True(submitted.Time <= started.Time && started.Time <= completed.Time, $"{j}: {submitted.Time} {started.Time} {completed.Time}");
+        }
+    }
 }
