@@ -18,12 +18,12 @@ internal sealed class Workload
     private readonly Gpu _gpu;
     private readonly InvariantChecker? _checker;
     private readonly PerfettoTrace? _trace;
-    private readonly Random _rng;
+    private readonly SeededRandom _rng;
 
     /// <summary>Threads mode: one generator per thread (client threads and GPU workers), so submissions do
     /// not serialize on a shared one; virtual mode uses <see cref="_rng"/> alone, on the loop's thread.</summary>
     [ThreadStatic]
-    private static Random? t_rng;
+    private static SeededRandom? t_rng;
 
     /// <summary>This thread's scratch arrays for a job's accesses, by length (<see cref="AccessScratch"/>).</summary>
     [ThreadStatic]
@@ -45,7 +45,9 @@ internal sealed class Workload
     private readonly ClientState[] _clients;
     private readonly Dictionary<GpuClient, ClientState> _byClient = [];
     private readonly ulong _foreignContext = FenceContext.Allocate();
-    private readonly HashSet<EngineKind> _engineKinds;
+    /// <summary>The engine kinds the GPU has, one bit per <see cref="EngineKind"/>. PERF: a HashSet's Contains made two
+    /// interface calls to its comparer, once or twice per job.</summary>
+    private readonly int _engineKinds;
     private readonly List<(GpuBuffer Buffer, Fence Fence, long[] MaxJob)> _exports = [];
     private long _latencyCount;
     private long _submitted;
@@ -59,8 +61,8 @@ internal sealed class Workload
         _gpu = devices.Primary;
         _checker = checker;
         _trace = trace;
-        _rng = new Random(o.Seed);
-        _engineKinds = [.. _gpu.Engines.Select(e => e.Kind)];
+        _rng = new SeededRandom(o.Seed);
+        _engineKinds = _gpu.Engines.Aggregate(0, (bits, e) => bits | KindBit(e.Kind));
         // 64 KiB to 2 MiB each (about 1 MiB on average, capped at a sixteenth of device memory), so the
         // default 96 buffers want more than the default 80 MiB and the memory manager must evict. With
         // several devices, each has --buffers of its own (buffer i belongs to device i mod N) and --memory.
@@ -184,7 +186,7 @@ internal sealed class Workload
 
     /// <summary>The seeded generator in virtual mode (one thread: the same seed replays the run); in threads
     /// mode this thread's own, seeded from the seed and the thread (the interleaving varies anyway).</summary>
-    private Random Rng => _o.Mode == GpuTimeMode.Virtual ? _rng : t_rng ??= new Random(HashCode.Combine(_o.Seed, Environment.CurrentManagedThreadId));
+    private SeededRandom Rng => _o.Mode == GpuTimeMode.Virtual ? _rng : t_rng ??= new SeededRandom(HashCode.Combine(_o.Seed, Environment.CurrentManagedThreadId));
 
     /// <summary>Virtual mode: each client's first jobs, staggered over the first 100 µs.</summary>
     public void StartVirtual()
@@ -283,7 +285,7 @@ internal sealed class Workload
         JobDescription desc;
         bool kill;
         (GpuBuffer Buffer, DmaBuf DmaBuf, bool Write)? export = null;
-        Random rng = Rng;
+        SeededRandom rng = Rng;
         desc = cs.Compositor ? NextCompositorJob(cs, rng) : NextJob(cs, rng);
         kill = rng.NextDouble() < _o.KillRate;
         if (rng.NextDouble() < _o.ExportRate)
@@ -383,11 +385,13 @@ internal sealed class Workload
         return false;
     }
 
-    private JobDescription NextJob(ClientState cs, Random rng)
+    private static int KindBit(EngineKind kind) => 1 << (int)kind;
+
+    private JobDescription NextJob(ClientState cs, SeededRandom rng)
     {
         double roll = rng.NextDouble();
         EngineKind kind = roll < 0.35 ? EngineKind.Graphics : roll < 0.7 ? EngineKind.Compute : roll < 0.8 ? EngineKind.Copy : EngineKind.Video;
-        if (!_engineKinds.Contains(kind))
+        if ((_engineKinds & KindBit(kind)) == 0)
         {
             kind = _gpu.Engines[rng.Next(_gpu.Engines.Count)].Kind;
         }
@@ -416,7 +420,7 @@ internal sealed class Workload
     /// of the buffers other devices render into and writes one of its own device's unshared buffers, its
     /// scanout; a one-buffer job only reads an import. Only with several devices.
     /// </summary>
-    private JobDescription NextCompositorJob(ClientState cs, Random rng)
+    private JobDescription NextCompositorJob(ClientState cs, SeededRandom rng)
     {
         Interlocked.Increment(ref CompositorJobs);
         List<GpuBuffer> imports = _imports[cs.Device];
@@ -443,12 +447,12 @@ internal sealed class Workload
             accesses[reads] = new BufferAccess(targets[rng.Next(targets.Length)], Write: true);
         }
 
-        EngineKind kind = _engineKinds.Contains(EngineKind.Graphics) ? EngineKind.Graphics : _gpu.Engines[rng.Next(_gpu.Engines.Count)].Kind;
+        EngineKind kind = (_engineKinds & KindBit(EngineKind.Graphics)) != 0 ? EngineKind.Graphics : _gpu.Engines[rng.Next(_gpu.Engines.Count)].Kind;
         return Describe(cs, kind, accesses, rng);
     }
 
     /// <summary>A buffer a compositor uses: one of its imports or one of its targets, uniformly.</summary>
-    private GpuBuffer PickCompositorBuffer(int device, Random rng)
+    private GpuBuffer PickCompositorBuffer(int device, SeededRandom rng)
     {
         List<GpuBuffer> imports = _imports[device];
         GpuBuffer[] targets = _targets[device];
@@ -458,7 +462,7 @@ internal sealed class Workload
 
     /// <summary>The rest of a job, whoever submits it: a foreign fence now and then, an explicit-sync
     /// client's snapshot of its first buffer's implicit fences, a hang, the duration.</summary>
-    private JobDescription Describe(ClientState cs, EngineKind kind, BufferAccess[] accesses, Random rng)
+    private JobDescription Describe(ClientState cs, EngineKind kind, BufferAccess[] accesses, SeededRandom rng)
     {
         int n = accesses.Length;
         List<Fence>? deps = null;
@@ -554,7 +558,7 @@ internal sealed class Workload
         bool cpu;
         int buffer;
         TimeSpan think;
-        Random rng = Rng;
+        SeededRandom rng = Rng;
         cpu = rng.NextDouble() < _o.CpuAccessRate;
         buffer = rng.Next(_buffers.Length);
         think = TimeSpan.FromTicks(rng.NextInt64(0, 20 * TicksPerUs));
