@@ -30,7 +30,7 @@ internal sealed class LeakDetector(Gpu gpu)
         Fence?[] storage = job.StorageFences;
         for (int i = 0; i < storage.Length; i++)
         {
-            if (storage[i] is { } move && !move.Poll() && !OrderedOnRing(move, job))
+            if (storage[i] is { } move && !move.PollFast() && !OrderedOnRing(move, job))
             {
                 if (startNs > _gpu.NowNs)
                 {
@@ -52,7 +52,7 @@ internal sealed class LeakDetector(Gpu gpu)
         Fence?[] storage = job.StorageFences;
         for (int i = 0; i < storage.Length; i++)
         {
-            if (storage[i] is { } move && !move.Poll() && !OrderedOnRing(move, job))
+            if (storage[i] is { } move && !move.PollFast() && !OrderedOnRing(move, job))
             {
                 RecordLeak(job, job.Accesses[i].Buffer);
                 return;

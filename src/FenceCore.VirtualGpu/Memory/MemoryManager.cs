@@ -121,7 +121,7 @@ internal sealed class MemoryManager(Gpu gpu)
             }
 
             buffer.PinCount++;
-            storagePending = buffer.StorageFence is { } move && !move.Poll();
+            storagePending = buffer.StorageFence is { } move && !move.PollFast();
             return true;
         }
     }

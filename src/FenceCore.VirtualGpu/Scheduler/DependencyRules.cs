@@ -34,7 +34,7 @@ internal static class DependencyRules
         foreach (Fence dep in deps)
         {
             Fence f = dep;
-            if (f.Context == job.Entity.ScheduledContext || f.Context == job.Entity.FinishedContext || f.Poll())
+            if (f.Context == job.Entity.ScheduledContext || f.Context == job.Entity.FinishedContext || f.PollFast())
             {
                 continue;
             }
@@ -42,7 +42,7 @@ internal static class DependencyRules
             if (f is GpuFence { Kind: GpuFenceKind.Finished, Job: { } other } && ReferenceEquals(other.Engine, job.Engine) && f.Error == 0)
             {
                 f = other.Scheduled;
-                if (f.Poll())
+                if (f.PollFast())
                 {
                     continue;
                 }

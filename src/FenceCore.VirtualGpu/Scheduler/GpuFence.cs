@@ -26,7 +26,7 @@ public sealed class GpuFence : Fence
     /// but derived from the job (the context tells the kind; the job keeps the two times): 16 B less on each
     /// of a job's three fences, which are 64 B, not 80.</summary>
     internal GpuFence(ulong context, ulong seqno, GpuJob job)
-        : base(context, seqno, FenceOptions.None, customClock: false, noSignaledHook: false, noPollHook: true)
+        : base(context, seqno, FenceOptions.None, FenceTraits.NoPollHook)
     {
         _job = job;
     }

@@ -30,7 +30,7 @@ internal sealed class GpuScheduler(Gpu gpu)
         }
 
         int first = 0;
-        while (first < deps.Count && deps[first].Poll())
+        while (first < deps.Count && deps[first].PollFast())
         {
             first++;
         }

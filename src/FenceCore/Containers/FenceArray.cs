@@ -91,7 +91,7 @@ public sealed class FenceArray : Fence
     /// <exception cref="ArgumentException">The set is empty, or a member is a container.</exception>
     /// <exception cref="ArgumentNullException">A member is null.</exception>
     public FenceArray(ReadOnlySpan<Fence> fences, ulong context, ulong seqno, bool signalOnAny)
-        : base(context, seqno, FenceOptions.None, customClock: false, noSignaledHook: true)
+        : base(context, seqno, FenceOptions.None, FenceTraits.NoSignaledHook)
     {
         if (fences.IsEmpty)
         {
@@ -138,7 +138,7 @@ public sealed class FenceArray : Fence
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // PERF: MergeSmallBenchmarks' three-context row
     private FenceArray(Fence a, Fence b, Fence? c)
-        : base(FenceContext.Allocate(), 1, FenceOptions.None, customClock: false, noSignaledHook: true)
+        : base(FenceContext.Allocate(), 1, FenceOptions.None, FenceTraits.NoSignaledHook)
     {
         _slots[0] = a;
         _slots[1] = b;

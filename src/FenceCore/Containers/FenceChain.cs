@@ -74,7 +74,7 @@ public sealed class FenceChain : Fence
     }
 
     private FenceChain(Fence? prev, Fence fence, Placement placement)
-        : base(placement.Context, placement.Seqno, FenceOptions.Seqno64, customClock: false, noSignaledHook: true)
+        : base(placement.Context, placement.Seqno, FenceOptions.Seqno64, FenceTraits.NoSignaledHook)
     {
         _fence = fence;
         _prevSeqno = placement.PrevSeqno;

@@ -35,8 +35,8 @@ public class FenceSource : Fence
     }
 
     /// <summary>For fences whose signal time comes from their own clock (<see cref="Fence.ClockNowNs"/>).</summary>
-    private protected FenceSource(ulong context, ulong seqno, FenceOptions options, bool customClock, bool noSignaledHook, bool noPollHook = false)
-        : base(context, seqno, options, customClock, noSignaledHook, noPollHook)
+    private protected FenceSource(ulong context, ulong seqno, FenceOptions options, FenceTraits traits)
+        : base(context, seqno, options, traits)
     {
     }
 

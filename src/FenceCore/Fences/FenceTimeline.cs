@@ -114,7 +114,7 @@ public sealed class FenceTimeline
 
     /// <summary>A fence of a <see cref="FenceTimeline"/>: its name and its callback-failure policy come from the timeline.</summary>
     private sealed class TimelineFence(FenceTimeline timeline, ulong seqno)
-        : FenceSource(timeline.Context, seqno, timeline._options, customClock: timeline._time is not null, noSignaledHook: true, noPollHook: true)
+        : FenceSource(timeline.Context, seqno, timeline._options, (timeline._time is not null ? FenceTraits.CustomClock : FenceTraits.None) | FenceTraits.NoSignaledHook | FenceTraits.NoPollHook)
     {
         public override string TimelineName => timeline.Name;
 

@@ -175,7 +175,7 @@ public sealed class Reservation
             ReservationEntry[] old = Volatile.Read(ref _entries);
             foreach (ReservationEntry e in old)
             {
-                if (e.Usage <= waitFor && !ReferenceEquals(e.Fence, fence) && !e.Fence.Poll())
+                if (e.Usage <= waitFor && !ReferenceEquals(e.Fence, fence) && !e.Fence.PollFast())
                 {
                     dependencies.Add(e.Fence);
                 }
@@ -644,7 +644,7 @@ public sealed class Reservation
         for (int i = 0; i < old.Length; i++)
         {
             Fence existing = old[i].Fence;
-            dead[i] = existing.Poll();
+            dead[i] = existing.PollFast();
             deadCount += dead[i] ? 1 : 0;
             if (reuse < 0 &&
                 (dead[i] || (existing.Context == fence.Context && old[i].Usage >= usage && Fence.IsLaterOrSame(fence, existing))))

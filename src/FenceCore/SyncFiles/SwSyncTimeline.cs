@@ -441,7 +441,7 @@ public sealed class SwSyncTimeline : IDisposable
 
     /// <summary>A point on a <see cref="SwSyncTimeline"/>.</summary>
     private sealed class SwSyncFence(SwSyncTimeline timeline, uint value)
-        : Fence(timeline.Context, value, FenceOptions.None, customClock: false, noSignaledHook: true, noPollHook: true)
+        : Fence(timeline.Context, value, FenceOptions.None, FenceTraits.NoSignaledHook | FenceTraits.NoPollHook)
     {
         public SwSyncTimeline Timeline { get; } = timeline;
 
