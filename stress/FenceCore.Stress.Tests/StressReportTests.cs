@@ -30,6 +30,30 @@ public class StressReportTests
         Assert.True(validation.IsValid, Errors(validation));
     }
 
+    /// <summary>A threads-mode run on two cores carries the round trip of a cache line between two cores, measured
+    /// before and after it (a two-core throughput means little without it); a virtual-time run, and any run on one
+    /// core, carries null.</summary>
+    [Fact]
+    public void AThreadsModeRunOnTwoCores_CarriesTheCoreRoundTrip_AndAVirtualRunNull()
+    {
+        (_, JsonElement threads, _) = StressRunner.Run("--jobs", "3000", "--mode", "threads", "--threads", "2", "--quiet");
+        JsonElement roundTrip = threads.GetProperty("throughput").GetProperty("coreRoundTripNs");
+        if (Environment.ProcessorCount >= 2)
+        {
+            Assert.True(roundTrip.GetProperty("before").GetDouble() > 0, roundTrip.ToString());
+            Assert.True(roundTrip.GetProperty("after").GetDouble() > 0, roundTrip.ToString());
+        }
+        else
+        {
+            Assert.Equal(JsonValueKind.Null, roundTrip.ValueKind); // one core: two threads would only take turns
+        }
+
+        // One core (not run here with --cores 1: the runner runs in this process, and would pin it): no figure.
+        Assert.Null(CoreRoundTrip.MeasureNs(cores: 1));
+        (_, JsonElement virtualRun, _) = StressRunner.Run("--jobs", "2000", "--quiet");
+        Assert.Equal(JsonValueKind.Null, virtualRun.GetProperty("throughput").GetProperty("coreRoundTripNs").ValueKind);
+    }
+
     [Fact]
     public void ADurationRun_ValidatesAgainstTheCommittedSchema_WithItsDuration()
     {

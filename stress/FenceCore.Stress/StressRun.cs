@@ -48,6 +48,10 @@ internal static class StressRun
         RunDisplay.Line(string.Create(CultureInfo.InvariantCulture,
             $"fencecore-stress {Version}: seed {o.Seed}, {o.Mode} mode, {o.Jobs:N0} jobs, {Devices(o, workload)}{o.Clients} clients ({Math.Round(o.Clients * o.ExplicitFraction)} explicit-sync), {o.Buffers} buffers (≤{o.MaxBuffersPerJob}/job), {gpu.Primary.Engines.Count} engines{(o.Devices > 1 ? " each" : "")} [{string.Join(", ", gpu.Primary.Engines.Select(e => e.Name))}], {o.DeviceMemoryMiB} MiB{(o.Devices > 1 ? " each" : "")}, hang {o.HangRate:0.######}, kill {o.KillRate:0.######}, foreign {o.ForeignRate:0.######}{(o.Checks ? "" : ", checks off")}{(o.InjectImporterSkipsKernelFences ? ", importers skip KERNEL fences (injected)" : o.InjectSkipKernelFences ? ", explicit-sync jobs skip KERNEL fences (injected)" : "")}"));
 
+        // Threads mode: the round trip of a cache line between two cores, which sets what a second core gives
+        // (see CoreRoundTrip); before and after, as the host may move the vCPUs during the run.
+        int runCores = o.Cores ?? Environment.ProcessorCount;
+        double? roundTripBefore = o.Mode == GpuTimeMode.Threads ? CoreRoundTrip.MeasureNs(runCores) : null;
         Stopwatch wall = stats.Wall;
         wall.Start();
         int ticks = 0;
@@ -74,6 +78,7 @@ internal static class StressRun
         display.Run(o.Jobs, () => Drive(o, gpu, workload, wall));
         wall.Stop();
         timer.Change(Timeout.Infinite, Timeout.Infinite);
+        ReportCoreRoundTrip? roundTrip = roundTripBefore is { } before ? new ReportCoreRoundTrip(before, CoreRoundTrip.MeasureNs(runCores) ?? before) : null;
         stats.Sample(wall.Elapsed, workload.CompletedClientJobs);
 
         checker?.SampleManagedHeap();
@@ -82,7 +87,7 @@ internal static class StressRun
 
         Invariant? broken = checker?.FirstBroken;
         string? replay = broken is null ? null : StressCommand.ReplayCommand(o.ReplayArguments);
-        StressReport report = BuildReport(o, config, gpu, checker, workload, stats, wall.Elapsed.TotalSeconds, replay);
+        StressReport report = BuildReport(o, config, gpu, checker, workload, stats, wall.Elapsed.TotalSeconds, replay, roundTrip);
         RunDisplay.Line("");
         display.Summary(report);
 
@@ -183,7 +188,7 @@ internal static class StressRun
         gpu.WaitForIdle(TimeSpan.FromSeconds(60));
     }
 
-    private static StressReport BuildReport(StressSettings o, GpuConfig config, DeviceSet gpu, InvariantChecker? checker, Workload workload, RunStatistics stats, double seconds, string? replay)
+    private static StressReport BuildReport(StressSettings o, GpuConfig config, DeviceSet gpu, InvariantChecker? checker, Workload workload, RunStatistics stats, double seconds, string? replay, ReportCoreRoundTrip? roundTrip)
     {
         long allocated = GC.GetTotalAllocatedBytes();
         return new StressReport
@@ -202,7 +207,7 @@ internal static class StressRun
                 gpu.Engines.Sum(e => e.Resets), workload.Hangs, workload.Kills, workload.ForeignDependencies, stats.DependencyTimeouts,
                 workload.Exports, workload.CpuAccesses, workload.SyncObjQueries, gpu.LeakCount,
                 workload.Imports, workload.MoveNotifications, stats.CrossDeviceLeaks, workload.CompositorJobs, workload.ImportReads, workload.ImportWrites),
-            Throughput = new ReportThroughput(Math.Round(seconds, 3), Math.Round(gpu.NowNs / 1e9, 6), Math.Round(gpu.JobsCompleted / seconds), Math.Round(gpu.FencesSignaled / seconds)),
+            Throughput = new ReportThroughput(Math.Round(seconds, 3), Math.Round(gpu.NowNs / 1e9, 6), Math.Round(gpu.JobsCompleted / seconds), Math.Round(gpu.FencesSignaled / seconds), roundTrip),
             Latency = stats.LatencyReport(o.Mode == GpuTimeMode.Virtual ? "virtual" : "monotonic"),
             Memory = new ReportMemory(
                 gpu.DeviceMemoryBytes, gpu.PeakDeviceMemoryUsed, checker?.PeakManagedBytes ?? GC.GetTotalMemory(false),

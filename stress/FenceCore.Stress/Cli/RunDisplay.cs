@@ -135,6 +135,10 @@ internal sealed class RunDisplay
         Row("wall time", string.Create(CultureInfo.InvariantCulture, $"{t.WallSeconds:F1} s"));
         Row("GPU time", string.Create(CultureInfo.InvariantCulture, $"{t.GpuSeconds:F3} s ({report.Config.Mode})"));
         Row("throughput", string.Create(CultureInfo.InvariantCulture, $"{t.JobsPerSecond:N0} jobs/s, {t.FencesPerSecond:N0} fences/s"));
+        if (t.CoreRoundTripNs is { } rt)
+        {
+            Row("core round trip", string.Create(CultureInfo.InvariantCulture, $"{rt.Before:F0} ns before, {rt.After:F0} ns after (one cache line between two threads; two-core figures compare only at similar values)"));
+        }
         Row("latency submit→finished", string.Create(CultureInfo.InvariantCulture, $"p50 {report.Latency.P50:F1} µs  p99 {report.Latency.P99:F1} µs  max {report.Latency.Max:F1} µs"));
         Row("faults", string.Create(CultureInfo.InvariantCulture, $"{c.HangsInjected} hangs → {c.EngineResets} resets, {c.ClientsKilled} kills, {c.ForeignDependencies} foreign fences, {c.DependencyTimeouts} dependency timeouts"));
         if (report.Devices.Count > 1)

@@ -89,7 +89,13 @@ internal sealed record ReportCounts(
 /// <summary>One device of the run.</summary>
 internal sealed record ReportDevice(string Name, string Digest, long JobsSubmitted, long JobsCompleted, long Leaks, long DeviceMemoryBytes, long PeakDeviceMemoryBytes);
 
-internal sealed record ReportThroughput(double WallSeconds, double GpuSeconds, double JobsPerSecond, double FencesPerSecond);
+/// <summary>The run's rates. <c>CoreRoundTripNs</c>: threads mode on two cores or more, the round trip of one cache
+/// line between two threads measured just before and just after the run (<see cref="CoreRoundTrip"/>); null
+/// otherwise. A two-core throughput is comparable with another only at a similar round trip.</summary>
+internal sealed record ReportThroughput(double WallSeconds, double GpuSeconds, double JobsPerSecond, double FencesPerSecond, ReportCoreRoundTrip? CoreRoundTripNs);
+
+/// <summary>A cache line's round trip between two cores in ns, before and after the run.</summary>
+internal sealed record ReportCoreRoundTrip(double Before, double After);
 
 /// <summary>
 /// Submit-to-finished latency of client jobs, recorded in an HdrHistogram at 3 significant digits, on the
