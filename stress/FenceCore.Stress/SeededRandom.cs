@@ -60,9 +60,6 @@ internal sealed class SeededRandom
         }
     }
 
-    /// <summary>A number in [0, 2^31 - 1).</summary>
-    public int Next() => Draw();
-
     /// <summary>A number in [0, <paramref name="maxValue"/>).</summary>
     public int Next(int maxValue) => (int)(Sample() * maxValue);
 
